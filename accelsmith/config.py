@@ -1,0 +1,248 @@
+"""Configuration files: typed parameter definitions, validation with clear errors, JSON Schema.
+
+A config is a YAML mapping with a ``family:`` key; the family declares its parameters as
+:class:`Param` objects. The same declarations validate files, generate the JSON Schema shipped
+for editors (``accelsmith/config.schema.json``) and the reference page ``docs/config-reference.md``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_REQUIRED = object()
+
+
+class ConfigError(Exception):
+    """A configuration problem, explained in one paragraph (file, key, value, what is allowed)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed configuration key.
+
+    ``only_for`` restricts the key to some values of another key (for example parameters that
+    exist for one architecture only): ``("architecture", ("tree",))``.
+    """
+
+    name: str
+    kind: type
+    doc: str
+    default: Any = _REQUIRED
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple | None = None
+    pattern: str | None = None
+    only_for: tuple[str, tuple] | None = None
+    default_doc: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        kind = {int: "an integer", bool: "true or false", str: "a string"}[self.kind]
+        if self.minimum is not None and self.maximum is not None:
+            kind += f" from {self.minimum} to {self.maximum}"
+        if self.pattern:
+            kind += f" matching {self.pattern}"
+        if self.default is None:
+            kind += " (or null for the default)"
+        return kind
+
+    def json_schema(self) -> dict:
+        types = {int: "integer", bool: "boolean", str: "string"}
+        schema: dict = {"description": self.doc}
+        if self.choices:
+            schema["enum"] = list(self.choices)
+        else:
+            schema["type"] = [types[self.kind], "null"] if self.default is None else types[self.kind]
+            if self.minimum is not None:
+                schema["minimum"] = self.minimum
+            if self.maximum is not None:
+                schema["maximum"] = self.maximum
+            if self.pattern:
+                schema["pattern"] = self.pattern
+        if not self.required and self.default is not None:
+            schema["default"] = self.default
+        return schema
+
+
+@dataclass(frozen=True)
+class FamilySchema:
+    name: str
+    doc: str
+    params: tuple[Param, ...]
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
+    def json_schema(self) -> dict:
+        props = {"family": {"const": self.name, "description": "Accelerator family."}}
+        props.update({p.name: p.json_schema() for p in self.params})
+        schema = {
+            "type": "object",
+            "description": self.doc,
+            "properties": props,
+            "required": ["family"] + [p.name for p in self.params if p.required],
+            "additionalProperties": False,
+        }
+        rules = []
+        for p in self.params:
+            if p.only_for:
+                key, values = p.only_for
+                rules.append({"if": {"properties": {key: {"not": {"enum": list(values)}}},
+                                     "required": [key]},
+                              "then": {"not": {"required": [p.name]}}})
+        if rules:
+            schema["allOf"] = rules
+        return schema
+
+
+@dataclass
+class Config:
+    """A validated configuration: the family, every parameter (defaults filled in), its source."""
+
+    family: str
+    values: dict
+    source: str = "<config>"
+    raw: dict = field(default_factory=dict)
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+    def as_dict(self) -> dict:
+        return {"family": self.family, **self.values}
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def validate(raw: Any, source: str = "<config>") -> Config:
+    """Check a parsed config against its family's parameters; raise :class:`ConfigError`."""
+    from .registry import FAMILIES, family_schema
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the file must hold a YAML mapping of keys to values "
+                          f"(like 'family: bitweight'), but it holds {type(raw).__name__} "
+                          f"{_describe(raw)}.")
+    if "family" not in raw:
+        raise ConfigError(f"{source}: key 'family' is missing; every config names its accelerator "
+                          f"family, one of: {', '.join(FAMILIES)}.")
+    family = raw["family"]
+    if family not in FAMILIES:
+        raise ConfigError(f"{source}: key 'family' has value {_describe(family)}, which is not a "
+                          f"known family; allowed: {', '.join(FAMILIES)}.")
+    schema = family_schema(family)
+    known = {p.name: p for p in schema.params}
+    for key in raw:
+        if key != "family" and key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{source}: key {_describe(key)} is not a parameter of family "
+                              f"'{family}'.{hint} Allowed keys: family, {', '.join(known)}.")
+    values = {}
+    for p in schema.params:
+        if p.name not in raw:
+            if p.required:
+                raise ConfigError(f"{source}: key '{p.name}' is missing; it is required for family "
+                                  f"'{family}' and must be {p.allowed()}. ({p.doc})")
+            continue
+        value = raw[p.name]
+        ok_type = (value is None and p.default is None) or (
+            isinstance(value, p.kind) and not (p.kind is int and isinstance(value, bool)))
+        if not ok_type:
+            raise ConfigError(f"{source}: key '{p.name}' has value {_describe(value)} "
+                              f"({type(value).__name__}), but it must be {p.allowed()}.")
+        if value is not None:
+            if p.choices and value not in p.choices:
+                close = difflib.get_close_matches(str(value), [str(c) for c in p.choices], n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"{source}: key '{p.name}' has value {_describe(value)}, which is "
+                                  f"not allowed; it must be {p.allowed()}.{hint}")
+            if (p.minimum is not None and value < p.minimum) or (
+                    p.maximum is not None and value > p.maximum):
+                raise ConfigError(f"{source}: key '{p.name}' has value {value}, out of range; it "
+                                  f"must be {p.allowed()}.")
+            if p.pattern and not re.fullmatch(p.pattern, value):
+                raise ConfigError(f"{source}: key '{p.name}' has value {_describe(value)}; it must "
+                                  f"be {p.allowed()}.")
+        values[p.name] = value
+    for p in schema.params:
+        if p.only_for and p.name in values:
+            key, allowed = p.only_for
+            current = values.get(key, raw.get(key))
+            if current not in allowed:
+                raise ConfigError(f"{source}: key '{p.name}' does not apply when {key} is "
+                                  f"{_describe(current)}; it is used only with {key} "
+                                  f"{' or '.join(repr(a) for a in allowed)}. Remove it.")
+    for p in schema.params:
+        if p.name not in values and not p.required:
+            applies = not p.only_for or values.get(p.only_for[0]) in p.only_for[1]
+            if applies:
+                values[p.name] = p.default
+    return Config(family, values, source, dict(raw))
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file.") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc}).") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}. A config is a mapping of "
+                          f"'key: value' lines.") from None
+    return validate(raw, str(path))
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of all config files, one branch per family."""
+    from .registry import FAMILIES, family_schema
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://accelsmith.dev/config.schema.json",
+        "title": "accelsmith configuration",
+        "oneOf": [family_schema(f).json_schema() for f in FAMILIES],
+    }
+
+
+def reference_markdown() -> str:
+    """The config reference page (docs/config-reference.md), generated from the parameters."""
+    from .registry import FAMILIES, family_schema
+
+    out = ["# Configuration reference", "",
+           "Generated from the parameter definitions by `accelsmith schema --markdown`; "
+           "do not edit by hand. Editors can validate configs with "
+           "`accelsmith/config.schema.json` (add `# yaml-language-server: "
+           "$schema=<path>/config.schema.json` to a file).", ""]
+    for name in FAMILIES:
+        schema = family_schema(name)
+        out += [f"## family: `{name}`", "", schema.doc, "",
+                "| key | type | default | allowed | applies to | meaning |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for p in schema.params:
+            default = "required" if p.required else (p.default_doc or f"`{p.default}`")
+            applies = (f"{p.only_for[0]}: " + ", ".join(p.only_for[1])) if p.only_for else "all"
+            out.append(f"| `{p.name}` | {p.kind.__name__} | {default} | {p.allowed()} | "
+                       f"{applies} | {p.doc} |")
+        out.append("")
+    return "\n".join(out)

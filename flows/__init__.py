@@ -1,0 +1,1 @@
+"""Simulation, synthesis and report parsing around the generated designs."""

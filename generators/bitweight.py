@@ -1,0 +1,139 @@
+"""Generator of the ``bitweight`` family: dense integer tensor engines (GEMM tiles).
+
+``mac: baseline`` builds each architecture from behavioural multipliers and adders: the
+reference every bit-weight optimisation is measured against.
+"""
+
+from __future__ import annotations
+
+from amaranth import signed, unsigned
+
+from accelsmith.config import Config, FamilySchema, Param
+from accelsmith.hdl.tensor_cores import (BroadcastMatrix, Cube, MultiplierAdderTree, SystolicOSArray,
+                                SystolicWSArray)
+from accelsmith.hdl.tensor_engine import OutputStationaryEngine, WeightStationaryEngine
+from accelsmith.models.bitweight import EngineGeometry
+from accelsmith.models.intformat import IntFormat, accumulator_format
+from . import Design, ports_of
+
+ARCHITECTURES = {
+    "systolic_os": "output-stationary systolic array (rows x cols PEs, skewed operands)",
+    "systolic_ws": "weight-stationary systolic array (rows x cols PEs holding B, partial sums flow down)",
+    "matrix2d": "2D-Matrix: rows x cols MACs, A broadcast along rows and B along columns",
+    "tree": "multiplier-adder tree: `units` dot-product units of `tree_k` multipliers each",
+    "cube": "3D-Cube: cube_n^3 multipliers, cube_n^2 dot products of length cube_n per cycle",
+}
+MACS = ("baseline",)
+_GRID = ("systolic_os", "systolic_ws", "matrix2d")
+_STREAMED_A = ("systolic_ws", "tree")
+
+SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A @ B tile by tile.", (
+    Param("architecture", str, "Tensor-engine architecture: " + "; ".join(
+        f"`{k}` {v}" for k, v in ARCHITECTURES.items()) + ".", choices=tuple(ARCHITECTURES)),
+    Param("mac", str, "Multiply-accumulate implementation.", default="baseline", choices=MACS),
+    Param("rows", int, "PE rows (OS/2D-Matrix: output rows per tile; WS: K values per step).",
+          default=4, minimum=1, maximum=64, only_for=("architecture", _GRID)),
+    Param("cols", int, "PE columns (output columns per tile).", default=4, minimum=1, maximum=64,
+          only_for=("architecture", _GRID)),
+    Param("units", int, "Dot-product units (output columns per tile).", default=4, minimum=1,
+          maximum=64, only_for=("architecture", ("tree",))),
+    Param("tree_k", int, "Multipliers per dot-product unit (K values per step).", default=4,
+          minimum=1, maximum=64, only_for=("architecture", ("tree",))),
+    Param("cube_n", int, "Edge of the cube (output tile cube_n x cube_n, K values per step cube_n).",
+          default=4, minimum=1, maximum=16, only_for=("architecture", ("cube",))),
+    Param("m_tile", int, "Output rows per tile: A rows streamed past the stationary weights per step.",
+          default=4, minimum=1, maximum=256, only_for=("architecture", _STREAMED_A)),
+    Param("a_bits", int, "Width of A elements.", default=8, minimum=2, maximum=16),
+    Param("a_signed", bool, "A elements are two's complement (else unsigned).", default=True),
+    Param("b_bits", int, "Width of B elements.", default=8, minimum=2, maximum=16),
+    Param("b_signed", bool, "B elements are two's complement (else unsigned).", default=True),
+    Param("max_k", int, "Longest reduction K the default accumulator width never overflows for.",
+          default=256, minimum=1, maximum=1 << 20),
+    Param("acc_bits", int, "Accumulator width. Narrower than the default, sums wrap modulo "
+          "2**acc_bits (two's complement if either operand is signed).", default=None, minimum=2,
+          maximum=64, default_doc="just wide enough for `max_k`"),
+    Param("name", str, "Verilog module name of the top level.", default=None,
+          pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
+))
+
+
+def _shape(fmt: IntFormat):
+    return signed(fmt.bits) if fmt.signed else unsigned(fmt.bits)
+
+
+def build(config: Config) -> Design:
+    """Elaborate the engine a validated config describes."""
+    c = config.values
+    arch = c["architecture"]
+    a_fmt = IntFormat(c["a_bits"], c["a_signed"])
+    b_fmt = IntFormat(c["b_bits"], c["b_signed"])
+    acc_fmt = accumulator_format(a_fmt, b_fmt, c["max_k"])
+    if c["acc_bits"] is not None:
+        acc_fmt = IntFormat(c["acc_bits"], acc_fmt.signed)
+    shapes = (_shape(a_fmt), _shape(b_fmt), _shape(acc_fmt))
+
+    if arch == "systolic_os":
+        size = f"{c['rows']}x{c['cols']}"
+        engine = OutputStationaryEngine(SystolicOSArray(c["rows"], c["cols"], *shapes))
+    elif arch == "matrix2d":
+        size = f"{c['rows']}x{c['cols']}"
+        engine = OutputStationaryEngine(BroadcastMatrix(c["rows"], c["cols"], *shapes))
+    elif arch == "cube":
+        size = f"{c['cube_n']}x{c['cube_n']}x{c['cube_n']}"
+        engine = OutputStationaryEngine(Cube(c["cube_n"], *shapes))
+    elif arch == "systolic_ws":
+        size = f"{c['rows']}x{c['cols']}_m{c['m_tile']}"
+        engine = WeightStationaryEngine(SystolicWSArray(c["rows"], c["cols"], *shapes), c["m_tile"])
+    else:
+        size = f"{c['units']}x{c['tree_k']}_m{c['m_tile']}"
+        engine = WeightStationaryEngine(MultiplierAdderTree(c["tree_k"], c["units"], *shapes),
+                                        c["m_tile"])
+    core = engine.core
+    geometry = EngineGeometry(
+        "output_stationary" if isinstance(engine, OutputStationaryEngine) else "weight_stationary",
+        engine.m_tile, core.n_tile, core.k_per_step, core.latency, a_fmt, b_fmt, acc_fmt)
+    top = c["name"] or f"bitweight_{arch}_{c['mac']}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
+    manifest = {
+        "family": "bitweight",
+        "top": top,
+        "architecture": arch,
+        "mac": c["mac"],
+        "description": ARCHITECTURES[arch],
+        "core": type(core).__name__,
+        "core_doc": " ".join(type(core).__doc__.split()),
+        "ports": ports_of(engine),
+        "streams": {
+            "a": {"direction": "in", "element": str(a_fmt), "elements": geometry.a_beat_len},
+            "b": {"direction": "in", "element": str(b_fmt), "elements": geometry.b_beat_len},
+            "c": {"direction": "out", "element": str(acc_fmt), "elements": geometry.n_tile,
+                  "extra": "last (1 bit above the data) marks the final row of a tile"},
+        },
+        "registers": engine.regs.describe(),
+        "geometry": geometry.to_manifest(),
+        "performance": {
+            "macs_per_cycle": geometry.macs_per_cycle(),
+            "pipeline_latency": core.latency,
+            "job_cycles": ("K_STEPS + pipeline_latency + m_tile" if geometry.output_stationary else
+                           "K_STEPS * (k_per_step + m_tile + pipeline_latency) + m_tile"),
+            "job_cycles_one_step": geometry.job_cycles(1),
+            "throughput": ("one step (a and b beat) per cycle" if geometry.output_stationary else
+                           "one A row per cycle while streaming; weight loads stall the stream"),
+        },
+        "semantics": {
+            "accumulator": f"{acc_fmt}: sums wrap modulo 2**{acc_fmt.bits}"
+                           + (" (two's complement)" if acc_fmt.signed else ""),
+            "never_overflows_up_to_k": _overflow_free_k(a_fmt, b_fmt, acc_fmt),
+        },
+        "config": config.as_dict(),
+    }
+    return Design(top, engine, manifest)
+
+
+def _overflow_free_k(a_fmt, b_fmt, acc_fmt) -> int:
+    """Largest K whose sums always fit the accumulator (capped at 2**32)."""
+    lo, hi = 0, 1 << 32
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        need = accumulator_format(a_fmt, b_fmt, mid)
+        lo, hi = (mid, hi) if need.bits <= acc_fmt.bits else (lo, mid - 1)
+    return lo

@@ -1,0 +1,2 @@
+"""Reusable Amaranth building blocks: register files, tensor-engine cores and their stream shells,
+the synthesis IO harness."""

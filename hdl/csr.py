@@ -1,0 +1,101 @@
+"""A small memory-mapped register file, described once for the hardware and the manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Field", "Register", "RegisterBusSignature", "RegisterFile"]
+
+DATA_WIDTH = 32
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    offset: int
+    width: int
+    doc: str
+
+
+@dataclass(frozen=True)
+class Register:
+    """One 32-bit register.
+
+    ``access`` is ``"rw"`` (stored, read back), ``"ro"`` (driven by the hardware) or
+    ``"wo"`` (a command: the written word is presented for one cycle, reads return 0).
+    """
+
+    name: str
+    access: str
+    doc: str
+    fields: tuple[Field, ...] = field(default=())
+    width: int = DATA_WIDTH
+
+    def describe(self, address: int) -> dict:
+        return {"name": self.name, "address": address, "byte_address": address * 4,
+                "access": self.access, "width": self.width, "doc": self.doc,
+                "fields": [vars(f) for f in self.fields]}
+
+
+class RegisterBusSignature(wiring.Signature):
+    """Word-addressed register bus, as seen from the host that drives it.
+
+    A write takes effect on the clock edge that ends the cycle where ``w_en`` is high;
+    ``r_data`` shows the register at ``addr`` combinationally (zero-latency read).
+    """
+
+    def __init__(self, addr_width: int):
+        super().__init__({
+            "addr": Out(addr_width),
+            "w_en": Out(1),
+            "w_data": Out(DATA_WIDTH),
+            "r_data": In(DATA_WIDTH),
+        })
+
+
+class RegisterFile(wiring.Component):
+    """Registers at consecutive word addresses behind a :class:`RegisterBusSignature` bus.
+
+    Each register appears as a member named after it (lower case): an output holding the stored
+    value for ``rw``, an input for ``ro``, an output valid for one cycle for ``wo`` (with
+    ``<name>_stb`` high in that cycle).
+
+    Timing: reads are combinational, writes land at the next clock edge; no backpressure.
+    """
+
+    def __init__(self, registers: list[Register]):
+        self.registers = list(registers)
+        self.addr_width = max(1, (len(self.registers) - 1).bit_length())
+        members = {"bus": In(RegisterBusSignature(self.addr_width))}
+        for reg in self.registers:
+            key = reg.name.lower()
+            members[key] = In(reg.width) if reg.access == "ro" else Out(reg.width)
+            if reg.access == "wo":
+                members[key + "_stb"] = Out(1)
+        super().__init__(members)
+
+    def describe(self) -> list[dict]:
+        return [reg.describe(addr) for addr, reg in enumerate(self.registers)]
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        with m.Switch(bus.addr):
+            for addr, reg in enumerate(self.registers):
+                if reg.access != "wo":
+                    with m.Case(addr):
+                        m.d.comb += bus.r_data.eq(getattr(self, reg.name.lower()))
+        for addr, reg in enumerate(self.registers):
+            port = getattr(self, reg.name.lower())
+            hit = bus.w_en & (bus.addr == addr)
+            if reg.access == "rw":
+                with m.If(hit):
+                    m.d.sync += port.eq(bus.w_data)
+            elif reg.access == "wo":
+                m.d.comb += [port.eq(Mux(hit, bus.w_data, 0)),
+                             getattr(self, reg.name.lower() + "_stb").eq(hit)]
+        return m

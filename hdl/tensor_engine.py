@@ -1,0 +1,206 @@
+"""Stream shells around the tensor cores: operand streams in, result rows out, control registers.
+
+Both shells share one register map (:data:`REGISTERS`) and one readout stage; they differ in
+how operands are sequenced into the core (see :mod:`accelsmith.models.bitweight` for the job
+layout the host follows).
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .csr import Field, Register, RegisterBusSignature, RegisterFile
+
+__all__ = ["REGISTERS", "OutputStationaryEngine", "WeightStationaryEngine", "result_layout"]
+
+REGISTERS = [
+    Register("CTRL", "wo", "Command register.",
+             (Field("START", 0, 1, "Write 1 to start a job; ignored while BUSY."),)),
+    Register("STATUS", "ro", "Engine status.",
+             (Field("BUSY", 0, 1, "A job is running (from START until its last result row is accepted)."),
+              Field("DONE", 1, 1, "The last job finished; cleared by START."))),
+    Register("K_STEPS", "rw", "Steps of the reduction per job (K / k_per_step, rounded up). "
+             "0 gives an all-zero tile."),
+    Register("CYCLES", "ro", "Clock cycles the current or last job has been BUSY (wraps at 2**32)."),
+]
+
+
+def result_layout(acc_shape, n_tile):
+    """One row of the output tile, ``last`` set on the tile's final row."""
+    return data.StructLayout({"data": data.ArrayLayout(acc_shape, n_tile), "last": 1})
+
+
+class _Shell(wiring.Component):
+    def __init__(self, core, m_tile, a_len, b_len):
+        self.core = core
+        self.m_tile = m_tile
+        self.regs = RegisterFile(REGISTERS)
+        super().__init__({
+            "a": In(stream.Signature(data.ArrayLayout(core.a_shape, a_len))),
+            "b": In(stream.Signature(data.ArrayLayout(core.b_shape, b_len))),
+            "c": Out(stream.Signature(result_layout(core.acc_shape, core.n_tile))),
+            "csr": In(RegisterBusSignature(self.regs.addr_width)),
+        })
+
+    def _control(self, m):
+        """Register file, START decode, BUSY/DONE/CYCLES bookkeeping; returns (start, done)."""
+        m.submodules.regs = regs = self.regs
+        wiring.connect(m, wiring.flipped(self.csr), regs.bus)
+        m.submodules.core = self.core
+        busy, done, cycles = Signal(), Signal(), Signal(32)
+        start = regs.ctrl_stb & regs.ctrl[0] & ~busy
+        m.d.comb += [regs.status.eq(Cat(busy, done)), regs.cycles.eq(cycles)]
+        with m.If(start):
+            m.d.sync += [done.eq(0), cycles.eq(0)]
+        with m.Elif(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+        return start, busy, done
+
+    def _readout(self, m, rows, row, done):
+        """READOUT state body: present row ``row`` of ``rows`` on ``c`` until accepted."""
+        last = row == self.m_tile - 1
+        m.d.comb += [self.c.valid.eq(1),
+                     self.c.payload.data.eq(Array(rows)[row]),
+                     self.c.payload.last.eq(last)]
+        with m.If(self.c.ready):
+            m.d.sync += row.eq(row + 1)
+            with m.If(last):
+                m.d.sync += [row.eq(0), done.eq(1)]
+                m.next = "IDLE"
+
+
+class OutputStationaryEngine(_Shell):
+    """Job sequencer for output-stationary cores (systolic OS, 2D-Matrix, 3D-Cube).
+
+    Per job: START clears the accumulators; ``K_STEPS`` steps are taken, each one ``a`` beat
+    and one ``b`` beat accepted together (both streams stall the core); the core is flushed for
+    ``core.latency`` cycles; then ``m_tile`` result rows leave on ``c``, one per accepted beat.
+
+    Throughput: one step per cycle while both operand streams are valid. Cycles per job without
+    stalls: ``K_STEPS + core.latency + m_tile``. Backpressure on ``c`` holds the row on offer.
+    """
+
+    def __init__(self, core):
+        super().__init__(core, core.m_tile, core.m_tile * core.k_per_step,
+                         core.k_per_step * core.n_tile)
+
+    def elaborate(self, platform):
+        m = Module()
+        core = self.core
+        start, busy, done = self._control(m)
+        steps_left = Signal(32)
+        flush = Signal(range(core.latency + 1))
+        row = Signal(range(self.m_tile))
+        rows = [core.acc[i].as_value() for i in range(self.m_tile)]
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.comb += core.clear.eq(1)
+                    m.d.sync += [steps_left.eq(self.regs.k_steps), flush.eq(core.latency)]
+                    with m.If(self.regs.k_steps == 0):
+                        m.next = "FLUSH"
+                    with m.Else():
+                        m.next = "FEED"
+            with m.State("FEED"):
+                m.d.comb += [self.a.ready.eq(self.b.valid), self.b.ready.eq(self.a.valid)]
+                with m.If(self.a.valid & self.b.valid):
+                    m.d.comb += [core.en.eq(1), core.a.eq(self.a.payload), core.b.eq(self.b.payload)]
+                    m.d.sync += steps_left.eq(steps_left - 1)
+                    with m.If(steps_left == 1):
+                        m.next = "FLUSH"
+            with m.State("FLUSH"):
+                m.d.comb += core.en.eq(1)
+                m.d.sync += flush.eq(flush - 1)
+                with m.If(flush == 1):
+                    m.next = "READOUT"
+            with m.State("READOUT"):
+                self._readout(m, rows, row, done)
+        m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
+        return m
+
+
+class WeightStationaryEngine(_Shell):
+    """Job sequencer for weight-stationary cores (systolic WS, multiplier-adder tree).
+
+    Per step: ``k_per_step`` ``b`` beats load the weight block; ``m_tile`` ``a`` beats stream A
+    rows through the core; the core is flushed for ``core.latency`` cycles. Each output row the
+    core produces is added to row ``m`` of an ``m_tile x n_tile`` accumulator buffer (one row of
+    adders behind a row multiplexer). After ``K_STEPS`` steps the buffer leaves on ``c``.
+
+    Throughput: one A row per cycle while streaming. Cycles per job without stalls:
+    ``K_STEPS * (k_per_step + m_tile + core.latency) + m_tile``.
+    """
+
+    def __init__(self, core, m_tile):
+        super().__init__(core, m_tile, core.k_per_step, core.n_tile)
+
+    def elaborate(self, platform):
+        m = Module()
+        core = self.core
+        start, busy, done = self._control(m)
+        ks, n, M = core.k_per_step, core.n_tile, self.m_tile
+        steps_left = Signal(32)
+        w_row = Signal(range(ks))
+        a_row = Signal(range(M))
+        flush = Signal(range(core.latency + 1))
+        row = Signal(range(M))
+
+        acc_buf = [Signal(data.ArrayLayout(core.acc_shape, n), name=f"acc_row{i}") for i in range(M)]
+        # Which buffer row the core's output belongs to, delayed alongside the core.
+        trk_valid = Signal(core.latency)
+        trk_row = [Signal(range(M), name=f"trk_row{d}") for d in range(core.latency)]
+        feeding = Signal()
+        with m.If(core.en):
+            m.d.sync += trk_valid.eq(Cat(feeding, trk_valid[:-1]))
+            m.d.sync += [dst.eq(src) for dst, src in zip(trk_row, [a_row] + trk_row[:-1])]
+        target = Array(acc_buf)[trk_row[-1]]
+        summed = Signal(data.ArrayLayout(core.acc_shape, n))
+        m.d.comb += [summed[j].eq(target[j] + core.out[j]) for j in range(n)]
+        with m.If(core.clear):
+            m.d.sync += [r.eq(0) for r in acc_buf] + [trk_valid.eq(0)]
+        with m.Elif(core.en & trk_valid[-1]):
+            with m.Switch(trk_row[-1]):
+                for i in range(M):
+                    with m.Case(i):
+                        m.d.sync += acc_buf[i].eq(summed)
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.comb += core.clear.eq(1)
+                    m.d.sync += [steps_left.eq(self.regs.k_steps), w_row.eq(0)]
+                    with m.If(self.regs.k_steps == 0):
+                        m.next = "READOUT"
+                    with m.Else():
+                        m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [self.b.ready.eq(1), core.w_row.eq(w_row), core.w_data.eq(self.b.payload)]
+                with m.If(self.b.valid):
+                    m.d.comb += core.w_en.eq(1)
+                    m.d.sync += w_row.eq(w_row + 1)
+                    with m.If(w_row == ks - 1):
+                        m.d.sync += [w_row.eq(0), a_row.eq(0)]
+                        m.next = "STREAM"
+            with m.State("STREAM"):
+                m.d.comb += [self.a.ready.eq(1), core.a.eq(self.a.payload)]
+                with m.If(self.a.valid):
+                    m.d.comb += [core.en.eq(1), feeding.eq(1)]
+                    m.d.sync += a_row.eq(a_row + 1)
+                    with m.If(a_row == M - 1):
+                        m.d.sync += [a_row.eq(0), flush.eq(core.latency)]
+                        m.next = "FLUSH"
+            with m.State("FLUSH"):
+                m.d.comb += core.en.eq(1)
+                m.d.sync += flush.eq(flush - 1)
+                with m.If(flush == 1):
+                    m.d.sync += steps_left.eq(steps_left - 1)
+                    with m.If(steps_left == 1):
+                        m.next = "READOUT"
+                    with m.Else():
+                        m.next = "LOAD"
+            with m.State("READOUT"):
+                self._readout(m, [r.as_value() for r in acc_buf], row, done)
+        m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
+        return m

@@ -1,0 +1,1 @@
+"""cocotb testbenches, one module per family, checking the RTL against ``accelsmith.models``."""

@@ -1,0 +1,1 @@
+"""Reference configurations users start from (YAML data files)."""

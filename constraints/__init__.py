@@ -1,0 +1,1 @@
+"""Board pin and timing constraint files (data)."""

@@ -1,0 +1,221 @@
+"""Synthesis flows: ASIC area/timing on real standard cells, FPGA utilisation and Fmax.
+
+* ``asic``: Yosys maps the core to a Liberty library (sky130 HD) with timing-driven ABC; area
+  and cell counts come from the Liberty, the critical path from OpenSTA. Without a Liberty the
+  flow maps to generic gates and reports counts only.
+* ``ecp5-85f`` / ``ice40-up5k``: the core goes behind :class:`~accelsmith.hdl.harness.ScanHarness`
+  (five pins), then Yosys + nextpnr place and route it; utilisation and Fmax come from
+  nextpnr's report.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from accelsmith.config import Config
+from accelsmith.registry import generator
+
+from . import tools
+
+TARGETS = ("asic", "ecp5-85f", "ice40-up5k")
+SKY130_HD_TT = "sky130_fd_sc_hd__tt_025C_1v80.lib"
+FPGA = {
+    "ecp5-85f": {"family": "ecp5", "synth": "synth_ecp5", "synth_nodsp": "synth_ecp5 -nodsp", "args": ["--85k", "--package", "CABGA381",
+                 "--speed", "6", "--lpf-allow-unconstrained"], "device": "LFE5U-85F-6CABGA381"},
+    "ice40-up5k": {"family": "ice40", "synth": "synth_ice40 -dsp", "synth_nodsp": "synth_ice40", "args": ["--up5k", "--package", "sg48",
+                   "--pcf-allow-unconstrained"], "device": "iCE40UP5K-SG48"},
+}
+
+
+@dataclass
+class SynthReport:
+    target: str
+    top: str
+    figures: dict
+    notes: list[str] = field(default_factory=list)
+    logs: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        width = max(len(k) for k in self.figures) + 2
+        lines = [f"{self.top} -> {self.target}"]
+        for key, value in self.figures.items():
+            if isinstance(value, dict):
+                continue
+            if isinstance(value, float):
+                value = f"{value:,.2f}"
+            elif isinstance(value, int):
+                value = f"{value:,}"
+            lines.append(f"  {key:<{width}}{value}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _say(msg, quiet):
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def find_liberty(explicit: str | None = None) -> Path | None:
+    """``explicit`` if given, else the sky130 HD typical-corner Liberty of an installed open PDK."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise tools.ToolError(f"--liberty {explicit}: no such file")
+        return path
+    roots = [os.environ.get("PDK_ROOT"), Path.home() / ".volare", Path.home() / ".ciel",
+             "/usr/local/share/pdk", "/opt/pdk"]
+    for root in filter(None, roots):
+        candidate = Path(root) / "sky130A" / "libs.ref" / "sky130_fd_sc_hd" / "lib" / SKY130_HD_TT
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _local_liberty(liberty: Path, workdir: Path) -> Path:
+    """A plain-text copy in the work directory (Yosys and ABC do not read .gz; YoWASP tools see
+    the work directory)."""
+    target = workdir / (liberty.name[:-3] if liberty.suffix == ".gz" else liberty.name)
+    if not target.exists() or target.stat().st_mtime < liberty.stat().st_mtime:
+        opener = gzip.open if liberty.suffix == ".gz" else open
+        with opener(liberty, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return target
+
+
+def _yosys(script: str, workdir: Path, log_name: str, quiet: bool) -> str:
+    (workdir / f"{log_name}.ys").write_text(script)
+    _say(f"[synth] yosys ({log_name}) in {workdir} ...", quiet)
+    return tools.run([tools.yosys(), "-q", "-l", f"{log_name}.log", f"{log_name}.ys"],
+                     workdir / f"{log_name}.out", f"yosys ({log_name})", cwd=workdir)
+
+
+def synthesize(config: Config, target: str, workdir: str | Path = "build", liberty: str | None = None,
+               clock_ns: float | None = None, no_dsp: bool = False, seed: int = 1,
+               quiet: bool = False) -> SynthReport:
+    """Synthesise the design of ``config`` for ``target``; see the module docstring."""
+    if target not in TARGETS:
+        raise tools.ToolError(f"unknown target '{target}'; allowed: {', '.join(TARGETS)}")
+    design = generator(config.family).build(config)
+    workdir = Path(workdir).resolve() / design.top / f"synth_{target}{'_nodsp' if no_dsp else ''}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    if target == "asic":
+        report = _asic(design, workdir, liberty, clock_ns, quiet)
+    else:
+        report = _fpga(design, target, workdir, clock_ns, no_dsp, seed, quiet)
+    report.seconds = round(time.monotonic() - t0, 1)
+    (workdir / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return report
+
+
+def _asic(design, workdir: Path, liberty_arg, clock_ns, quiet) -> SynthReport:
+    (workdir / "design.v").write_text(design.verilog())
+    lib_src = find_liberty(liberty_arg)
+    top = design.top
+    if lib_src is None:
+        _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
+               "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\n"
+               "tee -q -o stat.json stat -json -tech cmos\ntee -q -o ltp.txt ltp -noff\n",
+               workdir, "asic_generic", quiet)
+        stat = json.loads((workdir / "stat.json").read_text())["design"]
+        levels = re.search(r"Longest topological path .*?\(length=(\d+)\)",
+                           (workdir / "ltp.txt").read_text())
+        return SynthReport("asic", top, {
+            "cells": stat["num_cells"],
+            "transistors": stat.get("estimated_num_transistors"),
+            "logic_levels": int(levels.group(1)) if levels else None,
+            "cells_by_type": stat["num_cells_by_type"],
+        }, ["no Liberty found (give --liberty or install the sky130 PDK under $PDK_ROOT): "
+            "generic gates, so these figures are only counts, not area or timing"],
+            {"yosys": str(workdir / "asic_generic.log")})
+
+    lib = _local_liberty(lib_src, workdir)
+    period_ns = clock_ns or 5.0
+    _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
+           f"dfflibmap -liberty {lib.name}\nabc -liberty {lib.name} -D {period_ns * 1000:.0f}\n"
+           "opt_clean\nhilomap -hicell sky130_fd_sc_hd__conb_1 HI -locell sky130_fd_sc_hd__conb_1 LO\n"
+           f"tee -q -o stat.json stat -json -liberty {lib.name}\n"
+           "write_verilog -noattr -noexpr netlist.v\n", workdir, "asic", quiet)
+    stat = json.loads((workdir / "stat.json").read_text())["design"]
+    figures = {"area_um2": round(float(stat["area"]), 2), "cells": stat["num_cells"]}
+    notes = [f"Liberty: {lib_src} (abc -D {period_ns * 1000:.0f} ps); core ports are the "
+             "design's own (no IO harness): inputs and outputs constrained at 0 delay"]
+    logs = {"yosys": str(workdir / "asic.log")}
+    cells = stat["num_cells_by_type"]
+    figures["flip_flops"] = sum(n for c, n in cells.items() if "df" in c.split("__")[-1])
+    sta = tools.opensta()
+    if sta is None:
+        notes.append("OpenSTA ('sta') not on PATH (Debian: apt-get install opensta): no timing")
+    else:
+        _say("[synth] OpenSTA timing ...", quiet)
+        script = (f"read_liberty {lib}\nread_verilog {workdir / 'netlist.v'}\nlink_design {top}\n"
+                  f"create_clock -name clk -period {period_ns} [get_ports clk]\n"
+                  "set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]\n"
+                  "set_output_delay 0 -clock clk [all_outputs]\n"
+                  "report_checks -path_delay max -digits 3\n"
+                  "puts \"WORST_SLACK [sta::format_time [sta::worst_slack_cmd max] 4]\"\nexit\n")
+        (workdir / "sta.tcl").write_text(script)
+        text = tools.run([sta, "-no_init", "-no_splash", "-exit", str(workdir / "sta.tcl")],
+                         workdir / "sta.log", "OpenSTA", cwd=workdir)
+        slack = re.search(r"WORST_SLACK\s+(-?[\d.]+)", text)
+        if not slack:
+            raise tools.ToolError(f"OpenSTA printed no worst slack; log: {workdir / 'sta.log'}")
+        critical = period_ns - float(slack.group(1))
+        figures.update({"critical_path_ns": round(critical, 3),
+                        "fmax_mhz": round(1000.0 / critical, 1)})
+        logs["sta"] = str(workdir / "sta.log")
+    figures["cells_by_type"] = cells
+    return SynthReport("asic", design.top, figures, notes, logs)
+
+
+def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet) -> SynthReport:
+    from accelsmith.hdl.harness import ScanHarness
+
+    spec = FPGA[target]
+    harness = ScanHarness(design.component)
+    top = "harness"
+    (workdir / "design.v").write_text(verilog.convert(harness, name=top, emit_src=False))
+    synth = spec["synth_nodsp" if no_dsp else "synth"]
+    _yosys(f"read_verilog design.v\n{synth} -top {top} "
+           f"-json design.json\ntee -q -o stat.json stat -json\n", workdir, "fpga", quiet)
+    stat = json.loads((workdir / "stat.json").read_text())["design"]["num_cells_by_type"]
+    freq = 1000.0 / clock_ns if clock_ns else (100.0 if spec["family"] == "ecp5" else 30.0)
+    _say(f"[synth] nextpnr-{spec['family']} place and route ({spec['device']}) ...", quiet)
+    tools.run([tools.nextpnr(spec["family"]), *spec["args"], "--json", "design.json",
+               "--freq", f"{freq:g}", "--report", "pnr.json", "--seed", str(seed),
+               "--timing-allow-fail"], workdir / "nextpnr.log", f"nextpnr-{spec['family']}",
+              cwd=workdir)
+    pnr = json.loads((workdir / "pnr.json").read_text())
+    fmax = [v["achieved"] for k, v in pnr.get("fmax", {}).items() if "clk" in k] or \
+           [v["achieved"] for v in pnr.get("fmax", {}).values()]
+    count = lambda *names: sum(n for c, n in stat.items() if c in names or any(
+        c.startswith(p[:-1]) for p in names if p.endswith("*")))
+    if spec["family"] == "ecp5":
+        figures = {"luts": count("LUT4") + 2 * count("CCU2C"), "ffs": count("TRELLIS_FF"),
+                   "dsps": count("MULT18X18D"), "brams": count("DP16KD")}
+    else:
+        figures = {"luts": count("SB_LUT4"), "ffs": count("SB_DFF*"), "dsps": count("SB_MAC16"),
+                   "brams": count("SB_RAM40_4K")}
+    figures["fmax_mhz"] = round(min(fmax), 1) if fmax else None
+    figures["harness_ffs"] = harness.in_bits + harness.out_bits
+    figures["utilization"] = {k: v for k, v in pnr.get("utilization", {}).items() if v.get("used")}
+    notes = [f"{spec['device']}: the core sits behind a serial scan harness (5 pins); its "
+             f"{harness.in_bits} input and {harness.out_bits} output flip-flops are included "
+             f"in the figures above",
+             f"constraint {freq:g} MHz, nextpnr seed {seed}" + (", DSP blocks disabled" if no_dsp else "")]
+    return SynthReport(target, design.top, figures, notes,
+                       {"yosys": str(workdir / "fpga.log"), "nextpnr": str(workdir / "nextpnr.log")})

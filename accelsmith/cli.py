@@ -18,6 +18,13 @@ def _cmd_generate(args) -> int:
     design = generator(config.family).build(config)
     v_path, m_path = write_design(design, args.output)
     print(f"{design.top}: wrote {v_path} and {m_path}")
+    if args.lint:
+        from accelsmith.flows.tools import verilator_lint
+
+        ok, output = verilator_lint(v_path, design.top)
+        print("  verilator --lint-only: " + ("clean" if ok else "FAILED\n" + output))
+        if not ok:
+            return 1
     perf = design.manifest.get("performance", {})
     if perf:
         print(f"  {perf['macs_per_cycle']} MACs/cycle, pipeline latency {perf['pipeline_latency']} "
@@ -88,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="Verilog + JSON manifest for a config")
     p.add_argument("config")
     p.add_argument("-o", "--output", default="build/generated", help="output folder")
+    p.add_argument("--lint", action="store_true", help="also run verilator --lint-only on the output")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("sim", help="run the family's cocotb testbench against the golden model")

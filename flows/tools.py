@@ -115,3 +115,16 @@ def error_lines(text: str, limit: int = 12) -> list[str]:
     keys = ("error", "ERROR", "Error", "fatal", "FATAL", "failed", "Failed", "%Error")
     hits = [line for line in text.splitlines() if any(k in line for k in keys)]
     return [("  " + line) for line in (hits or text.splitlines()[-limit:])[:limit]]
+
+
+# Warnings inherent to Yosys's Verilog backend for Amaranth designs, waived when linting:
+# arithmetic that widens or truncates on purpose, and casez statements it marks full_case.
+LINT_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"]
+
+
+def verilator_lint(v_path: Path, top: str) -> tuple[bool, str]:
+    """``verilator --lint-only`` with Verilator's default warnings except :data:`LINT_WAIVERS`."""
+    proc = subprocess.run([verilator(), "--lint-only", *LINT_WAIVERS, "--top-module", top,
+                           str(v_path)], capture_output=True, text=True,
+                          env=dict(os.environ, **verilator_env()))
+    return proc.returncode == 0, proc.stdout + proc.stderr

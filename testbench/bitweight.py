@@ -24,7 +24,7 @@ from accelsmith.models.bitweight import EngineGeometry, gemm
 from accelsmith.models.packing import pack, unpack
 from accelsmith.sw_driver.registers import RegisterMap
 
-from .streams import CycleLoop, RegisterPort, StreamSink, StreamSource, TestFailure
+from .streams import CycleLoop, RegisterPort, StreamSink, StreamSource, MismatchError
 
 
 @dataclass
@@ -89,11 +89,11 @@ class Scoreboard:
         while received:
             word = received.popleft()
             if self.checked >= len(self.expected):
-                raise TestFailure(f"extra result row {self._show(word)} after all expected rows: "
+                raise MismatchError(f"extra result row {self._show(word)} after all expected rows: "
                                   f"duplicated or spurious output")
             name, row, want = self.expected[self.checked]
             if word != want:
-                raise TestFailure(self._diagnose(word))
+                raise MismatchError(self._diagnose(word))
             self.checked += 1
 
     def _show(self, word):
@@ -142,24 +142,24 @@ async def run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, exa
             if status & regs.STATUS.DONE.mask and not status & regs.STATUS.BUSY.mask:
                 break
             if loop.cycle - start_cycle > budget:
-                raise TestFailure(f"job '{job.name}' ({steps} steps) did not finish within {budget} "
+                raise MismatchError(f"job '{job.name}' ({steps} steps) did not finish within {budget} "
                                   f"cycles: hang (status {status:#x}, {board.pending} rows pending)")
         cycles = await csr.read(regs.CYCLES.address)
         model = g.job_cycles(steps)
         if exact_cycles and cycles != model:
-            raise TestFailure(f"job '{job.name}': CYCLES = {cycles}, model predicts {model} "
+            raise MismatchError(f"job '{job.name}': CYCLES = {cycles}, model predicts {model} "
                               f"for {steps} steps without stalls")
         if cycles < model:
-            raise TestFailure(f"job '{job.name}': CYCLES = {cycles} below the stall-free "
+            raise MismatchError(f"job '{job.name}': CYCLES = {cycles} below the stall-free "
                               f"minimum {model}")
         if (index + 1) % 500 == 0:
             log.info("%d/%d tiles checked", index + 1, len(jobs))
     await ClockCycles(dut.clk, 4)
     board.check(sink.received)
     if board.pending:
-        raise TestFailure(f"{board.pending} result rows never arrived (lost)")
+        raise MismatchError(f"{board.pending} result rows never arrived (lost)")
     if a_src.queue or b_src.queue:
-        raise TestFailure(f"operand beats left unconsumed: a {len(a_src.queue)}, b {len(b_src.queue)}")
+        raise MismatchError(f"operand beats left unconsumed: a {len(a_src.queue)}, b {len(b_src.queue)}")
 
 
 @cocotb.test()

@@ -17,7 +17,7 @@ from cocotb.triggers import Event, ReadOnly, RisingEdge
 from accelsmith.models.packing import pack
 
 
-class TestFailure(AssertionError):
+class MismatchError(AssertionError):
     """A mismatch between the design and the model, or a protocol violation."""
 
 
@@ -76,7 +76,7 @@ class StreamSink:
         valid = int(self.valid.value)
         if self._held is not None:
             if not valid or self.payload.value.to_unsigned() != self._held:
-                raise TestFailure(f"stream '{self.name}': valid beat withdrawn or changed before "
+                raise MismatchError(f"stream '{self.name}': valid beat withdrawn or changed before "
                                   f"it was accepted")
         if valid:
             word = self.payload.value.to_unsigned()

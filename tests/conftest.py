@@ -1,0 +1,15 @@
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+SHARED = ROOT.parent / "shared"
+SKY130 = SHARED / "data" / "sky130hd_tt.lib.gz"
+
+
+@pytest.fixture
+def sky130_liberty():
+    if not SKY130.is_file():
+        pytest.skip(f"sky130 liberty not found at {SKY130} (../shared/data beside the checkout)")
+    return SKY130

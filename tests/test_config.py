@@ -1,0 +1,94 @@
+"""Config validation: malformed files give one clear paragraph; the schema files stay in sync."""
+
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+import yaml
+
+from accelsmith.config import ConfigError, json_schema, load, reference_markdown, validate
+from accelsmith.registry import reference_configs
+
+from .conftest import ROOT
+
+BAD = sorted((ROOT / "tests" / "bad_configs").glob("*.yaml"))
+
+# What each error must mention besides the file name: the key and the offending value or rule.
+EXPECTED = {
+    "01_wrong_type_int": ["'rows'", "'four'", "integer from 1 to 64"],
+    "02_wrong_type_bool": ["'a_signed'", "'yes'", "true or false"],
+    "03_unknown_key": ["'rowz'", "Did you mean 'rows'"],
+    "04_size_too_small": ["'rows'", "0", "from 1 to 64"],
+    "05_width_too_large": ["'a_bits'", "32", "from 2 to 16"],
+    "06_missing_family": ["'family'", "missing", "bitweight"],
+    "07_bad_yaml": ["not valid YAML", "line 4"],
+    "08_unknown_architecture": ["'architecture'", "'hexagonal'", "systolic_os"],
+    "09_unknown_family": ["'family'", "'bitwieght'", "bitweight"],
+    "10_key_not_for_architecture": ["'cube_n'", "systolic_os", "'cube'"],
+    "11_missing_architecture": ["'architecture'", "missing", "'tree'"],
+    "12_not_a_mapping": ["mapping", "list"],
+    "13_acc_too_wide": ["'acc_bits'", "65", "from 2 to 64"],
+}
+
+
+def test_every_bad_config_has_expectations():
+    assert len(BAD) >= 10
+    assert {p.stem for p in BAD} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_bad_config_cli_error(path, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "accelsmith.cli", "generate", str(path), "-o",
+                           str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in err
+    assert err.startswith("error: ") and "\n" not in err, err   # one paragraph
+    assert str(path) in err
+    for fragment in EXPECTED[path.stem]:
+        assert fragment in err, f"{fragment!r} missing from: {err}"
+    assert not list(tmp_path.iterdir()), "nothing may be generated from a bad config"
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_bad_config_rejected_by_json_schema(path):
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return  # not YAML at all: no schema applies
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(raw, json_schema())
+
+
+def test_reference_configs_valid_against_schema():
+    configs = reference_configs()
+    assert len(configs) >= 7
+    for path in configs:
+        load(path)
+        jsonschema.validate(yaml.safe_load(path.read_text()), json_schema())
+
+
+def test_shipped_schema_and_reference_are_current():
+    shipped = json.loads((ROOT / "accelsmith" / "config.schema.json").read_text())
+    assert shipped == json_schema(), "regenerate: accelsmith schema -o accelsmith/config.schema.json"
+    doc = (ROOT / "docs" / "config-reference.md").read_text()
+    assert doc == reference_markdown(), "regenerate: accelsmith schema --markdown -o docs/config-reference.md"
+
+
+def test_defaults_filled_and_only_applicable_keys():
+    cfg = validate({"family": "bitweight", "architecture": "tree"})
+    assert cfg["units"] == 4 and cfg["tree_k"] == 4 and cfg["m_tile"] == 4
+    assert "rows" not in cfg.values and "cube_n" not in cfg.values
+    assert cfg["acc_bits"] is None and cfg["a_signed"] is True
+
+
+def test_bool_is_not_an_int():
+    with pytest.raises(ConfigError, match="'rows' has value True"):
+        validate({"family": "bitweight", "architecture": "matrix2d", "rows": True})
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="no such file"):
+        load(ROOT / "configs" / "does_not_exist.yaml")

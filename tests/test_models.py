@@ -1,0 +1,98 @@
+"""Golden model: integer semantics, accumulator sizing, job layout and payload packing."""
+
+import numpy as np
+import pytest
+
+from accelsmith.models.bitweight import EngineGeometry, gemm
+from accelsmith.models.intformat import IntFormat, accumulator_format, product_range
+from accelsmith.models.packing import pack, unpack
+
+S8, U8, U4, S16 = IntFormat(8, True), IntFormat(8, False), IntFormat(4, False), IntFormat(16, True)
+
+
+def test_ranges():
+    assert (S8.min, S8.max, U4.min, U4.max) == (-128, 127, 0, 15)
+    assert product_range(S8, S8) == (-16256, 16384)
+    assert product_range(U4, S8) == (-1920, 1905)
+
+
+@pytest.mark.parametrize("a,b,k", [(S8, S8, 256), (U4, S8, 1000), (U8, U8, 1), (S16, S16, 65536),
+                                   (U4, U4, 3)])
+def test_accumulator_format_is_minimal_and_sufficient(a, b, k):
+    acc = accumulator_format(a, b, k)
+    lo, hi = product_range(a, b)
+    assert acc.min <= min(0, lo * k) and max(0, hi * k) <= acc.max
+    narrower = IntFormat(acc.bits - 1, acc.signed)
+    assert narrower.min > min(0, lo * k) or max(0, hi * k) > narrower.max
+
+
+def test_accumulator_default_int8():
+    assert accumulator_format(S8, S8, 256) == IntFormat(24, True)  # +256 * 16384 = +2**22 needs 24
+
+
+def test_gemm_exact_and_wrapping():
+    rng = np.random.default_rng(0)
+    A = rng.integers(-128, 128, (5, 40))
+    B = rng.integers(-128, 128, (40, 3))
+    exact = A @ B
+    assert np.array_equal(gemm(A, B, S8, S8, IntFormat(32, True)), exact)
+    acc12 = IntFormat(12, True)
+    wrapped = gemm(A, B, S8, S8, acc12)
+    assert np.array_equal(wrapped, ((exact + 2048) % 4096) - 2048)
+    assert wrapped.min() >= -2048 and wrapped.max() <= 2047
+    unsigned = gemm(np.abs(A) % 16, np.abs(B), U4, U8, IntFormat(10, False))
+    assert np.array_equal(unsigned, ((np.abs(A) % 16) @ np.abs(B)) % 1024)
+
+
+def test_gemm_rejects_out_of_range_operands():
+    with pytest.raises(ValueError, match="A has values outside s8"):
+        gemm([[128]], [[1]], S8, S8, IntFormat(32, True))
+    with pytest.raises(ValueError, match="do not chain"):
+        gemm([[1, 2]], [[1]], S8, S8, IntFormat(32, True))
+
+
+def test_wide_accumulator_uses_exact_integers():
+    acc = IntFormat(64, True)
+    A = np.full((1, 4), -32768)
+    assert gemm(A, A.T, S16, S16, acc)[0, 0] == 4 * 2**30
+
+
+@pytest.mark.parametrize("values,fmt", [([-128, 127, 0, -1], S8), ([0, 15, 7], U4)])
+def test_pack_roundtrip(values, fmt):
+    assert unpack(pack(values, fmt.bits), fmt, len(values)) == values
+
+
+def _replay(g: EngineGeometry, a_beats, b_beats, steps):
+    """Recompute C from the beats alone, as the engine would."""
+    C = np.zeros((g.m_tile, g.n_tile), dtype=np.int64)
+    ks = g.k_per_step
+    for s in range(steps):
+        if g.output_stationary:
+            a_blk = np.array(a_beats[s]).reshape(g.m_tile, ks)
+            b_blk = np.array(b_beats[s]).reshape(ks, g.n_tile)
+        else:
+            b_blk = np.array(b_beats[s * ks:(s + 1) * ks])
+            a_blk = np.array(a_beats[s * g.m_tile:(s + 1) * g.m_tile])
+        C += a_blk @ b_blk
+    return C
+
+
+@pytest.mark.parametrize("dataflow,m,n,ks", [("output_stationary", 4, 3, 1),
+                                             ("output_stationary", 3, 3, 3),
+                                             ("weight_stationary", 5, 4, 4)])
+@pytest.mark.parametrize("k", [0, 1, 7, 12])
+def test_job_beats_replay_to_gemm(dataflow, m, n, ks, k):
+    g = EngineGeometry(dataflow, m, n, ks, 2, S8, S8, IntFormat(32, True))
+    rng = np.random.default_rng(k)
+    A = rng.integers(-128, 128, (m, k))
+    B = rng.integers(-128, 128, (k, n))
+    a_beats, b_beats, steps = g.job_beats(A, B)
+    assert steps == -(-k // ks)
+    assert all(len(b) == g.a_beat_len for b in a_beats) and all(len(b) == g.b_beat_len for b in b_beats)
+    assert np.array_equal(_replay(g, a_beats, b_beats, steps), A @ B)
+
+
+def test_geometry_manifest_roundtrip():
+    g = EngineGeometry("weight_stationary", 4, 4, 4, 8, U4, S8, IntFormat(20, True))
+    assert EngineGeometry.from_manifest({"geometry": g.to_manifest()}) == g
+    assert g.job_cycles(2) == 2 * (4 + 4 + 8) + 4

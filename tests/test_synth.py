@@ -1,0 +1,53 @@
+"""Synthesis flows on a small core: sky130 area + OpenSTA timing, generic fallback, FPGAs."""
+
+import pytest
+
+from accelsmith.config import validate
+from accelsmith.flows import tools
+from accelsmith.flows.synth import synthesize
+
+SMALL = validate({"family": "bitweight", "architecture": "systolic_os", "rows": 2, "cols": 2,
+                  "a_bits": 4, "b_bits": 4})
+
+
+def test_asic_sky130(sky130_liberty, tmp_path):
+    report = synthesize(SMALL, "asic", tmp_path, liberty=str(sky130_liberty), clock_ns=5, quiet=True)
+    f = report.figures
+    assert f["area_um2"] > 1000 and f["cells"] > 100 and f["flip_flops"] > 50
+    assert all(c.startswith("sky130_fd_sc_hd__") for c in f["cells_by_type"])
+    if tools.opensta() is None:
+        pytest.skip("OpenSTA not on PATH (optional; .ci/run installs it): timing unchecked")
+    assert 0.3 < f["critical_path_ns"] < 50
+    assert f["fmax_mhz"] == pytest.approx(1000 / f["critical_path_ns"], rel=1e-2)
+
+
+def test_asic_without_liberty_gives_counts_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("PDK_ROOT", str(tmp_path / "no_pdk"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    report = synthesize(SMALL, "asic", tmp_path, quiet=True)
+    assert "area_um2" not in report.figures
+    assert report.figures["cells"] > 100 and report.figures["logic_levels"] > 5
+    assert any("only counts" in n for n in report.notes)
+
+
+def test_ecp5(tmp_path):
+    report = synthesize(SMALL, "ecp5-85f", tmp_path, quiet=True)
+    f = report.figures
+    assert f["dsps"] == 4 and f["luts"] > 50 and f["ffs"] >= f["harness_ffs"]
+    assert f["fmax_mhz"] > 10
+    assert any("scan harness" in n for n in report.notes)
+
+
+def test_ecp5_without_dsp(tmp_path):
+    report = synthesize(SMALL, "ecp5-85f", tmp_path, no_dsp=True, quiet=True)
+    assert report.figures["dsps"] == 0 and report.figures["luts"] > 100
+
+
+def test_ice40(tmp_path):
+    report = synthesize(SMALL, "ice40-up5k", tmp_path, quiet=True)
+    assert report.figures["luts"] > 50 and report.figures["fmax_mhz"] > 5
+
+
+def test_bad_liberty_path(tmp_path):
+    with pytest.raises(tools.ToolError, match="no such file"):
+        synthesize(SMALL, "asic", tmp_path, liberty=str(tmp_path / "missing.lib"), quiet=True)

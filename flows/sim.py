@@ -21,6 +21,7 @@ from . import tools
 # Icarus in its default -g2012 mode runs declaration initialisers before any process starts, so
 # Yosys's "always @*" wake-up trick never fires; Verilog-2005 semantics make it fire at time 0.
 ICARUS_ARGS = ["-g2005"]
+CLOCK_NS = 10  # the testbenches' clock period
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
                   "-Wno-UNOPTFLAT", "-O2"]
 
@@ -37,6 +38,8 @@ class SimResult:
     log: Path
     waves: Path | None
     failures: list[str]
+    cycles: int = 0            # simulated clock cycles of the test
+    test_seconds: float = 0.0  # wall time of the cocotb test itself (no simulator start-up)
 
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
@@ -81,11 +84,11 @@ def simulate(config: Config, simulator: str = "verilator", seed: int | None = No
     build_log = build_dir / "build.log"
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
-        runner.build(sources=[v_path], hdl_toplevel=design.top, build_dir=build_dir,
-                     always=simulator == "icarus",
-                     build_args=VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS,
-                     waves=waves, log_file=build_log,
-                     timescale=("1ns", "1ps"))
+        with tools.heartbeat(f"{simulator} build", build_log):
+            runner.build(sources=[v_path], hdl_toplevel=design.top, build_dir=build_dir,
+                         always=simulator == "icarus",
+                         build_args=VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS,
+                         waves=waves, log_file=build_log, timescale=("1ns", "1ps"))
     except SystemExit as exc:
         raise tools.ToolError(f"{simulator} build failed (exit {exc.code}); log: {build_log}\n"
                               + "\n".join(tools.error_lines(build_log.read_text(errors="replace"))))
@@ -104,23 +107,27 @@ def simulate(config: Config, simulator: str = "verilator", seed: int | None = No
     except SystemExit:
         pass  # a failing simulator run is reported from the results file below
     t2 = time.monotonic()
-    failures = _failures(results, test_log)
+    failures, cycles, test_seconds = _parse_results(results, test_log)
     wave_files = sorted(p for p in build_dir.rglob("*") if p.suffix in (".fst", ".vcd"))
     result = SimResult(not failures, simulator, seed, vectors, design.top, t2 - t1, t1 - t0,
-                       test_log, wave_files[0] if waves and wave_files else None, failures)
+                       test_log, wave_files[0] if waves and wave_files else None, failures,
+                       cycles, test_seconds)
     return result
 
 
-def _failures(results: Path, log: Path) -> list[str]:
+def _parse_results(results: Path, log: Path) -> tuple[list[str], int, float]:
+    """Failures, simulated cycles and test wall time from cocotb's JUnit results file."""
     if not results.exists():
-        return [f"the simulator produced no results (crash?); see {log}"]
-    tree = ET.parse(results)
-    cases = list(tree.iter("testcase"))
+        return [f"the simulator produced no results (crash?); see {log}"], 0, 0.0
+    cases = list(ET.parse(results).iter("testcase"))
     if not cases:
-        return ["no test ran"]
-    failures = []
+        return ["no test ran"], 0, 0.0
+    failures, sim_ns, seconds = [], 0.0, 0.0
     for case in cases:
         for bad in list(case.iter("failure")) + list(case.iter("error")):
             msg = (bad.get("message") or bad.text or "").strip()
             failures.append(f"{case.get('name')}: {msg}")
-    return failures
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        sim_ns += float(props.get("sim_time_duration", 0))
+        seconds += float(case.get("time", 0))
+    return failures, round(sim_ns / CLOCK_NS), seconds

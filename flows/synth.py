@@ -128,7 +128,7 @@ def _asic(design, workdir: Path, liberty_arg, clock_ns, quiet) -> SynthReport:
     top = design.top
     if lib_src is None:
         _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
-               "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\n"
+               "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\ndelete t:$scopeinfo\n"
                "tee -q -o stat.json stat -json -tech cmos\ntee -q -o ltp.txt ltp -noff\n",
                workdir, "asic_generic", quiet)
         stat = json.loads((workdir / "stat.json").read_text())["design"]
@@ -147,7 +147,7 @@ def _asic(design, workdir: Path, liberty_arg, clock_ns, quiet) -> SynthReport:
     period_ns = clock_ns or 5.0
     _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
            f"dfflibmap -liberty {lib.name}\nabc -liberty {lib.name} -D {period_ns * 1000:.0f}\n"
-           "opt_clean\nhilomap -hicell sky130_fd_sc_hd__conb_1 HI -locell sky130_fd_sc_hd__conb_1 LO\n"
+           "opt_clean\ndelete t:$scopeinfo\nhilomap -hicell sky130_fd_sc_hd__conb_1 HI -locell sky130_fd_sc_hd__conb_1 LO\n"
            f"tee -q -o stat.json stat -json -liberty {lib.name}\n"
            "write_verilog -noattr -noexpr netlist.v\n", workdir, "asic", quiet)
     stat = json.loads((workdir / "stat.json").read_text())["design"]
@@ -191,7 +191,7 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet) -> Synth
     (workdir / "design.v").write_text(verilog.convert(harness, name=top, emit_src=False))
     synth = spec["synth_nodsp" if no_dsp else "synth"]
     _yosys(f"read_verilog design.v\n{synth} -top {top} "
-           f"-json design.json\ntee -q -o stat.json stat -json\n", workdir, "fpga", quiet)
+           f"-json design.json\ndelete t:$scopeinfo\ntee -q -o stat.json stat -json\n", workdir, "fpga", quiet)
     stat = json.loads((workdir / "stat.json").read_text())["design"]["num_cells_by_type"]
     freq = 1000.0 / clock_ns if clock_ns else (100.0 if spec["family"] == "ecp5" else 30.0)
     _say(f"[synth] nextpnr-{spec['family']} place and route ({spec['device']}) ...", quiet)

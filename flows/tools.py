@@ -13,6 +13,9 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import threading
+import time
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -95,15 +98,35 @@ def simulators() -> list[str]:
     return ["verilator"] + (["icarus"] if iverilog() else [])
 
 
-def run(cmd: list[str], log: Path, what: str, cwd: Path | None = None, env: dict | None = None,
-        stdin: str | None = None) -> str:
-    """Run a tool, teeing its output to ``log``; on failure raise :class:`ToolError` with the
-    log path and the lines that look like the cause."""
+@contextmanager
+def heartbeat(what: str, log: Path | None = None, every: float = 15.0):
+    """While the body runs, print a line to stderr every ``every`` seconds (long tool steps)."""
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def beat():
+        while not stop.wait(every):
+            where = f" (log: {log})" if log else ""
+            print(f"  ... {what} running, {time.monotonic() - start:.0f} s{where}",
+                  file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run(cmd: list[str], log: Path, what: str, cwd: Path | None = None,
+        env: dict | None = None) -> str:
+    """Run a tool with its output in ``log`` and a heartbeat on stderr; on failure raise
+    :class:`ToolError` with the log path and the lines that look like the cause."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ, **(env or {}))
-    with open(log, "w") as fh:
-        proc = subprocess.run(cmd, cwd=cwd, env=full_env, stdout=fh, stderr=subprocess.STDOUT,
-                              text=True, input=stdin)
+    with open(log, "w") as fh, heartbeat(what, log):
+        proc = subprocess.run(cmd, cwd=cwd, env=dict(os.environ, **(env or {})), stdout=fh,
+                              stderr=subprocess.STDOUT)
     text = log.read_text(errors="replace")
     if proc.returncode != 0:
         raise ToolError(f"{what} failed (exit {proc.returncode}); log: {log}\n"

@@ -1,0 +1,71 @@
+"""Synthesis figures of the baseline engines at their standard sizes, ASIC (sky130) and ECP5-85F.
+
+Usage: python benchmarks/synth_baselines.py [--configs NAME ...] [--targets asic ecp5-85f ...]
+Writes docs/results/synth_baselines.{json,md}. ECP5 runs twice: with DSP blocks and with
+multipliers in LUTs (-nodsp); a design that does not fit is recorded with the tool's reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+from _common import CONFIGS, SKY130, machine, progress, write
+
+from accelsmith.config import load
+from accelsmith.flows import tools
+from accelsmith.flows.synth import synthesize
+
+STANDARD = ["os_8x8_int8", "os_16x16_int8", "ws_16x16_int8", "matrix2d_16x16_int8",
+            "tree_16x16_int8", "cube_8_int8"]
+VARIANTS = {"asic": ("asic", False), "ecp5-85f": ("ecp5-85f", False),
+            "ecp5-85f-nodsp": ("ecp5-85f", True)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=STANDARD)
+    parser.add_argument("--targets", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--clock-ns", type=float, default=5.0, help="ASIC: ABC/STA target period")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.configs:
+            cfg = load(CONFIGS / f"{name}.yaml")
+            for variant in args.targets:
+                target, no_dsp = VARIANTS[variant]
+                progress(f"{name} -> {variant} ...")
+                row = {"config": name, "target": variant}
+                try:
+                    report = synthesize(cfg, target, tmp, liberty=str(SKY130) if SKY130.exists() else None,
+                                        clock_ns=args.clock_ns if target == "asic" else None,
+                                        no_dsp=no_dsp, quiet=True)
+                    row.update({k: v for k, v in report.figures.items()
+                                if not isinstance(v, dict)}, seconds=report.seconds,
+                               top=report.top)
+                except tools.ToolError as exc:
+                    row["error"] = str(exc).splitlines()[0] + " " + " ".join(
+                        line.strip() for line in str(exc).splitlines()[1:3])
+                progress(f"  {row}")
+                rows.append(row)
+    table = ["| config | target | area um^2 | cells | FFs | LUTs | DSPs | critical path ns | Fmax MHz | s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if "error" in r:
+            table.append(f"| {r['config']} | {r['target']} | failed: {r['error'][:120]} |||||||| ")
+            continue
+        fmt = lambda k: f"{r[k]:,}" if isinstance(r.get(k), (int, float)) else "-"
+        table.append(f"| {r['config']} | {r['target']} | {fmt('area_um2')} | {fmt('cells')} | "
+                     f"{fmt('flip_flops') if r['target'] == 'asic' else fmt('ffs')} | {fmt('luts')} | "
+                     f"{fmt('dsps')} | {fmt('critical_path_ns')} | {fmt('fmax_mhz')} | {r['seconds']} |")
+    table.append(f"\nASIC: sky130 HD typical corner, `abc -D {args.clock_ns * 1000:.0f}`, OpenSTA "
+                 "critical path with inputs/outputs at 0 delay, no IO harness. ECP5: LFE5U-85F speed 6 "
+                 "via nextpnr (seed 1), core behind the 5-pin scan harness whose flip-flops are "
+                 "included in FFs and LUTs.")
+    write("synth_baselines", {"title": "Baseline engines: synthesis", "machine": machine(),
+                              "clock_ns": args.clock_ns, "rows": rows},
+          "\n".join(table), "python benchmarks/synth_baselines.py")
+
+
+if __name__ == "__main__":
+    main()

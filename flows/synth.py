@@ -28,6 +28,7 @@ from accelsmith.registry import generator
 from . import tools
 
 TARGETS = ("asic", "ecp5-85f", "ice40-up5k")
+OUTPUT_LOAD_PF = 0.01  # load on every output port (about two sky130 HD gate inputs)
 SKY130_HD_TT = "sky130_fd_sc_hd__tt_025C_1v80.lib"
 FPGA = {
     "ecp5-85f": {"family": "ecp5", "synth": "synth_ecp5", "synth_nodsp": "synth_ecp5 -nodsp", "args": ["--85k", "--package", "CABGA381",
@@ -96,6 +97,17 @@ def _local_liberty(liberty: Path, workdir: Path) -> Path:
     return target
 
 
+def _library_cells(lib: Path) -> tuple[str, str | None]:
+    """An x2 inverter (input driver for ABC and STA) and a tie-high/low cell, by name."""
+    names = re.findall(r'^\s*cell\s*\(\s*"?([\w$]+)"?\s*\)', lib.read_text(errors="replace"), re.M)
+    inverter = next((n for n in names if re.search(r"inv_2$|INVx2|INV_X2", n)), None)
+    if inverter is None:
+        raise tools.ToolError(f"{lib}: no x2 inverter cell found; the asic flow needs one as the "
+                              f"input driving cell (sky130: sky130_fd_sc_hd__inv_2)")
+    tie = next((n for n in names if n.endswith("conb_1")), None)
+    return inverter, tie
+
+
 def _yosys(script: str, workdir: Path, log_name: str, quiet: bool) -> str:
     (workdir / f"{log_name}.ys").write_text(script)
     _say(f"[synth] yosys ({log_name}) in {workdir} ...", quiet)
@@ -145,15 +157,22 @@ def _asic(design, workdir: Path, liberty_arg, clock_ns, quiet) -> SynthReport:
 
     lib = _local_liberty(lib_src, workdir)
     period_ns = clock_ns or 5.0
+    inverter, tie = _library_cells(lib)
+    # With a constraint file ABC also buffers and resizes (buffer; upsize; dnsize): without it a
+    # single small gate drives thousands of enable/clear loads and the timing is meaningless.
+    (workdir / "abc.constr").write_text(f"set_driving_cell {inverter}\nset_load {OUTPUT_LOAD_PF}\n")
+    tie_map = f"hilomap -hicell {tie} HI -locell {tie} LO\n" if tie else ""
     _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
-           f"dfflibmap -liberty {lib.name}\nabc -liberty {lib.name} -D {period_ns * 1000:.0f}\n"
-           "opt_clean\ndelete t:$scopeinfo\nhilomap -hicell sky130_fd_sc_hd__conb_1 HI -locell sky130_fd_sc_hd__conb_1 LO\n"
+           f"dfflibmap -liberty {lib.name}\n"
+           f"abc -liberty {lib.name} -constr abc.constr -D {period_ns * 1000:.0f}\n"
+           f"opt_clean\ndelete t:$scopeinfo\n{tie_map}"
            f"tee -q -o stat.json stat -json -liberty {lib.name}\n"
            "write_verilog -noattr -noexpr netlist.v\n", workdir, "asic", quiet)
     stat = json.loads((workdir / "stat.json").read_text())["design"]
     figures = {"area_um2": round(float(stat["area"]), 2), "cells": stat["num_cells"]}
-    notes = [f"Liberty: {lib_src} (abc -D {period_ns * 1000:.0f} ps); core ports are the "
-             "design's own (no IO harness): inputs and outputs constrained at 0 delay"]
+    notes = [f"Liberty: {lib_src} (abc -D {period_ns * 1000:.0f} ps, buffering and sizing on); "
+             f"core ports are the design's own (no IO harness): 0 delay, driven by {inverter}, "
+             f"{OUTPUT_LOAD_PF} pF on outputs; no placement, wires or clock tree"]
     logs = {"yosys": str(workdir / "asic.log")}
     cells = stat["num_cells_by_type"]
     figures["flip_flops"] = sum(n for c, n in cells.items() if "df" in c.split("__")[-1])
@@ -164,8 +183,11 @@ def _asic(design, workdir: Path, liberty_arg, clock_ns, quiet) -> SynthReport:
         _say("[synth] OpenSTA timing ...", quiet)
         script = (f"read_liberty {lib}\nread_verilog {workdir / 'netlist.v'}\nlink_design {top}\n"
                   f"create_clock -name clk -period {period_ns} [get_ports clk]\n"
-                  "set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]\n"
+                  "set data_inputs [delete_from_list [all_inputs] [get_ports clk]]\n"
+                  "set_input_delay 0 -clock clk $data_inputs\n"
+                  f"set_driving_cell -lib_cell {inverter} $data_inputs\n"
                   "set_output_delay 0 -clock clk [all_outputs]\n"
+                  f"set_load {OUTPUT_LOAD_PF} [all_outputs]\n"
                   "report_checks -path_delay max -digits 3\n"
                   "puts \"WORST_SLACK [sta::format_time [sta::worst_slack_cmd max] 4]\"\nexit\n")
         (workdir / "sta.tcl").write_text(script)

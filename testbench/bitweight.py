@@ -5,7 +5,8 @@ Parameters come from the environment (set by :mod:`accelsmith.flows.sim`):
 cocotb's random seed. Jobs run back to back: operand beats of later jobs are queued while
 earlier ones compute, results are checked row by row by a scoreboard that names lost,
 duplicated, reordered and wrong rows, and the CYCLES register is checked against the model's
-cycle count (exactly when no stream stalls, as a lower bound otherwise).
+cycle count (exactly when no stream stalls, as a lower bound otherwise). Every seventh job gets
+a second START and a different K_STEPS while it runs, which the engine must ignore.
 """
 
 from __future__ import annotations
@@ -134,6 +135,10 @@ async def run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, exa
     for index, (job, steps) in enumerate(zip(jobs, plans)):
         await csr.write(regs.K_STEPS.address, steps)
         await csr.write(regs.CTRL.address, regs.CTRL.START.mask)
+        if index % 7 == 3:
+            # A running job ignores START and keeps the K_STEPS it latched.
+            await csr.write(regs.CTRL.address, regs.CTRL.START.mask)
+            await csr.write(regs.K_STEPS.address, steps + 5)
         budget = 50 * (g.job_cycles(steps) + 10) + 2000
         start_cycle = loop.cycle
         while True:

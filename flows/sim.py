@@ -89,8 +89,8 @@ def simulate(config: Config, simulator: str = "verilator", seed: int | None = No
                          always=simulator == "icarus",
                          build_args=VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS,
                          waves=waves, log_file=build_log, timescale=("1ns", "1ps"))
-    except SystemExit as exc:
-        raise tools.ToolError(f"{simulator} build failed (exit {exc.code}); log: {build_log}\n"
+    except (SystemExit, RuntimeError) as exc:
+        raise tools.ToolError(f"{simulator} build failed ({exc}); log: {build_log}\n"
                               + "\n".join(tools.error_lines(build_log.read_text(errors="replace"))))
     t1 = time.monotonic()
     _say(f"[sim] built in {t1 - t0:.1f} s; running {vectors} tiles (seed {seed}) ...", quiet)
@@ -104,7 +104,7 @@ def simulate(config: Config, simulator: str = "verilator", seed: int | None = No
                     seed=seed, waves=waves, results_xml=str(results), log_file=test_log,
                     extra_env={"ACCELSMITH_MANIFEST": str(m_path),
                                "ACCELSMITH_VECTORS": str(vectors), "ACCELSMITH_SEED": str(seed)})
-    except SystemExit:
+    except (SystemExit, RuntimeError):
         pass  # a failing simulator run is reported from the results file below
     t2 = time.monotonic()
     failures, cycles, test_seconds = _parse_results(results, test_log)

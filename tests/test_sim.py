@@ -29,3 +29,10 @@ def test_sim_standard_sizes(name, tmp_path):
     result = simulate(load(CONFIGS / f"{name}.yaml"), "verilator", seed=99, vectors=5000,
                       workdir=tmp_path, quiet=True)
     assert result.passed, result.summary()
+
+
+def test_sim_large_enough_for_split_cpp(tmp_path):
+    """An 8x8 array makes Verilator split its C++ output (precompiled headers in play)."""
+    result = simulate(load(CONFIGS / "os_8x8_int8.yaml"), "verilator", seed=8, vectors=200,
+                      workdir=tmp_path, quiet=True)
+    assert result.passed, result.summary()

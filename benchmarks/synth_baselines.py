@@ -27,6 +27,8 @@ def main():
     parser.add_argument("--configs", nargs="+", default=STANDARD)
     parser.add_argument("--targets", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--clock-ns", type=float, default=5.0, help="ASIC: ABC/STA target period")
+    parser.add_argument("--name", default="synth_baselines",
+                        help="output name under docs/results (to run target groups in parallel)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,10 +50,10 @@ def main():
                         line.strip() for line in str(exc).splitlines()[1:3])
                 progress(f"  {row}")
                 rows.append(row)
-                _write(rows, args.clock_ns)
+                _write(rows, args.clock_ns, args.name)
 
 
-def _write(rows, clock_ns):
+def _write(rows, clock_ns, name):
     table = ["| config | target | area um^2 | cells | FFs | LUTs | DSPs | critical path ns | Fmax MHz | s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -66,9 +68,14 @@ def _write(rows, clock_ns):
                  "critical path with inputs/outputs at 0 delay, no IO harness. ECP5: LFE5U-85F speed 6 "
                  "via nextpnr (seed 1), core behind the 5-pin scan harness whose flip-flops are "
                  "included in FFs and LUTs.")
-    write("synth_baselines", {"title": "Baseline engines: synthesis", "machine": machine(),
-                              "clock_ns": clock_ns, "rows": rows},
-          "\n".join(table), "python benchmarks/synth_baselines.py")
+    targets = [t for t in VARIANTS if any(r["target"] == t for r in rows)]
+    command = "python benchmarks/synth_baselines.py"
+    if targets != list(VARIANTS):
+        command += f" --targets {' '.join(targets)}"
+    if name != "synth_baselines":
+        command += f" --name {name}"
+    write(name, {"title": "Baseline engines: synthesis", "machine": machine(), "clock_ns": clock_ns,
+                 "rows": rows}, "\n".join(table), command)
 
 
 if __name__ == "__main__":

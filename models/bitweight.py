@@ -24,9 +24,6 @@ import numpy as np
 
 from .intformat import IntFormat
 
-DATAFLOWS = ("output_stationary", "weight_stationary")
-
-
 def gemm(A, B, a_fmt: IntFormat, b_fmt: IntFormat, acc_fmt: IntFormat) -> np.ndarray:
     """``A @ B`` computed exactly, then wrapped to the accumulator format (two's complement wrap
     when the accumulator is narrower than the exact result; the hardware wraps identically)."""

@@ -47,6 +47,3 @@ class RegisterMap:
             return self.__dict__["_regs"][name]
         except KeyError:
             raise AttributeError(f"no register {name}") from None
-
-    def __iter__(self):
-        return iter(self._regs.values())

@@ -14,8 +14,6 @@ from collections import deque
 import cocotb
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
-from accelsmith.models.packing import pack
-
 
 class MismatchError(AssertionError):
     """A mismatch between the design and the model, or a protocol violation."""
@@ -162,7 +160,3 @@ class CycleLoop:
 
     def start(self):
         return cocotb.start_soon(self.run())
-
-
-def pack_beats(beats, bits: int) -> list[int]:
-    return [pack(beat, bits) for beat in beats]

@@ -1,5 +1,6 @@
 """A built wheel holds every subpackage of the accelsmith namespace and its data files."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,12 @@ SUBPACKAGES = ["hdl", "generators", "models", "testbench", "flows", "sw_driver",
 
 
 def test_wheel_contains_every_subpackage(tmp_path):
+    # Build from a copy so setuptools' build/ folder never lands in the source tree.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        "build", "dist", "*.egg-info", "__pycache__", ".git", ".pytest_cache"))
     proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path),
-                           str(ROOT)], capture_output=True, text=True)
+                           str(source)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     wheel = next(tmp_path.glob("accelsmith-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())

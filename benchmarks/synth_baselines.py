@@ -44,7 +44,7 @@ def main():
                                         no_dsp=no_dsp, quiet=True)
                     row.update({k: v for k, v in report.figures.items()
                                 if not isinstance(v, dict)}, seconds=report.seconds,
-                               top=report.top)
+                               top=report.top, notes=report.notes)
                 except tools.ToolError as exc:
                     row["error"] = str(exc).splitlines()[0] + " " + " ".join(
                         line.strip() for line in str(exc).splitlines()[1:3])
@@ -54,20 +54,22 @@ def main():
 
 
 def _write(rows, clock_ns, name):
-    table = ["| config | target | area um^2 | cells | FFs | LUTs | DSPs | critical path ns | Fmax MHz | s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    table = ["| config | target | area um^2 | cells | FFs | LUTs | DSPs | critical path ns | Fmax MHz | placed | s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "error" in r:
-            table.append(f"| {r['config']} | {r['target']} | failed: {r['error'][:120]} |||||||| ")
+            table.append(f"| {r['config']} | {r['target']} | failed: {r['error'][:120]} ||||||||| ")
             continue
         fmt = lambda k: f"{r[k]:,}" if isinstance(r.get(k), (int, float)) else "-"
         table.append(f"| {r['config']} | {r['target']} | {fmt('area_um2')} | {fmt('cells')} | "
                      f"{fmt('flip_flops') if r['target'] == 'asic' else fmt('ffs')} | {fmt('luts')} | "
-                     f"{fmt('dsps')} | {fmt('critical_path_ns')} | {fmt('fmax_mhz')} | {r['seconds']} |")
+                     f"{fmt('dsps')} | {fmt('critical_path_ns')} | {fmt('fmax_mhz')} | "
+                     f"{'-' if 'fits' not in r else 'yes' if r['fits'] else 'does not fit'} | {r['seconds']} |")
     table.append(f"\nASIC: sky130 HD typical corner, `abc -D {clock_ns * 1000:.0f}`, OpenSTA "
                  "critical path with inputs/outputs at 0 delay, no IO harness. ECP5: LFE5U-85F speed 6 "
                  "via nextpnr (seed 1), core behind the 5-pin scan harness whose flip-flops are "
-                 "included in FFs and LUTs.")
+                 "included in FFs and LUTs; for designs that do not fit the device, the counts are "
+                 "Yosys's mapping and nextpnr's reason is in the JSON notes.")
     targets = [t for t in VARIANTS if any(r["target"] == t for r in rows)]
     command = "python benchmarks/synth_baselines.py"
     if targets != list(VARIANTS):

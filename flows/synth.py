@@ -56,7 +56,11 @@ class SynthReport:
         for key, value in self.figures.items():
             if isinstance(value, dict):
                 continue
-            if isinstance(value, float):
+            if isinstance(value, bool):
+                value = "yes" if value else "NO"
+            elif value is None:
+                value = "-"
+            elif isinstance(value, float):
                 value = f"{value:,.2f}"
             elif isinstance(value, int):
                 value = f"{value:,}"
@@ -106,6 +110,15 @@ def _library_cells(lib: Path) -> tuple[str, str | None]:
                               f"input driving cell (sky130: sky130_fd_sc_hd__inv_2)")
     tie = next((n for n in names if n.endswith("conb_1")), None)
     return inverter, tie
+
+
+def _capacity_error(log: str) -> str | None:
+    """nextpnr's reason when a design needs more cells of some kind than the device has."""
+    for line in log.splitlines():
+        if "ERROR" in line and re.search(r"no [Bb][Ee][Ll]s remaining|[Uu]nable to place|"
+                                         r"utili[sz]ation|exceed|not enough|too many", line):
+            return line.split("ERROR:", 1)[-1].strip()
+    return None
 
 
 def _yosys(script: str, workdir: Path, log_name: str, quiet: bool) -> str:
@@ -215,15 +228,6 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet) -> Synth
     _yosys(f"read_verilog design.v\n{synth} -top {top} "
            f"-json design.json\ndelete t:$scopeinfo\ntee -q -o stat.json stat -json\n", workdir, "fpga", quiet)
     stat = json.loads((workdir / "stat.json").read_text())["design"]["num_cells_by_type"]
-    freq = 1000.0 / clock_ns if clock_ns else (100.0 if spec["family"] == "ecp5" else 30.0)
-    _say(f"[synth] nextpnr-{spec['family']} place and route ({spec['device']}) ...", quiet)
-    tools.run([tools.nextpnr(spec["family"]), *spec["args"], "--json", "design.json",
-               "--freq", f"{freq:g}", "--report", "pnr.json", "--seed", str(seed),
-               "--timing-allow-fail"], workdir / "nextpnr.log", f"nextpnr-{spec['family']}",
-              cwd=workdir)
-    pnr = json.loads((workdir / "pnr.json").read_text())
-    fmax = [v["achieved"] for k, v in pnr.get("fmax", {}).items() if "clk" in k] or \
-           [v["achieved"] for v in pnr.get("fmax", {}).values()]
     count = lambda *names: sum(n for c, n in stat.items() if c in names or any(
         c.startswith(p[:-1]) for p in names if p.endswith("*")))
     if spec["family"] == "ecp5":
@@ -232,12 +236,32 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet) -> Synth
     else:
         figures = {"luts": count("SB_LUT4"), "ffs": count("SB_DFF*"), "dsps": count("SB_MAC16"),
                    "brams": count("SB_RAM40_4K")}
-    figures["fmax_mhz"] = round(min(fmax), 1) if fmax else None
     figures["harness_ffs"] = harness.in_bits + harness.out_bits
-    figures["utilization"] = {k: v for k, v in pnr.get("utilization", {}).items() if v.get("used")}
+    freq = 1000.0 / clock_ns if clock_ns else (100.0 if spec["family"] == "ecp5" else 30.0)
     notes = [f"{spec['device']}: the core sits behind a serial scan harness (5 pins); its "
              f"{harness.in_bits} input and {harness.out_bits} output flip-flops are included "
              f"in the figures above",
              f"constraint {freq:g} MHz, nextpnr seed {seed}" + (", DSP blocks disabled" if no_dsp else "")]
+    _say(f"[synth] nextpnr-{spec['family']} place and route ({spec['device']}) ...", quiet)
+    try:
+        tools.run([tools.nextpnr(spec["family"]), *spec["args"], "--json", "design.json",
+                   "--freq", f"{freq:g}", "--report", "pnr.json", "--seed", str(seed),
+                   "--timing-allow-fail"], workdir / "nextpnr.log", f"nextpnr-{spec['family']}",
+                  cwd=workdir)
+    except tools.ToolError:
+        reason = _capacity_error((workdir / "nextpnr.log").read_text(errors="replace"))
+        if reason is None:
+            raise
+        figures.update(fits=False, fmax_mhz=None)
+        notes.insert(0, f"does not fit {spec['device']} (figures are Yosys's mapping, not placed): "
+                        f"{reason}")
+        return SynthReport(target, design.top, figures, notes,
+                           {"yosys": str(workdir / "fpga.log"), "nextpnr": str(workdir / "nextpnr.log")})
+    pnr = json.loads((workdir / "pnr.json").read_text())
+    fmax = [v["achieved"] for k, v in pnr.get("fmax", {}).items() if "clk" in k] or \
+           [v["achieved"] for v in pnr.get("fmax", {}).values()]
+    figures["fits"] = True
+    figures["fmax_mhz"] = round(min(fmax), 1) if fmax else None
+    figures["utilization"] = {k: v for k, v in pnr.get("utilization", {}).items() if v.get("used")}
     return SynthReport(target, design.top, figures, notes,
                        {"yosys": str(workdir / "fpga.log"), "nextpnr": str(workdir / "nextpnr.log")})

@@ -51,3 +51,11 @@ def test_ice40(tmp_path):
 def test_bad_liberty_path(tmp_path):
     with pytest.raises(tools.ToolError, match="no such file"):
         synthesize(SMALL, "asic", tmp_path, liberty=str(tmp_path / "missing.lib"), quiet=True)
+
+
+def test_design_too_big_for_device_reports_not_fitting(tmp_path):
+    big = validate({"family": "bitweight", "architecture": "matrix2d", "rows": 3, "cols": 3})
+    report = synthesize(big, "ice40-up5k", tmp_path, quiet=True)   # 9 multipliers, 8 DSPs
+    assert report.figures["fits"] is False and report.figures["fmax_mhz"] is None
+    assert report.figures["dsps"] == 9
+    assert "does not fit" in report.notes[0] and "DSP" in report.notes[0]

@@ -1,14 +1,16 @@
 """Synthesis figures of the baseline engines at their standard sizes, ASIC (sky130) and ECP5-85F.
 
 Usage: python benchmarks/synth_baselines.py [--configs NAME ...] [--targets asic ecp5-85f ...]
-Writes docs/results/synth_baselines.{json,md}. ECP5 runs twice: with DSP blocks and with
-multipliers in LUTs (-nodsp); a design that does not fit is recorded with the tool's reason.
+Writes docs/results/synth_baselines.{json,md}, updated as rows complete (``--jobs`` runs in
+parallel). ECP5 runs twice: with DSP blocks and with multipliers in LUTs (-nodsp); a design that
+does not fit the device is recorded with Yosys's counts and nextpnr's reason.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 
 from _common import CONFIGS, SKY130, machine, progress, write
 
@@ -22,33 +24,40 @@ VARIANTS = {"asic": ("asic", False), "ecp5-85f": ("ecp5-85f", False),
             "ecp5-85f-nodsp": ("ecp5-85f", True)}
 
 
+def _measure(job) -> dict:
+    name, variant, clock_ns, workdir = job
+    target, no_dsp = VARIANTS[variant]
+    progress(f"{name} -> {variant} ...")
+    row = {"config": name, "target": variant}
+    try:
+        report = synthesize(load(CONFIGS / f"{name}.yaml"), target, workdir,
+                            liberty=str(SKY130) if SKY130.exists() else None,
+                            clock_ns=clock_ns if target == "asic" else None, no_dsp=no_dsp,
+                            quiet=True)
+        row.update({k: v for k, v in report.figures.items() if not isinstance(v, dict)},
+                   seconds=report.seconds, top=report.top, notes=report.notes)
+    except tools.ToolError as exc:
+        lines = str(exc).splitlines()
+        row["error"] = " ".join([lines[0]] + [line.strip() for line in lines[1:3]])
+    progress(f"  done {name} -> {variant}: {row}")
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=STANDARD)
     parser.add_argument("--targets", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--clock-ns", type=float, default=5.0, help="ASIC: ABC/STA target period")
+    parser.add_argument("--jobs", type=int, default=2, help="synthesis runs in parallel")
     parser.add_argument("--name", default="synth_baselines",
-                        help="output name under docs/results (to run target groups in parallel)")
+                        help="output name under docs/results")
     args = parser.parse_args()
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for variant in args.targets:
-            target, no_dsp = VARIANTS[variant]
-            for name in args.configs:
-                cfg = load(CONFIGS / f"{name}.yaml")
-                progress(f"{name} -> {variant} ...")
-                row = {"config": name, "target": variant}
-                try:
-                    report = synthesize(cfg, target, tmp, liberty=str(SKY130) if SKY130.exists() else None,
-                                        clock_ns=args.clock_ns if target == "asic" else None,
-                                        no_dsp=no_dsp, quiet=True)
-                    row.update({k: v for k, v in report.figures.items()
-                                if not isinstance(v, dict)}, seconds=report.seconds,
-                               top=report.top, notes=report.notes)
-                except tools.ToolError as exc:
-                    row["error"] = str(exc).splitlines()[0] + " " + " ".join(
-                        line.strip() for line in str(exc).splitlines()[1:3])
-                progress(f"  {row}")
+        jobs = [(name, variant, args.clock_ns, f"{tmp}/{len(args.configs) * i + j}")
+                for i, variant in enumerate(args.targets) for j, name in enumerate(args.configs)]
+        rows = []
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for row in pool.map(_measure, jobs):   # in job order, so the table's order is stable
                 rows.append(row)
                 _write(rows, args.clock_ns, args.name)
 

@@ -104,7 +104,7 @@ def _local_liberty(liberty: Path, workdir: Path) -> Path:
 def _library_cells(lib: Path) -> tuple[str, str | None]:
     """An x2 inverter (input driver for ABC and STA) and a tie-high/low cell, by name."""
     names = re.findall(r'^\s*cell\s*\(\s*"?([\w$]+)"?\s*\)', lib.read_text(errors="replace"), re.M)
-    inverter = next((n for n in names if re.search(r"inv_2$|INVx2|INV_X2", n)), None)
+    inverter = next((n for n in names if re.search(r"(^|__)inv_2$|^INVx2|^INV_X2", n)), None)
     if inverter is None:
         raise tools.ToolError(f"{lib}: no x2 inverter cell found; the asic flow needs one as the "
                               f"input driving cell (sky130: sky130_fd_sc_hd__inv_2)")

@@ -59,3 +59,10 @@ def test_design_too_big_for_device_reports_not_fitting(tmp_path):
     assert report.figures["fits"] is False and report.figures["fmax_mhz"] is None
     assert report.figures["dsps"] == 9
     assert "does not fit" in report.notes[0] and "DSP" in report.notes[0]
+
+
+def test_library_cells_of_sky130(sky130_liberty, tmp_path):
+    from accelsmith.flows.synth import _library_cells, _local_liberty
+
+    assert _library_cells(_local_liberty(sky130_liberty, tmp_path)) == (
+        "sky130_fd_sc_hd__inv_2", "sky130_fd_sc_hd__conb_1")

@@ -112,6 +112,14 @@ def _library_cells(lib: Path) -> tuple[str, str | None]:
     return inverter, tie
 
 
+def _overfull(log: str) -> str | None:
+    """From nextpnr's device utilisation table: the resources a design needs more of than the
+    device has, e.g. ``TRELLIS_COMB 123730 of 83640``; None if everything fits."""
+    over = [f"{name} {used} of {avail}" for name, used, avail in
+            re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log, re.M) if int(used) > int(avail)]
+    return ("needs " + ", ".join(dict.fromkeys(over))) if over else None
+
+
 def _capacity_error(log: str) -> str | None:
     """nextpnr's reason when a design needs more cells of some kind than the device has."""
     for line in log.splitlines():
@@ -242,26 +250,34 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet) -> Synth
              f"{harness.in_bits} input and {harness.out_bits} output flip-flops are included "
              f"in the figures above",
              f"constraint {freq:g} MHz, nextpnr seed {seed}" + (", DSP blocks disabled" if no_dsp else "")]
-    _say(f"[synth] nextpnr-{spec['family']} place and route ({spec['device']}) ...", quiet)
-    try:
-        tools.run([tools.nextpnr(spec["family"]), *spec["args"], "--json", "design.json",
-                   "--freq", f"{freq:g}", "--report", "pnr.json", "--seed", str(seed),
-                   "--timing-allow-fail"], workdir / "nextpnr.log", f"nextpnr-{spec['family']}",
-                  cwd=workdir)
-    except tools.ToolError:
-        reason = _capacity_error((workdir / "nextpnr.log").read_text(errors="replace"))
-        if reason is None:
-            raise
+    nextpnr = [tools.nextpnr(spec["family"]), *spec["args"], "--json", "design.json"]
+    logs = {"yosys": str(workdir / "fpga.log"), "nextpnr": str(workdir / "nextpnr.log")}
+    # nextpnr-ecp5 goes on placing a design that overfills the device; packing alone tells.
+    _say(f"[synth] nextpnr-{spec['family']} packing for {spec['device']} ...", quiet)
+    packed = tools.run([*nextpnr, "--pack-only"], workdir / "nextpnr_pack.log",
+                       f"nextpnr-{spec['family']} (pack)", cwd=workdir)
+    reason = _overfull(packed)
+    if reason is None:
+        _say(f"[synth] nextpnr-{spec['family']} place and route ...", quiet)
+        try:
+            tools.run([*nextpnr, "--freq", f"{freq:g}", "--report", "pnr.json", "--seed", str(seed),
+                       "--timing-allow-fail"], workdir / "nextpnr.log", f"nextpnr-{spec['family']}",
+                      cwd=workdir)
+        except tools.ToolError:
+            reason = _capacity_error((workdir / "nextpnr.log").read_text(errors="replace"))
+            if reason is None:
+                raise
+    else:
+        logs["nextpnr"] = str(workdir / "nextpnr_pack.log")
+    if reason is not None:
         figures.update(fits=False, fmax_mhz=None)
         notes.insert(0, f"does not fit {spec['device']} (figures are Yosys's mapping, not placed): "
                         f"{reason}")
-        return SynthReport(target, design.top, figures, notes,
-                           {"yosys": str(workdir / "fpga.log"), "nextpnr": str(workdir / "nextpnr.log")})
+        return SynthReport(target, design.top, figures, notes, logs)
     pnr = json.loads((workdir / "pnr.json").read_text())
     fmax = [v["achieved"] for k, v in pnr.get("fmax", {}).items() if "clk" in k] or \
            [v["achieved"] for v in pnr.get("fmax", {}).values()]
     figures["fits"] = True
     figures["fmax_mhz"] = round(min(fmax), 1) if fmax else None
     figures["utilization"] = {k: v for k, v in pnr.get("utilization", {}).items() if v.get("used")}
-    return SynthReport(target, design.top, figures, notes,
-                       {"yosys": str(workdir / "fpga.log"), "nextpnr": str(workdir / "nextpnr.log")})
+    return SynthReport(target, design.top, figures, notes, logs)

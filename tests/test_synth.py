@@ -58,7 +58,7 @@ def test_design_too_big_for_device_reports_not_fitting(tmp_path):
     report = synthesize(big, "ice40-up5k", tmp_path, quiet=True)   # 9 multipliers, 8 DSPs
     assert report.figures["fits"] is False and report.figures["fmax_mhz"] is None
     assert report.figures["dsps"] == 9
-    assert "does not fit" in report.notes[0] and "DSP" in report.notes[0]
+    assert "does not fit" in report.notes[0] and "ICESTORM_DSP 9 of 8" in report.notes[0]
 
 
 def test_library_cells_of_sky130(sky130_liberty, tmp_path):

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
     p.add_argument("--seed", type=int, default=None, help="random seed (printed to reproduce)")
-    p.add_argument("--vectors", type=int, default=2000, help="random tiles to check")
+    p.add_argument("--vectors", type=int, default=2000,
+                   help="random tiles to check (corner cases run in addition)")
     p.add_argument("--waves", action="store_true", help="write a waveform (FST/VCD)")
     p.add_argument("--workdir", default="build", help="build folder")
     p.set_defaults(func=_cmd_sim)

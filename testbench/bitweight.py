@@ -1,7 +1,8 @@
 """cocotb testbench of the ``bitweight`` family against :mod:`accelsmith.models.bitweight`.
 
 Parameters come from the environment (set by :mod:`accelsmith.flows.sim`):
-``ACCELSMITH_MANIFEST`` (the design's manifest), ``ACCELSMITH_VECTORS`` (random tiles) and
+``ACCELSMITH_MANIFEST`` (the design's manifest), ``ACCELSMITH_VECTORS`` (random tiles, checked
+in addition to the corner cases) and
 cocotb's random seed. Jobs run back to back: operand beats of later jobs are queued while
 earlier ones compute, results are checked row by row by a scoreboard that names lost,
 duplicated, reordered and wrong rows, and the CYCLES register is checked against the model's
@@ -194,19 +195,20 @@ async def gemm_tiles(dut):
 
     board = Scoreboard(g)
     corners = corner_jobs(g, rng)
-    n_quiet = min(len(corners) + 8, max(vectors // 4, 1))
-    quiet = corners + [random_job(g, i, rng) for i in range(max(0, n_quiet - len(corners)))]
+    n_quiet = min(vectors, max(8, vectors // 4))
+    quiet = corners + [random_job(g, i, rng) for i in range(n_quiet)]
     await run_jobs(dut, quiet, g, regs, csr, a_src, b_src, sink, board, loop, True, dut._log)
     dut._log.info("%d tiles without stalls passed with exact cycle counts", len(quiet))
 
     stalled = 0
-    remaining = max(0, vectors - len(quiet))
+    remaining = vectors - n_quiet
     while stalled < remaining:
         batch = min(250, remaining - stalled)
         for endpoint in (a_src, b_src, sink):
             endpoint.stall = prng.choice([0.1, 0.3, 0.6, 0.9])
-        jobs = [random_job(g, len(quiet) + stalled + i, rng) for i in range(batch)]
+        jobs = [random_job(g, n_quiet + stalled + i, rng) for i in range(batch)]
         await run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, False, dut._log)
         stalled += batch
-    dut._log.info("PASS: %d tiles (%d corner cases, %d with random stalls), %d result rows, "
-                  "seed %d", len(quiet) + stalled, len(corners), stalled, board.checked, seed)
+    dut._log.info("PASS: %d random tiles (%d without stalls, %d with random stalls) and %d corner "
+                  "cases, %d result rows, seed %d", n_quiet + stalled, n_quiet, stalled, len(corners),
+                  board.checked, seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from _common import CONFIGS, machine, progress, write
+from _common import machine, progress, write
 
 from accelsmith.config import validate
 from accelsmith.flows import tools

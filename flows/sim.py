@@ -3,7 +3,6 @@ family's testbench, summarise."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sys

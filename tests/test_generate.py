@@ -1,7 +1,6 @@
 """Generation: every reference config gives deterministic Verilog that lints and compiles."""
 
 import json
-import shutil
 import subprocess
 
 import pytest

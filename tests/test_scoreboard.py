@@ -16,7 +16,6 @@ G = EngineGeometry("output_stationary", 3, 2, 1, 1, IntFormat(8, True), IntForma
 
 def _board():
     board = Scoreboard(G)
-    rows = []
     for j in range(2):
         job = Job(f"j{j}", np.zeros((3, 1)), np.zeros((1, 2)))
         job.expected = np.arange(6).reshape(3, 2) + 10 * j

@@ -40,6 +40,7 @@ class Param:
     pattern: str | None = None
     only_for: tuple[str, tuple] | None = None
     default_doc: str | None = None
+    choices_by: tuple[str, dict] | None = None   # (other key, {its value: allowed choices})
 
     @property
     def required(self) -> bool:
@@ -101,6 +102,11 @@ class FamilySchema:
                 rules.append({"if": {"properties": {key: {"not": {"enum": list(values)}}},
                                      "required": [key]},
                               "then": {"not": {"required": [p.name]}}})
+            if p.choices_by:
+                key, table = p.choices_by
+                for other, allowed in table.items():
+                    rules.append({"if": {"properties": {key: {"const": other}}, "required": [key]},
+                                  "then": {"properties": {p.name: {"enum": list(allowed)}}}})
         if rules:
             schema["allOf"] = rules
         return schema
@@ -190,6 +196,14 @@ def validate(raw: Any, source: str = "<config>") -> Config:
             applies = not p.only_for or values.get(p.only_for[0]) in p.only_for[1]
             if applies:
                 values[p.name] = p.default
+    for p in schema.params:
+        if p.choices_by and values.get(p.name) is not None:
+            key, table = p.choices_by
+            allowed = table.get(values.get(key), ())
+            if values[p.name] not in allowed:
+                raise ConfigError(f"{source}: key '{p.name}' has value {_describe(values[p.name])}, "
+                                  f"which is not available when {key} is {_describe(values.get(key))}; "
+                                  f"it must be one of {', '.join(repr(a) for a in allowed)}.")
     return Config(family, values, source, dict(raw))
 
 

@@ -83,7 +83,12 @@ def verilator_env() -> dict[str, str]:
     # enough to be split into several C++ files fail to compile; supply it as a make override.
     flags = os.environ.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
-        env["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+        flags += " CFG_CXXFLAGS_PCH_I=-include"
+    # Bit-level netlists (carry-save trees) become huge C++ functions: g++ -Os/-O1 needs over ten
+    # minutes for a 4x4 array, -O0 under half a minute. The testbench, not the model, sets the pace.
+    if "OPT_FAST" not in flags:
+        flags += " OPT_FAST=-O0 OPT_SLOW=-O0"
+    env["MAKEFLAGS"] = flags.strip()
     return env
 
 

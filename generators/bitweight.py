@@ -1,7 +1,9 @@
 """Generator of the ``bitweight`` family: dense integer tensor engines (GEMM tiles).
 
 ``mac: baseline`` builds each architecture from behavioural multipliers and adders: the
-reference every bit-weight optimisation is measured against.
+reference every bit-weight optimisation is measured against. The other ``mac`` modes are the
+bit-weight-dimension optimisations (REFERENCE.md section 1); :data:`MACS_BY_ARCHITECTURE`
+says which apply where.
 """
 
 from __future__ import annotations
@@ -23,14 +25,34 @@ ARCHITECTURES = {
     "tree": "multiplier-adder tree: `units` dot-product units of `tree_k` multipliers each",
     "cube": "3D-Cube: cube_n^3 multipliers, cube_n^2 dot products of length cube_n per cycle",
 }
-MACS = ("baseline",)
+MACS = {
+    "baseline": "behavioural multipliers and adders",
+    "opt1": "carry-save accumulative PE: Booth digits select partial products that enter one "
+            "carry-save tree with the accumulator's sum and carry words; the carry-propagate "
+            "adder moves to readout (OS/2D-Matrix/Cube) or the array edge (WS)",
+    "opt2": "same-bit-weight compressor array: shared encoders, per-bit-weight carry-save "
+            "reduction across k, one shift-and-add per output",
+}
+MACS_BY_ARCHITECTURE = {
+    "systolic_os": ("baseline", "opt1"),
+    "systolic_ws": ("baseline", "opt1"),
+    "matrix2d": ("baseline", "opt1"),
+    "tree": ("baseline", "opt2"),
+    "cube": ("baseline", "opt1"),
+}
 _GRID = ("systolic_os", "systolic_ws", "matrix2d")
 _STREAMED_A = ("systolic_ws", "tree")
 
 SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A @ B tile by tile.", (
     Param("architecture", str, "Tensor-engine architecture: " + "; ".join(
         f"`{k}` {v}" for k, v in ARCHITECTURES.items()) + ".", choices=tuple(ARCHITECTURES)),
-    Param("mac", str, "Multiply-accumulate implementation.", default="baseline", choices=MACS),
+    Param("mac", str, "Multiply-accumulate implementation: " + "; ".join(
+        f"`{k}` {v}" for k, v in MACS.items()) + ". Available per architecture: " + "; ".join(
+        f"{a}: {', '.join(ms)}" for a, ms in MACS_BY_ARCHITECTURE.items()) + ".",
+        default="baseline", choices=tuple(MACS), choices_by=("architecture", MACS_BY_ARCHITECTURE)),
+    Param("encoding", str, "Radix-4 digit encoding of A for the bit-weight modes: `booth` "
+          "(modified Booth) or `ent` (EN-T, sign-magnitude; fewer non-zero digits).",
+          default="booth", choices=("booth", "ent")),
     Param("rows", int, "PE rows (OS/2D-Matrix: output rows per tile; WS: K values per step).",
           default=4, minimum=1, maximum=64, only_for=("architecture", _GRID)),
     Param("cols", int, "PE columns (output columns per tile).", default=4, minimum=1, maximum=64,
@@ -71,33 +93,36 @@ def build(config: Config) -> Design:
     if c["acc_bits"] is not None:
         acc_fmt = IntFormat(c["acc_bits"], acc_fmt.signed)
     shapes = (_shape(a_fmt), _shape(b_fmt), _shape(acc_fmt))
+    mode = {"mac": c["mac"], "encoding": c["encoding"]}
 
     if arch == "systolic_os":
         size = f"{c['rows']}x{c['cols']}"
-        engine = OutputStationaryEngine(SystolicOSArray(c["rows"], c["cols"], *shapes))
+        engine = OutputStationaryEngine(SystolicOSArray(c["rows"], c["cols"], *shapes, **mode))
     elif arch == "matrix2d":
         size = f"{c['rows']}x{c['cols']}"
-        engine = OutputStationaryEngine(BroadcastMatrix(c["rows"], c["cols"], *shapes))
+        engine = OutputStationaryEngine(BroadcastMatrix(c["rows"], c["cols"], *shapes, **mode))
     elif arch == "cube":
         size = f"{c['cube_n']}x{c['cube_n']}x{c['cube_n']}"
-        engine = OutputStationaryEngine(Cube(c["cube_n"], *shapes))
+        engine = OutputStationaryEngine(Cube(c["cube_n"], *shapes, **mode))
     elif arch == "systolic_ws":
         size = f"{c['rows']}x{c['cols']}_m{c['m_tile']}"
-        engine = WeightStationaryEngine(SystolicWSArray(c["rows"], c["cols"], *shapes), c["m_tile"])
+        engine = WeightStationaryEngine(SystolicWSArray(c["rows"], c["cols"], *shapes, **mode), c["m_tile"])
     else:
         size = f"{c['units']}x{c['tree_k']}_m{c['m_tile']}"
-        engine = WeightStationaryEngine(MultiplierAdderTree(c["tree_k"], c["units"], *shapes),
+        engine = WeightStationaryEngine(MultiplierAdderTree(c["tree_k"], c["units"], *shapes, **mode),
                                         c["m_tile"])
     core = engine.core
     geometry = EngineGeometry(
         "output_stationary" if isinstance(engine, OutputStationaryEngine) else "weight_stationary",
         engine.m_tile, core.n_tile, core.k_per_step, core.latency, a_fmt, b_fmt, acc_fmt)
-    top = c["name"] or f"bitweight_{arch}_{c['mac']}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
+    mac = c["mac"] + ("_ent" if c["mac"] != "baseline" and c["encoding"] == "ent" else "")
+    top = c["name"] or f"bitweight_{arch}_{mac}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
     manifest = {
         "family": "bitweight",
         "top": top,
         "architecture": arch,
         "mac": c["mac"],
+        "encoding": c["encoding"],
         "description": ARCHITECTURES[arch],
         "core": type(core).__name__,
         "core_doc": " ".join(type(core).__doc__.split()),

@@ -19,9 +19,69 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import adder_tree
+from accelsmith.models.intformat import IntFormat
 
-__all__ = ["SystolicOSArray", "BroadcastMatrix", "Cube", "SystolicWSArray", "MultiplierAdderTree"]
+from .arith import adder_tree
+from .multiplier import CarrySaveTree, PartialProductGenerator, Term, digit_encoder
+
+__all__ = ["SystolicOSArray", "BroadcastMatrix", "Cube", "SystolicWSArray", "MultiplierAdderTree",
+           "BitWeightDatapath"]
+
+
+def _fmt(shape) -> IntFormat:
+    return IntFormat(shape.width, shape.signed)
+
+
+class BitWeightDatapath:
+    """How a core turns products into sums: one object per core, shared by its PEs.
+
+    ``mac="baseline"``: behavioural ``*`` and ``+`` (the synthesis tool picks the multiplier).
+    Every other mode computes ``a * b`` as ``sum(d[bw] * b * 4**bw)`` over the radix-4 digits
+    of ``a`` (``encoding`` ``"booth"`` or ``"ent"``): digits select partial products
+    ``{0, +-b, +-2b}`` and a :class:`CarrySaveTree` reduces them, with no carry-propagate adder
+    until the result leaves the carry-save form.
+    """
+
+    def __init__(self, mac, a_shape, b_shape, acc_shape, encoding="booth"):
+        self.mac, self.encoding = mac, encoding
+        self.a_fmt, self.b_fmt, self.acc_fmt = _fmt(a_shape), _fmt(b_shape), _fmt(acc_shape)
+        self.width = acc_shape.width
+
+    @property
+    def carry_save(self) -> bool:
+        return self.mac != "baseline"
+
+    def encode(self, m, a, name):
+        """Digits of ``a`` (baseline: ``a`` itself); call once per value and share the result."""
+        if not self.carry_save:
+            return a
+        m.submodules[name] = enc = digit_encoder(self.a_fmt, self.encoding)
+        m.d.comb += enc.a.eq(a)
+        return enc.digits
+
+    def partial_products(self, m, digits, b, name, bws=None, shift=0):
+        """Rows ``(value, Term)`` of ``d[bw] * b * 4**bw * 2**shift`` for the bit weights ``bws``
+        (default all): one partial product and its negation bit per digit."""
+        rows = []
+        for bw in range(len(digits)) if bws is None else bws:
+            m.submodules[f"{name}_pp{bw}"] = ppg = PartialProductGenerator(self.b_fmt)
+            m.d.comb += [ppg.digit.eq(digits[bw]), ppg.b.eq(b)]
+            rows.append((ppg.pp, Term(ppg.width, True, shift + 2 * bw)))
+            rows.append((ppg.neg, Term(1, False, shift + 2 * bw)))
+        return rows
+
+    def reduce(self, m, rows, name, width=None):
+        """Carry-save reduction of ``rows`` to a ``(sum, carry)`` pair of ``width`` bits."""
+        m.submodules[name] = tree = CarrySaveTree([t for _, t in rows], width or self.width)
+        m.d.comb += [tree.rows[f"r{i}"].eq(v) for i, (v, _) in enumerate(rows)]
+        return tree.sum, tree.carry
+
+    def dot_rows(self, m, pairs, name):
+        """Rows of ``sum(a * b for (digits_of_a, b) in pairs)``."""
+        rows = []
+        for x, (digits, b) in enumerate(pairs):
+            rows += self.partial_products(m, digits, b, f"{name}_{x}")
+        return rows
 
 
 def _enabled_reg(m, core, value, shape, name):
@@ -41,23 +101,39 @@ def _delay(m, core, value, depth, shape, name):
 
 
 class _OutputStationaryCore(wiring.Component):
-    def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape):
+    """Accumulators are ``acc_sum + acc_carry`` (modulo 2**acc bits): the baseline keeps a binary
+    sum and leaves ``acc_carry`` zero; carry-save modes keep both words and leave the
+    carry-propagate addition to the reader (once per result row, in the shell)."""
+
+    def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape, mac, encoding):
         self.m_tile, self.n_tile, self.k_per_step = m_tile, n_tile, k_per_step
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
+        self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding)
+        acc = data.ArrayLayout(data.ArrayLayout(unsigned(acc_shape.width), n_tile), m_tile)
         super().__init__({
             "en": In(1),
             "clear": In(1),
             "a": In(data.ArrayLayout(a_shape, m_tile * k_per_step)),
             "b": In(data.ArrayLayout(b_shape, k_per_step * n_tile)),
-            "acc": Out(data.ArrayLayout(data.ArrayLayout(acc_shape, n_tile), m_tile)),
+            "acc_sum": Out(acc),
+            "acc_carry": Out(acc),
         })
 
-    def _accumulate(self, m, i, j, increment):
-        acc = self.acc[i][j]
+    def _accumulate(self, m, i, j, pairs):
+        """Add ``sum(a * b for a, b in pairs)`` to accumulator (i, j); ``a`` as :meth:`encode` d."""
+        dp = self.datapath
+        acc_s, acc_c = self.acc_sum[i][j], self.acc_carry[i][j]
+        if dp.carry_save:
+            rows = dp.dot_rows(m, pairs, f"pe{i}_{j}")
+            rows += [(acc_s, Term(dp.width)), (acc_c, Term(dp.width))]
+            new_s, new_c = dp.reduce(m, rows, f"pe{i}_{j}_csa")
+            updates = [acc_s.eq(new_s), acc_c.eq(new_c)]
+        else:
+            updates = [acc_s.eq(acc_s + adder_tree(a * b for a, b in pairs))]
         with m.If(self.clear):
-            m.d.sync += acc.eq(0)
+            m.d.sync += [acc_s.eq(0), acc_c.eq(0)]
         with m.Elif(self.en):
-            m.d.sync += acc.eq(acc + increment)
+            m.d.sync += updates
 
 
 class SystolicOSArray(_OutputStationaryCore):
@@ -71,8 +147,8 @@ class SystolicOSArray(_OutputStationaryCore):
     MACs per tick: ``rows * cols``. Latency: ``rows + cols - 1`` ticks after the last step.
     """
 
-    def __init__(self, rows, cols, a_shape, b_shape, acc_shape):
-        super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape)
+    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
+        super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding)
         self.latency = rows + cols - 1
 
     def elaborate(self, platform):
@@ -90,7 +166,9 @@ class SystolicOSArray(_OutputStationaryCore):
                     a_in[i][j + 1] = _enabled_reg(m, self, a_in[i][j], self.a_shape, f"a_{i}_{j}")
                 if i + 1 < R:
                     b_in[i + 1][j] = _enabled_reg(m, self, b_in[i][j], self.b_shape, f"b_{i}_{j}")
-                self._accumulate(m, i, j, a_in[i][j] * b_in[i][j])
+                # Each PE encodes the A value passing through it (OPT1 keeps encoders in PEs).
+                digits = self.datapath.encode(m, a_in[i][j], f"enc{i}_{j}")
+                self._accumulate(m, i, j, [(digits, b_in[i][j])])
         return m
 
 
@@ -101,17 +179,19 @@ class BroadcastMatrix(_OutputStationaryCore):
     MACs per tick: ``rows * cols``. Latency: 1 tick (the operand registers).
     """
 
-    def __init__(self, rows, cols, a_shape, b_shape, acc_shape):
-        super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape)
+    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
+        super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding)
         self.latency = 1
 
     def elaborate(self, platform):
         m = Module()
         a = [_enabled_reg(m, self, self.a[i], self.a_shape, f"a_{i}") for i in range(self.m_tile)]
         b = [_enabled_reg(m, self, self.b[j], self.b_shape, f"b_{j}") for j in range(self.n_tile)]
+        # A row's PEs see the same value: one encoder per row (synthesis would merge copies).
+        digits = [self.datapath.encode(m, a[i], f"enc{i}") for i in range(self.m_tile)]
         for i in range(self.m_tile):
             for j in range(self.n_tile):
-                self._accumulate(m, i, j, a[i] * b[j])
+                self._accumulate(m, i, j, [(digits[i], b[j])])
         return m
 
 
@@ -122,8 +202,8 @@ class Cube(_OutputStationaryCore):
     MACs per tick: ``n**3``. Latency: 1 tick (the operand registers).
     """
 
-    def __init__(self, n, a_shape, b_shape, acc_shape):
-        super().__init__(n, n, n, a_shape, b_shape, acc_shape)
+    def __init__(self, n, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
+        super().__init__(n, n, n, a_shape, b_shape, acc_shape, mac, encoding)
         self.latency = 1
 
     def elaborate(self, platform):
@@ -131,16 +211,19 @@ class Cube(_OutputStationaryCore):
         n = self.m_tile
         a = [_enabled_reg(m, self, self.a[x], self.a_shape, f"a_{x}") for x in range(n * n)]
         b = [_enabled_reg(m, self, self.b[x], self.b_shape, f"b_{x}") for x in range(n * n)]
+        digits = [self.datapath.encode(m, a[x], f"enc{x}") for x in range(n * n)]
         for i in range(n):
             for j in range(n):
-                self._accumulate(m, i, j, adder_tree(a[i * n + k] * b[k * n + j] for k in range(n)))
+                # OPT1: the n products and the accumulator's two words enter one carry-save tree.
+                self._accumulate(m, i, j, [(digits[i * n + k], b[k * n + j]) for k in range(n)])
         return m
 
 
 class _WeightStationaryCore(wiring.Component):
-    def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape):
+    def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape, mac, encoding):
         self.k_per_step, self.n_tile = k_per_step, n_tile
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
+        self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding)
         super().__init__({
             "en": In(1),
             "clear": In(1),
@@ -169,27 +252,40 @@ class SystolicWSArray(_WeightStationaryCore):
     per tick; partial sums move down one PE per tick and leave at the bottom edge, where column
     ``c`` is delayed ``cols - 1 - c`` ticks so a whole output row appears at once.
 
+    With ``mac="opt1"`` each PE encodes its A value and partial sums move down in carry-save
+    form (two words); one carry-propagate adder per column sits at the bottom edge.
+
     MACs per tick: ``rows * cols``. Latency: ``rows + cols`` ticks from an A row to its outputs.
     """
 
-    def __init__(self, rows, cols, a_shape, b_shape, acc_shape):
-        super().__init__(rows, cols, a_shape, b_shape, acc_shape)
+    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
+        super().__init__(rows, cols, a_shape, b_shape, acc_shape, mac, encoding)
         self.latency = rows + cols
 
     def elaborate(self, platform):
         m = Module()
         R, C = self.k_per_step, self.n_tile
+        dp = self.datapath
         w = self._weights(m)
-        psum = [Const(0, self.acc_shape)] * C
+        width = self.acc_shape.width
+        psum = [(Const(0, width), Const(0, width))] * C
         for r in range(R):
             a = _delay(m, self, self.a[r], r + 1, self.a_shape, f"a_skew{r}")
             for c in range(C):
-                psum[c] = _enabled_reg(m, self, psum[c] + a * w[r][c], self.acc_shape,
-                                       f"psum_{r}_{c}")
+                s_in, c_in = psum[c]
+                if dp.carry_save:
+                    rows = dp.partial_products(m, dp.encode(m, a, f"enc{r}_{c}"), w[r][c], f"pe{r}_{c}")
+                    new = dp.reduce(m, rows + [(s_in, Term(width)), (c_in, Term(width))],
+                                    f"pe{r}_{c}_csa")
+                else:
+                    new = (s_in + a * w[r][c], c_in)
+                psum[c] = tuple(_enabled_reg(m, self, v, unsigned(width), f"psum_{r}_{c}_{h}")
+                                for v, h in zip(new, "sc"))
                 if c + 1 < C:
                     a = _enabled_reg(m, self, a, self.a_shape, f"a_{r}_{c}")
         for c in range(C):
-            m.d.comb += self.out[c].eq(_delay(m, self, psum[c], C - 1 - c, self.acc_shape,
+            edge = psum[c][0] + psum[c][1] if dp.carry_save else psum[c][0]
+            m.d.comb += self.out[c].eq(_delay(m, self, edge[:width], C - 1 - c, self.acc_shape,
                                               f"deskew{c}"))
         return m
 
@@ -198,19 +294,40 @@ class MultiplierAdderTree(_WeightStationaryCore):
     """``units`` dot-product units, each ``k`` multipliers feeding a balanced adder tree, sharing
     one registered A row; unit ``j`` holds column ``j`` of the weight block.
 
+    With ``mac="opt2"`` (same-bit-weight compressor array) one encoder per A element is shared by
+    all units; each unit reduces its ``k`` partial products of one bit weight in a carry-save
+    tree (one per bit weight), then the bit-weight sums are shifted and reduced together and a
+    single carry-propagate adder per unit forms the result.
+
     MACs per tick: ``k * units``. Latency: 2 ticks (operand register, then the registered sum).
     """
 
-    def __init__(self, k, units, a_shape, b_shape, acc_shape):
-        super().__init__(k, units, a_shape, b_shape, acc_shape)
+    def __init__(self, k, units, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
+        super().__init__(k, units, a_shape, b_shape, acc_shape, mac, encoding)
         self.latency = 2
 
     def elaborate(self, platform):
         m = Module()
+        dp = self.datapath
         w = self._weights(m)
         k = self.k_per_step
+        width = self.acc_shape.width
         a = [_enabled_reg(m, self, self.a[x], self.a_shape, f"a_{x}") for x in range(k)]
+        digits = [dp.encode(m, a[x], f"enc{x}") for x in range(k)]
         for j in range(self.n_tile):
-            dot = adder_tree(a[x] * w[x][j] for x in range(k))
+            if dp.carry_save:
+                weight_sums = []
+                for bw in range(len(digits[0])):
+                    rows = []
+                    for x in range(k):
+                        rows += dp.partial_products(m, digits[x], w[x][j], f"u{j}_{x}", [bw], -2 * bw)
+                    # Modulo 2**(width - 2bw): exact once shifted into place.
+                    s_bw, c_bw = dp.reduce(m, rows, f"u{j}_bw{bw}_csa", max(1, width - 2 * bw))
+                    weight_sums += [(s_bw, Term(len(s_bw), False, 2 * bw)),
+                                    (c_bw, Term(len(c_bw), False, 2 * bw))]
+                s_out, c_out = dp.reduce(m, weight_sums, f"u{j}_csa")
+                dot = (s_out + c_out)[:width]
+            else:
+                dot = adder_tree(a[x] * w[x][j] for x in range(k))
             m.d.comb += self.out[j].eq(_enabled_reg(m, self, dot, self.acc_shape, f"sum_{j}"))
         return m

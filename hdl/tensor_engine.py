@@ -58,11 +58,11 @@ class _Shell(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
         return start, busy, done
 
-    def _readout(self, m, rows, row, done):
-        """READOUT state body: present row ``row`` of ``rows`` on ``c`` until accepted."""
+    def _readout(self, m, value, row, done):
+        """READOUT state body: present ``value`` (result row ``row``) on ``c`` until accepted."""
         last = row == self.m_tile - 1
         m.d.comb += [self.c.valid.eq(1),
-                     self.c.payload.data.eq(Array(rows)[row]),
+                     self.c.payload.data.eq(value),
                      self.c.payload.last.eq(last)]
         with m.If(self.c.ready):
             m.d.sync += row.eq(row + 1)
@@ -93,7 +93,9 @@ class OutputStationaryEngine(_Shell):
         steps_left = Signal(32)
         flush = Signal(range(core.latency + 1))
         row = Signal(range(self.m_tile))
-        rows = [core.acc[i].as_value() for i in range(self.m_tile)]
+        # The carry-propagate adders of carry-save cores: one row of them, behind the row mux.
+        sums, carries = Array(core.acc_sum), Array(core.acc_carry)
+        result = Cat((sums[row][j] + carries[row][j])[:core.acc_shape.width] for j in range(core.n_tile))
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(start):
@@ -116,7 +118,7 @@ class OutputStationaryEngine(_Shell):
                 with m.If(flush == 1):
                     m.next = "READOUT"
             with m.State("READOUT"):
-                self._readout(m, rows, row, done)
+                self._readout(m, result, row, done)
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
         return m
 
@@ -201,6 +203,6 @@ class WeightStationaryEngine(_Shell):
                     with m.Else():
                         m.next = "LOAD"
             with m.State("READOUT"):
-                self._readout(m, [r.as_value() for r in acc_buf], row, done)
+                self._readout(m, Array(acc_buf)[row], row, done)
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
         return m

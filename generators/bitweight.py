@@ -13,8 +13,9 @@ from amaranth import signed, unsigned
 from accelsmith.config import Config, FamilySchema, Param
 from accelsmith.hdl.tensor_cores import (BroadcastMatrix, Cube, MultiplierAdderTree, SystolicOSArray,
                                 SystolicWSArray)
-from accelsmith.hdl.tensor_engine import OutputStationaryEngine, WeightStationaryEngine
-from accelsmith.models.bitweight import EngineGeometry
+from accelsmith.hdl.digit_serial import DigitSerialMatrix
+from accelsmith.hdl.tensor_engine import DigitSerialEngine, OutputStationaryEngine, WeightStationaryEngine
+from accelsmith.models.bitweight import DIGIT_SERIAL, EngineGeometry
 from accelsmith.models.intformat import IntFormat, accumulator_format
 from . import Design, ports_of
 
@@ -32,11 +33,18 @@ MACS = {
             "adder moves to readout (OS/2D-Matrix/Cube) or the array edge (WS)",
     "opt2": "same-bit-weight compressor array: shared encoders, per-bit-weight carry-save "
             "reduction across k, one shift-and-add per output",
+    "opt3": "sparsity-encoding PE: per bit weight, only the non-zero digits of 4 A values are "
+            "issued, one per cycle; encoder and issue logic in every PE (data-dependent cycles)",
+    "opt4c": "opt3 with encoders and issue logic shared by each row of PEs",
+    "opt4e": "opt4c with one lane per bit weight in every PE, reduced in one carry-save tree "
+             "with the shared accumulator",
+    "bitslice": "Laconic-style term-serial reference: both operands digit-encoded, one pair of "
+                "non-zero digits per PE and cycle",
 }
 MACS_BY_ARCHITECTURE = {
     "systolic_os": ("baseline", "opt1"),
     "systolic_ws": ("baseline", "opt1"),
-    "matrix2d": ("baseline", "opt1"),
+    "matrix2d": ("baseline", "opt1", "opt3", "opt4c", "opt4e", "bitslice"),
     "tree": ("baseline", "opt2"),
     "cube": ("baseline", "opt1"),
 }
@@ -52,7 +60,8 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
         default="baseline", choices=tuple(MACS), choices_by=("architecture", MACS_BY_ARCHITECTURE)),
     Param("encoding", str, "Radix-4 digit encoding of A for the bit-weight modes: `booth` "
           "(modified Booth) or `ent` (EN-T, sign-magnitude; fewer non-zero digits).",
-          default="booth", choices=("booth", "ent")),
+          default=None, choices=("booth", "ent"),
+          default_doc="`ent` for opt3/opt4c/opt4e, `booth` otherwise"),
     Param("rows", int, "PE rows (OS/2D-Matrix: output rows per tile; WS: K values per step).",
           default=4, minimum=1, maximum=64, only_for=("architecture", _GRID)),
     Param("cols", int, "PE columns (output columns per tile).", default=4, minimum=1, maximum=64,
@@ -93,11 +102,15 @@ def build(config: Config) -> Design:
     if c["acc_bits"] is not None:
         acc_fmt = IntFormat(c["acc_bits"], acc_fmt.signed)
     shapes = (_shape(a_fmt), _shape(b_fmt), _shape(acc_fmt))
-    mode = {"mac": c["mac"], "encoding": c["encoding"]}
+    encoding = c["encoding"] or ("ent" if c["mac"] in ("opt3", "opt4c", "opt4e") else "booth")
+    mode = {"mac": c["mac"], "encoding": encoding}
 
     if arch == "systolic_os":
         size = f"{c['rows']}x{c['cols']}"
         engine = OutputStationaryEngine(SystolicOSArray(c["rows"], c["cols"], *shapes, **mode))
+    elif arch == "matrix2d" and c["mac"] in DIGIT_SERIAL:
+        size = f"{c['rows']}x{c['cols']}"
+        engine = DigitSerialEngine(DigitSerialMatrix(c["rows"], c["cols"], *shapes, **mode))
     elif arch == "matrix2d":
         size = f"{c['rows']}x{c['cols']}"
         engine = OutputStationaryEngine(BroadcastMatrix(c["rows"], c["cols"], *shapes, **mode))
@@ -113,16 +126,17 @@ def build(config: Config) -> Design:
                                         c["m_tile"])
     core = engine.core
     geometry = EngineGeometry(
-        "output_stationary" if isinstance(engine, OutputStationaryEngine) else "weight_stationary",
-        engine.m_tile, core.n_tile, core.k_per_step, core.latency, a_fmt, b_fmt, acc_fmt)
-    mac = c["mac"] + ("_ent" if c["mac"] != "baseline" and c["encoding"] == "ent" else "")
+        "weight_stationary" if isinstance(engine, WeightStationaryEngine) else "output_stationary",
+        engine.m_tile, core.n_tile, core.k_per_step, core.latency, a_fmt, b_fmt, acc_fmt,
+        c["mac"] if c["mac"] in DIGIT_SERIAL else "fixed", encoding)
+    mac = c["mac"] if c["encoding"] is None else f"{c['mac']}_{encoding}"
     top = c["name"] or f"bitweight_{arch}_{mac}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
     manifest = {
         "family": "bitweight",
         "top": top,
         "architecture": arch,
         "mac": c["mac"],
-        "encoding": c["encoding"],
+        "encoding": encoding,
         "description": ARCHITECTURES[arch],
         "core": type(core).__name__,
         "core_doc": " ".join(type(core).__doc__.split()),
@@ -138,10 +152,13 @@ def build(config: Config) -> Design:
         "performance": {
             "macs_per_cycle": geometry.macs_per_cycle(),
             "pipeline_latency": core.latency,
-            "job_cycles": ("K_STEPS + pipeline_latency + m_tile" if geometry.output_stationary else
-                           "K_STEPS * (k_per_step + m_tile + pipeline_latency) + m_tile"),
+            "job_cycles": ("2 + sum(step_cycles) + m_tile (data-dependent: "
+                           "accelsmith.models.bitweight.step_cycles)" if geometry.schedule != "fixed"
+                           else "K_STEPS + pipeline_latency + m_tile" if geometry.output_stationary
+                           else "K_STEPS * (k_per_step + m_tile + pipeline_latency) + m_tile"),
             "job_cycles_one_step": geometry.job_cycles(1),
-            "throughput": ("one step (a and b beat) per cycle" if geometry.output_stationary else
+            "throughput": ("one step per step_cycles (data-dependent)" if geometry.schedule != "fixed"
+                           else "one step (a and b beat) per cycle" if geometry.output_stationary else
                            "one A row per cycle while streaming; weight loads stall the stream"),
         },
         "semantics": {

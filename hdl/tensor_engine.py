@@ -13,7 +13,8 @@ from amaranth.lib.wiring import In, Out
 
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
 
-__all__ = ["REGISTERS", "OutputStationaryEngine", "WeightStationaryEngine", "result_layout"]
+__all__ = ["REGISTERS", "OutputStationaryEngine", "WeightStationaryEngine", "DigitSerialEngine",
+           "result_layout"]
 
 REGISTERS = [
     Register("CTRL", "wo", "Command register.",
@@ -58,6 +59,13 @@ class _Shell(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
         return start, busy, done
 
+    def _carry_save_row(self, row):
+        """Result row ``row`` of a core with carry-save accumulators: the core's carry-propagate
+        adders, one row of them behind the row multiplexer."""
+        core = self.core
+        sums, carries = Array(core.acc_sum), Array(core.acc_carry)
+        return Cat((sums[row][j] + carries[row][j])[:core.acc_shape.width] for j in range(core.n_tile))
+
     def _readout(self, m, value, row, done):
         """READOUT state body: present ``value`` (result row ``row``) on ``c`` until accepted."""
         last = row == self.m_tile - 1
@@ -93,9 +101,7 @@ class OutputStationaryEngine(_Shell):
         steps_left = Signal(32)
         flush = Signal(range(core.latency + 1))
         row = Signal(range(self.m_tile))
-        # The carry-propagate adders of carry-save cores: one row of them, behind the row mux.
-        sums, carries = Array(core.acc_sum), Array(core.acc_carry)
-        result = Cat((sums[row][j] + carries[row][j])[:core.acc_shape.width] for j in range(core.n_tile))
+        result = self._carry_save_row(row)
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(start):
@@ -204,5 +210,56 @@ class WeightStationaryEngine(_Shell):
                         m.next = "LOAD"
             with m.State("READOUT"):
                 self._readout(m, Array(acc_buf)[row], row, done)
+        m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
+        return m
+
+
+class DigitSerialEngine(_Shell):
+    """Job sequencer for data-dependent cores (:class:`~accelsmith.hdl.digit_serial.DigitSerialMatrix`).
+
+    Per job: START clears the accumulators; ``K_STEPS`` steps are offered to the core, each one
+    ``a`` beat and one ``b`` beat accepted together when the core is ready for a step; once the
+    core is no longer busy, ``m_tile`` result rows leave on ``c``.
+
+    Throughput: one step per ``step_cycles`` (data-dependent, see the core). Cycles per job
+    without stalls: ``1 + sum(step_cycles) + 1 + m_tile`` (``m_tile + 1`` for ``K_STEPS = 0``):
+    the first beat is taken in the first BUSY cycle, later beats in the last cycle of the step
+    before, and one cycle passes between the core's last cycle and the first result row.
+    """
+
+    def __init__(self, core):
+        super().__init__(core, core.m_tile, core.m_tile * core.k_per_step,
+                         core.k_per_step * core.n_tile)
+
+    def elaborate(self, platform):
+        m = Module()
+        core = self.core
+        start, busy, done = self._control(m)
+        steps_left = Signal(32)
+        row = Signal(range(self.m_tile))
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.comb += core.clear.eq(1)
+                    m.d.sync += steps_left.eq(self.regs.k_steps)
+                    with m.If(self.regs.k_steps == 0):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.next = "FEED"
+            with m.State("FEED"):
+                both = self.a.valid & self.b.valid
+                m.d.comb += [core.step_valid.eq(both), core.a.eq(self.a.payload),
+                             core.b.eq(self.b.payload),
+                             self.a.ready.eq(self.b.valid & core.step_ready),
+                             self.b.ready.eq(self.a.valid & core.step_ready)]
+                with m.If(both & core.step_ready):
+                    m.d.sync += steps_left.eq(steps_left - 1)
+                    with m.If(steps_left == 1):
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(~core.busy):
+                    m.next = "READOUT"
+            with m.State("READOUT"):
+                self._readout(m, self._carry_save_row(row), row, done)
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
         return m

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .digits import digits as encode_digits
 from .intformat import IntFormat
+
+DIGIT_SERIAL = ("opt3", "opt4c", "opt4e", "bitslice")
 
 def gemm(A, B, a_fmt: IntFormat, b_fmt: IntFormat, acc_fmt: IntFormat) -> np.ndarray:
     """``A @ B`` computed exactly, then wrapped to the accumulator format (two's complement wrap
@@ -53,20 +56,24 @@ class EngineGeometry:
     a_fmt: IntFormat
     b_fmt: IntFormat
     acc_fmt: IntFormat
+    schedule: str = "fixed"     # "fixed", or the digit-serial mode whose step cycles depend on data
+    encoding: str = "booth"
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "EngineGeometry":
         g = manifest["geometry"]
         fmt = lambda d: IntFormat(d["bits"], d["signed"])
         return cls(g["dataflow"], g["m_tile"], g["n_tile"], g["k_per_step"], g["pipeline_latency"],
-                   fmt(g["a"]), fmt(g["b"]), fmt(g["acc"]))
+                   fmt(g["a"]), fmt(g["b"]), fmt(g["acc"]), g.get("schedule", "fixed"),
+                   g.get("encoding", "booth"))
 
     def to_manifest(self) -> dict:
         fmt = lambda f: {"bits": f.bits, "signed": f.signed}
         return {"dataflow": self.dataflow, "m_tile": self.m_tile, "n_tile": self.n_tile,
                 "k_per_step": self.k_per_step, "pipeline_latency": self.pipeline_latency,
                 "a": fmt(self.a_fmt), "b": fmt(self.b_fmt), "acc": fmt(self.acc_fmt),
-                "a_beat_len": self.a_beat_len, "b_beat_len": self.b_beat_len}
+                "a_beat_len": self.a_beat_len, "b_beat_len": self.b_beat_len,
+                "schedule": self.schedule, "encoding": self.encoding}
 
     @property
     def output_stationary(self) -> bool:
@@ -111,8 +118,26 @@ class EngineGeometry:
                 a_beats.extend(row.tolist() for row in a_blk)
         return a_beats, b_beats, steps
 
+    def job_cycles_for(self, A, B) -> int:
+        """Cycles from START to the last result accepted for this job, with no stalls (exact,
+        also for the data-dependent digit-serial engines)."""
+        if self.schedule == "fixed":
+            return self.job_cycles(self.steps(np.shape(A)[1]))
+        a_beats, b_beats, steps = self.job_beats(A, B)
+        if steps == 0:
+            return self.m_tile + 1
+        ks = self.k_per_step
+        a_blocks = np.array(a_beats).reshape(steps, self.m_tile, ks)
+        b_blocks = np.array(b_beats).reshape(steps, ks, self.n_tile)
+        total = sum(step_cycles(a, b, self.schedule, self.a_fmt, self.b_fmt, self.encoding)
+                    for a, b in zip(a_blocks, b_blocks))
+        return 2 + total + self.m_tile
+
     def job_cycles(self, steps: int) -> int:
-        """Cycles from START to the last result accepted, with no stalls on any stream."""
+        """Cycles from START to the last result accepted, with no stalls on any stream (for
+        digit-serial engines: the fastest case, one cycle per step)."""
+        if self.schedule != "fixed":
+            return self.m_tile + 1 + (steps + 1 if steps else 0)
         if self.output_stationary:
             return steps + self.pipeline_latency + self.m_tile
         return steps * (self.k_per_step + self.m_tile + self.pipeline_latency) + self.m_tile
@@ -122,3 +147,24 @@ class EngineGeometry:
         if self.output_stationary:
             return self.m_tile * self.n_tile * self.k_per_step
         return self.k_per_step * self.n_tile
+
+
+def step_cycles(a_blk, b_blk, mac: str, a_fmt: IntFormat, b_fmt: IntFormat, encoding: str) -> int:
+    """Cycles a digit-serial core spends on one step (A block ``rows x k``, B block ``k x cols``).
+
+    ``opt3``/``opt4c``: for each bit weight, ``max(1, most non-zero A digits of that weight in any
+    row)``, summed. ``opt4e``: all bit weights at once, ``max(1, most in any row and weight)``.
+    ``bitslice`` (k = 1): ``P * Q`` for ``P`` the most non-zero digits of any A value and ``Q``
+    of any B value, 1 if either is 0. See :mod:`accelsmith.hdl.digit_serial`.
+    """
+    nz_a = encode_digits(a_blk, a_fmt, encoding) != 0           # rows x k x nd
+    if mac == "bitslice":
+        p = int(nz_a.sum(axis=-1).max(initial=0))
+        q = int((encode_digits(b_blk, b_fmt, encoding) != 0).sum(axis=-1).max(initial=0))
+        return 1 if p == 0 or q == 0 else p * q
+    per_weight = nz_a.sum(axis=1).max(axis=0)                 # most non-zeros per bit weight
+    if mac == "opt4e":
+        return max(1, int(per_weight.max()))
+    if mac in ("opt3", "opt4c"):
+        return int(np.maximum(per_weight, 1).sum())
+    raise ValueError(f"mac {mac!r} has no data-dependent schedule")

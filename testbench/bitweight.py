@@ -140,7 +140,8 @@ async def run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, exa
             # A running job ignores START and keeps the K_STEPS it latched.
             await csr.write(regs.CTRL.address, regs.CTRL.START.mask)
             await csr.write(regs.K_STEPS.address, steps + 5)
-        budget = 50 * (g.job_cycles(steps) + 10) + 2000
+        model = g.job_cycles_for(job.A, job.B)
+        budget = 50 * (model + 10) + 2000
         start_cycle = loop.cycle
         while True:
             status = await csr.read(regs.STATUS.address)
@@ -151,7 +152,6 @@ async def run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, exa
                 raise MismatchError(f"job '{job.name}' ({steps} steps) did not finish within {budget} "
                                   f"cycles: hang (status {status:#x}, {board.pending} rows pending)")
         cycles = await csr.read(regs.CYCLES.address)
-        model = g.job_cycles(steps)
         if exact_cycles and cycles != model:
             raise MismatchError(f"job '{job.name}': CYCLES = {cycles}, model predicts {model} "
                               f"for {steps} steps without stalls")

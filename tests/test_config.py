@@ -30,6 +30,7 @@ EXPECTED = {
     "11_missing_architecture": ["'architecture'", "missing", "'tree'"],
     "12_not_a_mapping": ["mapping", "list"],
     "13_acc_too_wide": ["'acc_bits'", "65", "from 2 to 64"],
+    "14_mac_not_for_architecture": ["'mac'", "'opt2'", "'matrix2d'", "'opt4e'"],
 }
 
 

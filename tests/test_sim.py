@@ -2,7 +2,7 @@
 
 import pytest
 
-from accelsmith.config import load
+from accelsmith.config import load, validate
 from accelsmith.flows import tools
 from accelsmith.flows.sim import simulate
 
@@ -19,6 +19,41 @@ def test_sim(name, simulator, tmp_path):
         pytest.skip("iverilog not on PATH (optional; .ci/run installs it)")
     result = simulate(load(CONFIGS / f"{name}.yaml"), simulator, seed=1234, vectors=2000,
                       workdir=tmp_path, quiet=True)
+    assert result.passed, result.summary()
+
+
+# Every (architecture, optimised mac) pair, plus 4- and 16-bit operands; small arrays.
+MAC_CONFIGS = {
+    "systolic_os-opt1": {"architecture": "systolic_os", "mac": "opt1", "rows": 3, "cols": 4},
+    "systolic_ws-opt1": {"architecture": "systolic_ws", "mac": "opt1", "rows": 4, "cols": 3},
+    "matrix2d-opt1": {"architecture": "matrix2d", "mac": "opt1", "rows": 3, "cols": 3},
+    "tree-opt2": {"architecture": "tree", "mac": "opt2", "units": 3, "tree_k": 4},
+    "cube-opt1": {"architecture": "cube", "mac": "opt1", "cube_n": 3},
+    "matrix2d-opt3": {"architecture": "matrix2d", "mac": "opt3", "rows": 3, "cols": 2},
+    "matrix2d-opt4c": {"architecture": "matrix2d", "mac": "opt4c", "rows": 3, "cols": 3},
+    "matrix2d-opt4e": {"architecture": "matrix2d", "mac": "opt4e", "rows": 3, "cols": 3},
+    "matrix2d-bitslice": {"architecture": "matrix2d", "mac": "bitslice", "rows": 3, "cols": 3},
+    "opt4c-booth-u4xs4": {"architecture": "matrix2d", "mac": "opt4c", "encoding": "booth",
+                          "a_bits": 4, "a_signed": False, "b_bits": 4, "rows": 2, "cols": 3},
+    "tree-opt2-ent-s4xu4": {"architecture": "tree", "mac": "opt2", "encoding": "ent", "a_bits": 4,
+                            "b_bits": 4, "b_signed": False, "units": 2, "tree_k": 3},
+    "opt1-s16xs16": {"architecture": "systolic_os", "mac": "opt1", "a_bits": 16, "b_bits": 16,
+                     "rows": 2, "cols": 2, "max_k": 64},
+    "bitslice-u16xs16": {"architecture": "matrix2d", "mac": "bitslice", "a_bits": 16,
+                         "a_signed": False, "b_bits": 16, "rows": 2, "cols": 2, "max_k": 64},
+}
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.parametrize("name", MAC_CONFIGS)
+def test_sim_mac(name, simulator, tmp_path):
+    if simulator == "icarus" and tools.iverilog() is None:
+        pytest.skip("iverilog not on PATH (optional; .ci/run installs it)")
+    config = validate({"family": "bitweight", **MAC_CONFIGS[name]}, f"<{name}>")
+    # Icarus is event-driven: the bit-level carry-save netlists glitch a lot and run 20-50x
+    # slower than on Verilator, so it gets fewer tiles (corner cases always included).
+    vectors = 600 if simulator == "verilator" else 40
+    result = simulate(config, simulator, seed=4321, vectors=vectors, workdir=tmp_path, quiet=True)
     assert result.passed, result.summary()
 
 

@@ -96,3 +96,52 @@ def test_geometry_manifest_roundtrip():
     g = EngineGeometry("weight_stationary", 4, 4, 4, 8, U4, S8, IntFormat(20, True))
     assert EngineGeometry.from_manifest({"geometry": g.to_manifest()}) == g
     assert g.job_cycles(2) == 2 * (4 + 4 + 8) + 4
+
+
+# --- radix-4 digits and the digit-serial cycle model ---------------------------------------
+
+from accelsmith.models.bitweight import step_cycles  # noqa: E402
+from accelsmith.models.digits import digits, from_digits, nonzero_digits  # noqa: E402
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 8, 11, 16])
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("encoding", ["booth", "ent"])
+def test_digits_exact_for_every_value(bits, signed, encoding):
+    fmt = IntFormat(bits, signed)
+    values = np.arange(fmt.min, fmt.max + 1)
+    d = digits(values, fmt, encoding)
+    assert (from_digits(d) == values).all()
+    assert np.isin(d, [-2, -1, 0, 1, 2]).all()
+
+
+def test_digit_examples():
+    assert digits(-128, S8, "booth").tolist() == [0, 0, 0, -2]
+    assert digits(127, S8, "ent").tolist() == [-1, 0, 0, 2]          # 127 = 2*64 - 1
+    assert digits(255, U8, "ent").tolist() == [-1, 0, 0, 0, 1]      # needs the fifth digit
+    assert nonzero_digits(np.array([0, 1, 3, -128]), S8, "ent").tolist() == [0, 1, 2, 1]
+    with pytest.raises(ValueError, match="outside s8"):
+        digits(200, S8, "booth")
+
+
+def test_step_cycles_hand_computed():
+    # EN-T digits: 3 -> [-1, 1], 2 -> [2], 0 -> [], -64 -> [0, 0, 0, -1]
+    a = np.array([[3, 2, 0, -64], [0, 0, 0, 0]])
+    b = np.ones((4, 3), dtype=np.int64)
+    # bw0 non-zeros: row0 {3, 2} = 2; bw1: {3} = 1; bw2: 0 -> 1; bw3: {-64} = 1  => 2+1+1+1
+    assert step_cycles(a, b, "opt3", S8, S8, "ent") == 5
+    assert step_cycles(a, b, "opt4c", S8, S8, "ent") == 5
+    assert step_cycles(a, b, "opt4e", S8, S8, "ent") == 2
+    assert step_cycles(np.zeros((2, 4), dtype=np.int64), b, "opt3", S8, S8, "ent") == 4
+    # bitslice: P = most A terms (3 -> 2 terms), Q = most B terms (1 -> 1 term); zeros -> 1 cycle
+    assert step_cycles(np.array([[3], [2]]), np.array([[1, 0]]), "bitslice", S8, S8, "ent") == 2
+    assert step_cycles(np.array([[3], [2]]), np.array([[0, 0]]), "bitslice", S8, S8, "ent") == 1
+
+
+def test_digit_serial_job_cycles():
+    g = EngineGeometry("output_stationary", 2, 3, 4, 0, S8, S8, IntFormat(24, True), "opt4e", "ent")
+    A = np.array([[3, 2, 0, -64, 1], [0, 0, 0, 0, 0]])
+    B = np.ones((5, 3), dtype=np.int64)
+    # steps: [3, 2, 0, -64] -> 2 cycles, [1, 0, 0, 0] (padded) -> 1 cycle; + 2 + m_tile
+    assert g.job_cycles_for(A, B) == 2 + 3 + 2
+    assert g.job_cycles_for(A[:, :0], B[:0]) == 2 + 1

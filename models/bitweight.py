@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .digits import digit_count
 from .digits import digits as encode_digits
 from .intformat import IntFormat
 
@@ -142,8 +143,11 @@ class EngineGeometry:
             return steps + self.pipeline_latency + self.m_tile
         return steps * (self.k_per_step + self.m_tile + self.pipeline_latency) + self.m_tile
 
-    def macs_per_cycle(self) -> int:
-        """Peak multiply-accumulates per cycle while operands stream."""
+    def macs_per_cycle(self) -> float:
+        """Peak multiply-accumulates per cycle while operands stream (digit-serial engines: at
+        their fastest step, every bit weight at its minimum of one cycle for opt3/opt4c)."""
+        if self.schedule in ("opt3", "opt4c"):
+            return self.m_tile * self.n_tile * self.k_per_step / digit_count(self.a_fmt, self.encoding)
         if self.output_stationary:
             return self.m_tile * self.n_tile * self.k_per_step
         return self.k_per_step * self.n_tile

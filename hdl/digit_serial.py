@@ -207,7 +207,6 @@ class DigitSerialMatrix(wiring.Component):
             if shared:
                 digits_row = [self._encode(m, a_cur[i * G + kk], True, f"enc{i}_{kk}") for kk in range(G)]
                 row_issue.append(issue(digits_row, f"row{i}"))
-        dp = self.datapath
         for i in range(R):
             for j in range(C):
                 if shared:

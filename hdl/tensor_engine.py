@@ -214,7 +214,7 @@ class WeightStationaryEngine(_Shell):
         return m
 
 
-class DigitSerialEngine(_Shell):
+class DigitSerialEngine(OutputStationaryEngine):
     """Job sequencer for data-dependent cores (:class:`~accelsmith.hdl.digit_serial.DigitSerialMatrix`).
 
     Per job: START clears the accumulators; ``K_STEPS`` steps are offered to the core, each one
@@ -225,11 +225,8 @@ class DigitSerialEngine(_Shell):
     without stalls: ``1 + sum(step_cycles) + 1 + m_tile`` (``m_tile + 1`` for ``K_STEPS = 0``):
     the first beat is taken in the first BUSY cycle, later beats in the last cycle of the step
     before, and one cycle passes between the core's last cycle and the first result row.
+    Same stream layout as :class:`OutputStationaryEngine`.
     """
-
-    def __init__(self, core):
-        super().__init__(core, core.m_tile, core.m_tile * core.k_per_step,
-                         core.k_per_step * core.n_tile)
 
     def elaborate(self, platform):
         m = Module()

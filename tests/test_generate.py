@@ -10,6 +10,8 @@ from accelsmith.flows import tools
 from accelsmith.generators import write_design
 from accelsmith.registry import generator, reference_configs
 
+from .test_sim import MAC_CONFIGS
+
 CONFIGS = reference_configs()
 
 
@@ -82,3 +84,12 @@ def test_narrow_accumulator_documented():
     assert design.manifest["geometry"]["acc"]["bits"] == 12
     assert "wrap modulo 2**12" in design.manifest["semantics"]["accumulator"]
     assert design.manifest["semantics"]["never_overflows_up_to_k"] == 0
+
+
+@pytest.mark.parametrize("name", MAC_CONFIGS)
+def test_verilator_lint_every_mac(name, tmp_path):
+    """Every (architecture, mac) pair and operand width the simulations use also lints clean."""
+    design = generator("bitweight").build(validate({"family": "bitweight", **MAC_CONFIGS[name]}))
+    v_path, _ = write_design(design, tmp_path)
+    ok, output = tools.verilator_lint(v_path, design.top)
+    assert ok, output[-3000:]

@@ -8,12 +8,11 @@ says which apply where.
 
 from __future__ import annotations
 
-from amaranth import signed, unsigned
-
 from accelsmith.config import Config, FamilySchema, Param
 from accelsmith.hdl.tensor_cores import (BroadcastMatrix, Cube, MultiplierAdderTree, SystolicOSArray,
                                 SystolicWSArray)
 from accelsmith.hdl.digit_serial import DigitSerialMatrix
+from accelsmith.hdl.multiplier import shape_of
 from accelsmith.hdl.tensor_engine import DigitSerialEngine, OutputStationaryEngine, WeightStationaryEngine
 from accelsmith.models.bitweight import DIGIT_SERIAL, EngineGeometry
 from accelsmith.models.intformat import IntFormat, accumulator_format
@@ -88,10 +87,6 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
 ))
 
 
-def _shape(fmt: IntFormat):
-    return signed(fmt.bits) if fmt.signed else unsigned(fmt.bits)
-
-
 def build(config: Config) -> Design:
     """Elaborate the engine a validated config describes."""
     c = config.values
@@ -101,7 +96,7 @@ def build(config: Config) -> Design:
     acc_fmt = accumulator_format(a_fmt, b_fmt, c["max_k"])
     if c["acc_bits"] is not None:
         acc_fmt = IntFormat(c["acc_bits"], acc_fmt.signed)
-    shapes = (_shape(a_fmt), _shape(b_fmt), _shape(acc_fmt))
+    shapes = (shape_of(a_fmt), shape_of(b_fmt), shape_of(acc_fmt))
     encoding = c["encoding"] or ("ent" if c["mac"] in ("opt3", "opt4c", "opt4e") else "booth")
     mode = {"mac": c["mac"], "encoding": encoding}
 

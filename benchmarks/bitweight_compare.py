@@ -1,7 +1,8 @@
 """Bit-weight optimisations against their baselines: area, timing, area efficiency, digit sparsity.
 
 Usage: python benchmarks/bitweight_compare.py [--size standard|small] [--targets asic ...]
-                                              [--jobs N] [--skip-synth]
+                                              [--jobs N] [--timeout-min M] [--name NAME]
+                                              [--skip-synth]
 
 For each architecture at the chosen size (standard: 16x16 systolic OS/WS and 2D-Matrix, 16 dot
 products of K=16, 8x8x8 cube; small: half of each edge), INT8 signed, every applicable ``mac``
@@ -12,14 +13,15 @@ from a normal distribution (sigma 30, INT8), so they are effective, not peak, ra
 
 Also: average non-zero digits per INT8 operand (normal data, sigma 10..50, Booth and EN-T) and
 the cycles of a 256x256x256 GEMM on that data for the 2D-Matrix engines.
-Writes docs/results/bitweight.{json,md}; progress on stderr.
+Writes docs/results/NAME.{json,md} (NAME defaults to ``bitweight``); progress on stderr. A design
+whose tools exceed ``--timeout-min`` is stopped and its row says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 from _common import SKY130, machine, progress, write
@@ -82,15 +84,16 @@ def macs_per_cycle(g: EngineGeometry, rng) -> tuple[float, str]:
 
 
 def _measure(job) -> dict:
-    arch, mac, size, variant, clock_ns, workdir = job
+    arch, mac, size, variant, clock_ns, timeout_min, workdir = job
     target, no_dsp = VARIANTS[variant]
     row = {"architecture": arch, "mac": mac, "target": variant}
     progress(f"{arch}/{mac} -> {variant} ...")
     try:
-        report = synthesize(config_of(arch, mac, size), target, workdir,
-                            liberty=str(SKY130) if SKY130.exists() else None,
-                            clock_ns=clock_ns if target == "asic" else None, no_dsp=no_dsp,
-                            quiet=True)
+        with tools.time_limit(timeout_min * 60):
+            report = synthesize(config_of(arch, mac, size), target, workdir,
+                                liberty=str(SKY130) if SKY130.exists() else None,
+                                clock_ns=clock_ns if target == "asic" else None, no_dsp=no_dsp,
+                                quiet=True)
         row.update({k: v for k, v in report.figures.items() if not isinstance(v, dict)},
                    seconds=report.seconds, top=report.top)
     except tools.ToolError as exc:
@@ -132,6 +135,10 @@ def main():
                         help="ASIC: ABC/STA target, tighter than any design meets so each is "
                              "mapped for its own fastest clock")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timeout-min", type=float, default=45,
+                        help="stop a design whose tools run longer than this (its row says so)")
+    parser.add_argument("--name", default="bitweight",
+                        help="results file stem under docs/results (default: bitweight)")
     parser.add_argument("--skip-synth", action="store_true", help="digit statistics only")
     args = parser.parse_args()
     rng = np.random.default_rng(2025)
@@ -147,14 +154,18 @@ def main():
     rows = []
     if not args.skip_synth:
         with tempfile.TemporaryDirectory() as tmp:
-            jobs = [(arch, mac, args.size, variant, args.clock_ns, f"{tmp}/{n}")
+            jobs = [(arch, mac, args.size, variant, args.clock_ns, args.timeout_min, f"{tmp}/{n}")
                     for variant in args.targets
                     for n, (arch, mac) in enumerate(rate)]
+            # Largest designs (cube, tree) first so the pool's tail is short; rows keep job order.
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                for row in pool.map(_measure, jobs):
+                futures = {pool.submit(_measure, job): n for n, job in reversed(list(enumerate(jobs)))}
+                done = {}
+                for future in as_completed(futures):
+                    row = future.result()
                     row["macs_per_cycle"], row["macs_basis"] = rate[row["architecture"], row["mac"]]
-                    rows.append(row)
-                    data["rows"] = rows
+                    done[futures[future]] = row
+                    data["rows"] = rows = [done[n] for n in sorted(done)]
                     _write(data, args)
     data["rows"] = rows
     _write(data, args)
@@ -168,10 +179,11 @@ def _efficiency(row):
 
 
 def _write(data, args):
+    asic = [r for r in data.get("rows", []) if r["target"] == "asic"]
     out = ["## Area efficiency (ASIC, sky130 HD)", "",
            "| architecture | mac | MACs/cycle | area um^2 | critical path ns | GMAC/s/mm^2 | "
-           "ratio to baseline | paper |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    asic = [r for r in data.get("rows", []) if r["target"] == "asic"]
+           "ratio to baseline | paper |", "| --- | --- | --- | --- | --- | --- | --- | --- |"] \
+        if asic else []
     base = {r["architecture"]: _efficiency(r) for r in asic if r["mac"] == "baseline"}
     slice_eff = next((_efficiency(r) for r in asic if r["mac"] == "bitslice"), None)
     for r in asic:
@@ -197,12 +209,23 @@ def _write(data, args):
                 + " (paper: 2.85x area efficiency over Laconic)."]
     fpga = [r for r in data.get("rows", []) if r["target"] != "asic"]
     if fpga:
-        out += ["", "## ECP5-85F", "", "| architecture | mac | target | LUTs | FFs | DSPs | Fmax MHz | fits |",
-                "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        out += ([""] if out else []) + [
+            "## ECP5-85F", "", "| architecture | mac | target | LUTs | FFs | DSPs | Fmax MHz | fits | "
+            "MMAC/s per kLUT | ratio to baseline |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        per_lut = {}
         for r in fpga:
+            if r.get("fits") and r.get("fmax_mhz") and r.get("luts"):
+                per_lut[r["architecture"], r["mac"], r["target"]] = \
+                    r["macs_per_cycle"] * r["fmax_mhz"] / (r["luts"] / 1000)
+        for r in fpga:
+            eff = per_lut.get((r["architecture"], r["mac"], r["target"]))
+            base = per_lut.get((r["architecture"], "baseline", r["target"]))
+            r["mmacs_per_klut"] = eff and round(eff, 1)
+            r["lut_ratio_to_baseline"] = round(eff / base, 3) if eff and base else None
             out.append(f"| {r['architecture']} | {r['mac']} | {r['target']} | {r.get('luts', '-')} | "
                        f"{r.get('ffs', '-')} | {r.get('dsps', '-')} | {r.get('fmax_mhz', '-')} | "
-                       f"{r.get('fits', r.get('error', '-'))} |")
+                       f"{r.get('fits', r.get('error', '-'))} | {f'{eff:.0f}' if eff else '-'} | "
+                       f"{f'{eff / base:.2f}x' if eff and base else '-'} |")
     out += ["", "## Non-zero radix-4 digits per INT8 operand (normal data, rounded, clipped)", "",
             "| sigma | Booth | EN-T |", "| --- | --- | --- |"]
     out += [f"| {d['sigma']} | {d['booth']} | {d['ent']} |" for d in data["digits"]]
@@ -219,8 +242,9 @@ def _write(data, args):
             "MACs/cycle: fixed-latency engines at their streaming peak, digit-serial engines "
             f"effective on normal(0, {data['workload_sigma']}) INT8 data by the cycle model that "
             "the simulations check exactly."]
-    command = f"python benchmarks/bitweight_compare.py --size {args.size} --targets {' '.join(args.targets)}"
-    write("bitweight", data, "\n".join(out), command)
+    command = (f"python benchmarks/bitweight_compare.py --size {args.size} --targets "
+               f"{' '.join(args.targets)}" + (f" --name {args.name}" if args.name != "bitweight" else ""))
+    write(args.name, data, "\n".join(out), command)
 
 
 if __name__ == "__main__":

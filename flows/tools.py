@@ -16,6 +16,7 @@ import sysconfig
 import threading
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
@@ -130,14 +131,34 @@ def heartbeat(what: str, log: Path | None = None, every: float = 15.0):
         thread.join()
 
 
+_deadline: ContextVar[tuple[float, float] | None] = ContextVar("deadline", default=None)
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Every :func:`run` inside the body shares a budget of ``seconds``; a tool still running
+    when it is spent is killed and :class:`ToolError` says so (long sweeps over many designs)."""
+    token = _deadline.set(None if seconds is None else (time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
 def run(cmd: list[str], log: Path, what: str, cwd: Path | None = None,
         env: dict | None = None) -> str:
     """Run a tool with its output in ``log`` and a heartbeat on stderr; on failure raise
     :class:`ToolError` with the log path and the lines that look like the cause."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    limit = _deadline.get()
+    timeout = None if limit is None else max(1.0, limit[0] - time.monotonic())
     with open(log, "w") as fh, heartbeat(what, log):
-        proc = subprocess.run(cmd, cwd=cwd, env=dict(os.environ, **(env or {})), stdout=fh,
-                              stderr=subprocess.STDOUT)
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, env=dict(os.environ, **(env or {})), stdout=fh,
+                                  stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ToolError(f"{what} stopped: time limit of {limit[1] / 60:g} min spent; "
+                            f"log: {log}") from None
     text = log.read_text(errors="replace")
     if proc.returncode != 0:
         raise ToolError(f"{what} failed (exit {proc.returncode}); log: {log}\n"

@@ -78,9 +78,14 @@ class Param:
 
 @dataclass(frozen=True)
 class FamilySchema:
+    """A family's parameters; ``checks`` are rules across keys, each taking the validated values
+    and returning ``None`` or a sentence naming the keys, their values and what is allowed."""
+
     name: str
     doc: str
     params: tuple[Param, ...]
+    checks: tuple = ()
+    json_rules: tuple = ()      # the same cross-key rules for the JSON Schema (``allOf`` entries)
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
@@ -107,6 +112,7 @@ class FamilySchema:
                 for other, allowed in table.items():
                     rules.append({"if": {"properties": {key: {"const": other}}, "required": [key]},
                                   "then": {"properties": {p.name: {"enum": list(allowed)}}}})
+        rules += list(self.json_rules)
         if rules:
             schema["allOf"] = rules
         return schema
@@ -204,6 +210,10 @@ def validate(raw: Any, source: str = "<config>") -> Config:
                 raise ConfigError(f"{source}: key '{p.name}' has value {_describe(values[p.name])}, "
                                   f"which is not available when {key} is {_describe(values.get(key))}; "
                                   f"it must be one of {', '.join(repr(a) for a in allowed)}.")
+    for check in schema.checks:
+        problem = check(values)
+        if problem:
+            raise ConfigError(f"{source}: {problem}")
     return Config(family, values, source, dict(raw))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-FAMILIES = ("bitweight",)
+FAMILIES = ("bitweight", "sparse")
 
 
 def generator(family: str):

@@ -9,7 +9,52 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-__all__ = ["Design", "ports_of", "write_design"]
+from accelsmith.config import Param
+from accelsmith.models.intformat import IntFormat, accumulator_format
+
+__all__ = ["Design", "NUMBER_PARAMS", "number_formats", "ports_of", "semantics", "write_design"]
+
+# Operand and accumulator formats and the module name: the same keys in every tensor family.
+NUMBER_PARAMS = (
+    Param("a_bits", int, "Width of A elements.", default=8, minimum=2, maximum=16),
+    Param("a_signed", bool, "A elements are two's complement (else unsigned).", default=True),
+    Param("b_bits", int, "Width of B elements.", default=8, minimum=2, maximum=16),
+    Param("b_signed", bool, "B elements are two's complement (else unsigned).", default=True),
+    Param("max_k", int, "Longest reduction K the default accumulator width never overflows for.",
+          default=256, minimum=1, maximum=1 << 20),
+    Param("acc_bits", int, "Accumulator width. Narrower than the default, sums wrap modulo "
+          "2**acc_bits (two's complement if either operand is signed).", default=None, minimum=2,
+          maximum=64, default_doc="just wide enough for `max_k`"),
+    Param("name", str, "Verilog module name of the top level.", default=None,
+          pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
+)
+
+
+def number_formats(values: dict) -> tuple[IntFormat, IntFormat, IntFormat]:
+    """(A, B, accumulator) formats of a validated config with :data:`NUMBER_PARAMS`."""
+    a_fmt = IntFormat(values["a_bits"], values["a_signed"])
+    b_fmt = IntFormat(values["b_bits"], values["b_signed"])
+    acc_fmt = accumulator_format(a_fmt, b_fmt, values["max_k"])
+    if values["acc_bits"] is not None:
+        acc_fmt = IntFormat(values["acc_bits"], acc_fmt.signed)
+    return a_fmt, b_fmt, acc_fmt
+
+
+def semantics(a_fmt: IntFormat, b_fmt: IntFormat, acc_fmt: IntFormat) -> dict:
+    """The manifest's statement of the arithmetic (wrap-around, overflow-free K)."""
+    return {"accumulator": f"{acc_fmt}: sums wrap modulo 2**{acc_fmt.bits}"
+                           + (" (two's complement)" if acc_fmt.signed else ""),
+            "never_overflows_up_to_k": _overflow_free_k(a_fmt, b_fmt, acc_fmt)}
+
+
+def _overflow_free_k(a_fmt, b_fmt, acc_fmt) -> int:
+    """Largest K whose sums always fit the accumulator (capped at 2**32)."""
+    lo, hi = 0, 1 << 32
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        need = accumulator_format(a_fmt, b_fmt, mid)
+        lo, hi = (mid, hi) if need.bits <= acc_fmt.bits else (lo, mid - 1)
+    return lo
 
 
 @dataclass

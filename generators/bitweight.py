@@ -13,10 +13,9 @@ from accelsmith.hdl.tensor_cores import (BroadcastMatrix, Cube, MultiplierAdderT
                                 SystolicWSArray)
 from accelsmith.hdl.digit_serial import DigitSerialMatrix
 from accelsmith.hdl.multiplier import shape_of
-from accelsmith.hdl.tensor_engine import DigitSerialEngine, OutputStationaryEngine, WeightStationaryEngine
+from accelsmith.hdl.tensor_engine import VariableStepEngine, OutputStationaryEngine, WeightStationaryEngine
 from accelsmith.models.bitweight import DIGIT_SERIAL, EngineGeometry
-from accelsmith.models.intformat import IntFormat, accumulator_format
-from . import Design, ports_of
+from . import NUMBER_PARAMS, Design, number_formats, ports_of, semantics
 
 ARCHITECTURES = {
     "systolic_os": "output-stationary systolic array (rows x cols PEs, skewed operands)",
@@ -73,17 +72,7 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
           default=4, minimum=1, maximum=16, only_for=("architecture", ("cube",))),
     Param("m_tile", int, "Output rows per tile: A rows streamed past the stationary weights per step.",
           default=4, minimum=1, maximum=256, only_for=("architecture", _STREAMED_A)),
-    Param("a_bits", int, "Width of A elements.", default=8, minimum=2, maximum=16),
-    Param("a_signed", bool, "A elements are two's complement (else unsigned).", default=True),
-    Param("b_bits", int, "Width of B elements.", default=8, minimum=2, maximum=16),
-    Param("b_signed", bool, "B elements are two's complement (else unsigned).", default=True),
-    Param("max_k", int, "Longest reduction K the default accumulator width never overflows for.",
-          default=256, minimum=1, maximum=1 << 20),
-    Param("acc_bits", int, "Accumulator width. Narrower than the default, sums wrap modulo "
-          "2**acc_bits (two's complement if either operand is signed).", default=None, minimum=2,
-          maximum=64, default_doc="just wide enough for `max_k`"),
-    Param("name", str, "Verilog module name of the top level.", default=None,
-          pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
+    *NUMBER_PARAMS,
 ))
 
 
@@ -91,11 +80,7 @@ def build(config: Config) -> Design:
     """Elaborate the engine a validated config describes."""
     c = config.values
     arch = c["architecture"]
-    a_fmt = IntFormat(c["a_bits"], c["a_signed"])
-    b_fmt = IntFormat(c["b_bits"], c["b_signed"])
-    acc_fmt = accumulator_format(a_fmt, b_fmt, c["max_k"])
-    if c["acc_bits"] is not None:
-        acc_fmt = IntFormat(c["acc_bits"], acc_fmt.signed)
+    a_fmt, b_fmt, acc_fmt = number_formats(c)
     shapes = (shape_of(a_fmt), shape_of(b_fmt), shape_of(acc_fmt))
     encoding = c["encoding"] or ("ent" if c["mac"] in ("opt3", "opt4c", "opt4e") else "booth")
     mode = {"mac": c["mac"], "encoding": encoding}
@@ -105,7 +90,7 @@ def build(config: Config) -> Design:
         engine = OutputStationaryEngine(SystolicOSArray(c["rows"], c["cols"], *shapes, **mode))
     elif arch == "matrix2d" and c["mac"] in DIGIT_SERIAL:
         size = f"{c['rows']}x{c['cols']}"
-        engine = DigitSerialEngine(DigitSerialMatrix(c["rows"], c["cols"], *shapes, **mode))
+        engine = VariableStepEngine(DigitSerialMatrix(c["rows"], c["cols"], *shapes, **mode))
     elif arch == "matrix2d":
         size = f"{c['rows']}x{c['cols']}"
         engine = OutputStationaryEngine(BroadcastMatrix(c["rows"], c["cols"], *shapes, **mode))
@@ -156,21 +141,8 @@ def build(config: Config) -> Design:
                            else "one step (a and b beat) per cycle" if geometry.output_stationary else
                            "one A row per cycle while streaming; weight loads stall the stream"),
         },
-        "semantics": {
-            "accumulator": f"{acc_fmt}: sums wrap modulo 2**{acc_fmt.bits}"
-                           + (" (two's complement)" if acc_fmt.signed else ""),
-            "never_overflows_up_to_k": _overflow_free_k(a_fmt, b_fmt, acc_fmt),
-        },
+        "semantics": semantics(a_fmt, b_fmt, acc_fmt),
         "config": config.as_dict(),
     }
     return Design(top, engine, manifest)
 
-
-def _overflow_free_k(a_fmt, b_fmt, acc_fmt) -> int:
-    """Largest K whose sums always fit the accumulator (capped at 2**32)."""
-    lo, hi = 0, 1 << 32
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        need = accumulator_format(a_fmt, b_fmt, mid)
-        lo, hi = (mid, hi) if need.bits <= acc_fmt.bits else (lo, mid - 1)
-    return lo

@@ -105,7 +105,8 @@ class _OutputStationaryCore(wiring.Component):
     sum and leaves ``acc_carry`` zero; carry-save modes keep both words and leave the
     carry-propagate addition to the reader (once per result row, in the shell)."""
 
-    def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape, mac, encoding):
+    def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape, mac, encoding,
+                 extra_members=None):
         self.m_tile, self.n_tile, self.k_per_step = m_tile, n_tile, k_per_step
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
         self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding)
@@ -117,6 +118,7 @@ class _OutputStationaryCore(wiring.Component):
             "b": In(data.ArrayLayout(b_shape, k_per_step * n_tile)),
             "acc_sum": Out(acc),
             "acc_carry": Out(acc),
+            **(extra_members or {}),
         })
 
     def _accumulate(self, m, i, j, pairs):

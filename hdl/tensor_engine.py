@@ -1,6 +1,6 @@
 """Stream shells around the tensor cores: operand streams in, result rows out, control registers.
 
-Both shells share one register map (:data:`REGISTERS`) and one readout stage; they differ in
+The shells share one register map (:func:`registers`) and one readout stage; they differ in
 how operands are sequenced into the core (see :mod:`accelsmith.models.bitweight` for the job
 layout the host follows).
 """
@@ -13,19 +13,27 @@ from amaranth.lib.wiring import In, Out
 
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
 
-__all__ = ["REGISTERS", "OutputStationaryEngine", "WeightStationaryEngine", "DigitSerialEngine",
+__all__ = ["registers", "OutputStationaryEngine", "WeightStationaryEngine", "VariableStepEngine",
            "result_layout"]
 
-REGISTERS = [
-    Register("CTRL", "wo", "Command register.",
-             (Field("START", 0, 1, "Write 1 to start a job; ignored while BUSY."),)),
-    Register("STATUS", "ro", "Engine status.",
-             (Field("BUSY", 0, 1, "A job is running (from START until its last result row is accepted)."),
-              Field("DONE", 1, 1, "The last job finished; cleared by START."))),
-    Register("K_STEPS", "rw", "Steps of the reduction per job (K / k_per_step, rounded up). "
-             "0 gives an all-zero tile."),
-    Register("CYCLES", "ro", "Clock cycles the current or last job has been BUSY (wraps at 2**32)."),
-]
+_STATUS_FIELDS = (
+    Field("BUSY", 0, 1, "A job is running (from START until its last result row is accepted)."),
+    Field("DONE", 1, 1, "The last job finished; cleared by START."),
+)
+_ERROR_FIELD = Field("ERROR", 2, 1, "The last job received malformed operand metadata; the "
+                     "affected operand groups contributed zero (see the core). Cleared by START.")
+
+
+def registers(error_flag: bool = False) -> list[Register]:
+    """The register map of every shell; ``error_flag`` adds STATUS.ERROR (sparse cores)."""
+    return [
+        Register("CTRL", "wo", "Command register.",
+                 (Field("START", 0, 1, "Write 1 to start a job; ignored while BUSY."),)),
+        Register("STATUS", "ro", "Engine status.", _STATUS_FIELDS + ((_ERROR_FIELD,) if error_flag else ())),
+        Register("K_STEPS", "rw", "Steps of the reduction per job (K / k_per_step, rounded up). "
+                 "0 gives an all-zero tile."),
+        Register("CYCLES", "ro", "Clock cycles the current or last job has been BUSY (wraps at 2**32)."),
+    ]
 
 
 def result_layout(acc_shape, n_tile):
@@ -34,29 +42,37 @@ def result_layout(acc_shape, n_tile):
 
 
 class _Shell(wiring.Component):
-    def __init__(self, core, m_tile, a_len, b_len):
+    """Streams carry the core's own operand layouts (``a_layout``, ``b_layout``). A core with an
+    ``error`` output (metadata checks) gets STATUS.ERROR, set when a step it flags is accepted."""
+
+    def __init__(self, core, m_tile, a_layout, b_layout):
         self.core = core
         self.m_tile = m_tile
-        self.regs = RegisterFile(REGISTERS)
+        self.checks_metadata = "error" in core.signature.members
+        self.regs = RegisterFile(registers(self.checks_metadata))
         super().__init__({
-            "a": In(stream.Signature(data.ArrayLayout(core.a_shape, a_len))),
-            "b": In(stream.Signature(data.ArrayLayout(core.b_shape, b_len))),
+            "a": In(stream.Signature(a_layout)),
+            "b": In(stream.Signature(b_layout)),
             "c": Out(stream.Signature(result_layout(core.acc_shape, core.n_tile))),
             "csr": In(RegisterBusSignature(self.regs.addr_width)),
         })
 
-    def _control(self, m):
-        """Register file, START decode, BUSY/DONE/CYCLES bookkeeping; returns (start, done)."""
+    def _control(self, m, accepted=None):
+        """Register file, START decode, BUSY/DONE/CYCLES (and ERROR) bookkeeping; ``accepted`` is
+        high in cycles where the core takes an operand step. Returns (start, busy, done)."""
         m.submodules.regs = regs = self.regs
         wiring.connect(m, wiring.flipped(self.csr), regs.bus)
         m.submodules.core = self.core
-        busy, done, cycles = Signal(), Signal(), Signal(32)
+        busy, done, error, cycles = Signal(), Signal(), Signal(), Signal(32)
         start = regs.ctrl_stb & regs.ctrl[0] & ~busy
-        m.d.comb += [regs.status.eq(Cat(busy, done)), regs.cycles.eq(cycles)]
+        m.d.comb += [regs.status.eq(Cat(busy, done, error)), regs.cycles.eq(cycles)]
         with m.If(start):
-            m.d.sync += [done.eq(0), cycles.eq(0)]
+            m.d.sync += [done.eq(0), error.eq(0), cycles.eq(0)]
         with m.Elif(busy):
             m.d.sync += cycles.eq(cycles + 1)
+        if self.checks_metadata:
+            with m.If(accepted & self.core.error):
+                m.d.sync += error.eq(1)
         return start, busy, done
 
     def _carry_save_row(self, row):
@@ -91,13 +107,14 @@ class OutputStationaryEngine(_Shell):
     """
 
     def __init__(self, core):
-        super().__init__(core, core.m_tile, core.m_tile * core.k_per_step,
-                         core.k_per_step * core.n_tile)
+        members = core.signature.members
+        super().__init__(core, core.m_tile, members["a"].shape, members["b"].shape)
 
     def elaborate(self, platform):
         m = Module()
         core = self.core
-        start, busy, done = self._control(m)
+        feeding = Signal()
+        start, busy, done = self._control(m, feeding)
         steps_left = Signal(32)
         flush = Signal(range(core.latency + 1))
         row = Signal(range(self.m_tile))
@@ -114,7 +131,8 @@ class OutputStationaryEngine(_Shell):
             with m.State("FEED"):
                 m.d.comb += [self.a.ready.eq(self.b.valid), self.b.ready.eq(self.a.valid)]
                 with m.If(self.a.valid & self.b.valid):
-                    m.d.comb += [core.en.eq(1), core.a.eq(self.a.payload), core.b.eq(self.b.payload)]
+                    m.d.comb += [core.en.eq(1), feeding.eq(1), core.a.eq(self.a.payload),
+                                 core.b.eq(self.b.payload)]
                     m.d.sync += steps_left.eq(steps_left - 1)
                     with m.If(steps_left == 1):
                         m.next = "FLUSH"
@@ -142,7 +160,8 @@ class WeightStationaryEngine(_Shell):
     """
 
     def __init__(self, core, m_tile):
-        super().__init__(core, m_tile, core.k_per_step, core.n_tile)
+        members = core.signature.members
+        super().__init__(core, m_tile, members["a"].shape, members["w_data"].shape)
 
     def elaborate(self, platform):
         m = Module()
@@ -214,8 +233,10 @@ class WeightStationaryEngine(_Shell):
         return m
 
 
-class DigitSerialEngine(OutputStationaryEngine):
-    """Job sequencer for data-dependent cores (:class:`~accelsmith.hdl.digit_serial.DigitSerialMatrix`).
+class VariableStepEngine(OutputStationaryEngine):
+    """Job sequencer for cores whose steps take a data-dependent number of cycles
+    (:class:`~accelsmith.hdl.digit_serial.DigitSerialMatrix`,
+    :class:`~accelsmith.hdl.sparse_cores.OuterProductArray`).
 
     Per job: START clears the accumulators; ``K_STEPS`` steps are offered to the core, each one
     ``a`` beat and one ``b`` beat accepted together when the core is ready for a step; once the
@@ -231,7 +252,8 @@ class DigitSerialEngine(OutputStationaryEngine):
     def elaborate(self, platform):
         m = Module()
         core = self.core
-        start, busy, done = self._control(m)
+        accepted = Signal()
+        start, busy, done = self._control(m, accepted)
         steps_left = Signal(32)
         row = Signal(range(self.m_tile))
         with m.FSM() as fsm:
@@ -250,6 +272,7 @@ class DigitSerialEngine(OutputStationaryEngine):
                              self.a.ready.eq(self.b.valid & core.step_ready),
                              self.b.ready.eq(self.a.valid & core.step_ready)]
                 with m.If(both & core.step_ready):
+                    m.d.comb += accepted.eq(1)
                     m.d.sync += steps_left.eq(steps_left - 1)
                     with m.If(steps_left == 1):
                         m.next = "DRAIN"

@@ -25,6 +25,7 @@ import numpy as np
 from .digits import digit_count
 from .digits import digits as encode_digits
 from .intformat import IntFormat
+from .packing import pack
 
 DIGIT_SERIAL = ("opt3", "opt4c", "opt4e", "bitslice")
 
@@ -119,20 +120,24 @@ class EngineGeometry:
                 a_beats.extend(row.tolist() for row in a_blk)
         return a_beats, b_beats, steps
 
+    def job_words(self, A, B) -> tuple[list[int], list[int], int]:
+        """:meth:`job_beats` packed into stream payload words."""
+        a_beats, b_beats, steps = self.job_beats(A, B)
+        return ([pack(beat, self.a_fmt.bits) for beat in a_beats],
+                [pack(beat, self.b_fmt.bits) for beat in b_beats], steps)
+
     def job_cycles_for(self, A, B) -> int:
         """Cycles from START to the last result accepted for this job, with no stalls (exact,
         also for the data-dependent digit-serial engines)."""
         if self.schedule == "fixed":
             return self.job_cycles(self.steps(np.shape(A)[1]))
         a_beats, b_beats, steps = self.job_beats(A, B)
-        if steps == 0:
-            return self.m_tile + 1
         ks = self.k_per_step
         a_blocks = np.array(a_beats).reshape(steps, self.m_tile, ks)
         b_blocks = np.array(b_beats).reshape(steps, ks, self.n_tile)
-        total = sum(step_cycles(a, b, self.schedule, self.a_fmt, self.b_fmt, self.encoding)
-                    for a, b in zip(a_blocks, b_blocks))
-        return 2 + total + self.m_tile
+        return variable_step_job_cycles(
+            [step_cycles(a, b, self.schedule, self.a_fmt, self.b_fmt, self.encoding)
+             for a, b in zip(a_blocks, b_blocks)], self.m_tile)
 
     def job_cycles(self, steps: int) -> int:
         """Cycles from START to the last result accepted, with no stalls on any stream (for
@@ -151,6 +156,13 @@ class EngineGeometry:
         if self.output_stationary:
             return self.m_tile * self.n_tile * self.k_per_step
         return self.k_per_step * self.n_tile
+
+
+def variable_step_job_cycles(step_cycles: list[int], m_tile: int) -> int:
+    """Stall-free job cycles under :class:`~accelsmith.hdl.tensor_engine.VariableStepEngine`:
+    the first step is taken in the first BUSY cycle, the core's last cycle is followed by one
+    cycle before the ``m_tile`` result rows; ``m_tile + 1`` for a job without steps."""
+    return m_tile + 1 if not len(step_cycles) else 2 + int(sum(step_cycles)) + m_tile
 
 
 def step_cycles(a_blk, b_blk, mac: str, a_fmt: IntFormat, b_fmt: IntFormat, encoding: str) -> int:

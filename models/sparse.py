@@ -35,11 +35,13 @@ is wrong; nothing is silently truncated or padded.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .bitweight import EngineGeometry, gemm, variable_step_job_cycles
 from .intformat import IntFormat
+from .packing import pack
 
 FORMAT_VERSION = 1
 NM_MAGIC, BITMAP_MAGIC, TWO_LEVEL_MAGIC = b"ASNM", b"ASBM", b"AS2B"
@@ -455,3 +457,181 @@ class TwoLevelBitmap:
         out = cls(AXES[axis], (rows, cols), (tr, tc), fmt, tile_bitmap, elems, values)
         out.validate(what)
         return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Engine geometry and golden model of the N:M engine
+
+
+@dataclass(frozen=True)
+class NMGeometry(EngineGeometry):
+    """An N:M engine as recorded in its manifest: the output-stationary job of
+    :class:`~accelsmith.models.bitweight.EngineGeometry` with A compressed. ``k_per_step`` counts
+    dense K values (``groups * m``); the ``a`` beat of a step holds ``m_tile * kept_per_step``
+    values (row-major, element ``i`` in bits ``[i*bits, (i+1)*bits)``) followed by as many
+    ``log2(m)``-bit indices in the same order."""
+
+    n: int = 1
+    m: int = 1
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> "NMGeometry":
+        base = EngineGeometry.from_manifest(manifest)
+        g = manifest["geometry"]
+        return cls(**{f.name: getattr(base, f.name) for f in fields(EngineGeometry)}, n=g["n"], m=g["m"])
+
+    def to_manifest(self) -> dict:
+        return {**super().to_manifest(), "n": self.n, "m": self.m, "kept_per_step": self.kept_per_step,
+                "index_bits": self.index_bits}
+
+    @property
+    def kept_per_step(self) -> int:
+        return self.k_per_step // self.m * self.n
+
+    @property
+    def index_bits(self) -> int:
+        return self.m.bit_length() - 1
+
+    @property
+    def a_beat_len(self) -> int:
+        return self.m_tile * self.kept_per_step
+
+    def compress(self, A) -> NMMatrix:
+        return NMMatrix.compress(A, self.n, self.m, self.a_fmt)
+
+    def job_words(self, comp: NMMatrix, B) -> tuple[list[int], list[int], int]:
+        """The ``a`` and ``b`` payload words of one job; ``comp`` may hold malformed metadata
+        (the hardware's reaction is part of what is tested)."""
+        B = np.asarray(B, dtype=np.int64)
+        if comp.rows != self.m_tile or B.shape != (comp.k, self.n_tile) or (comp.n, comp.m) != (self.n, self.m):
+            raise ValueError(f"job: {comp.n}:{comp.m} A {comp.rows}x{comp.k} and B {B.shape} do not fit "
+                             f"a {self.n}:{self.m} {self.m_tile}x{self.n_tile} engine")
+        steps = self.steps(comp.k)
+        kept = self.kept_per_step
+        pad_groups = steps * (self.k_per_step // self.m) - comp.groups
+        values = np.pad(comp.values, ((0, 0), (0, pad_groups * self.n)))
+        filler = np.tile(np.arange(self.n), (self.m_tile, pad_groups))
+        indices = np.concatenate([comp.indices.astype(np.int64), filler], axis=1)
+        B = np.pad(B, ((0, steps * self.k_per_step - comp.k), (0, 0)))
+        a_words, b_words = [], []
+        shift = self.a_beat_len * self.a_fmt.bits
+        for s in range(steps):
+            cols = slice(s * kept, (s + 1) * kept)
+            a_words.append(pack(values[:, cols].reshape(-1), self.a_fmt.bits)
+                           | pack(indices[:, cols].reshape(-1), self.index_bits) << shift)
+            b_words.append(pack(B[s * self.k_per_step:(s + 1) * self.k_per_step].reshape(-1),
+                                self.b_fmt.bits))
+        return a_words, b_words, steps
+
+    def job_cycles_for(self, comp: NMMatrix, B) -> int:
+        return self.job_cycles(self.steps(comp.k))
+
+    def expected(self, comp: NMMatrix, B) -> np.ndarray:
+        """The tile the hardware produces: malformed groups contribute zero."""
+        return gemm(comp.decompress(strict=False), B, self.a_fmt, self.b_fmt, self.acc_fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Engine geometry and golden model of the dual-side (outer-product) engine
+
+
+@dataclass(eq=False)
+class OuterProductJob:
+    """The steps of one dual-side job as the host sends them: for each k kept (``ks``), A's
+    column and B's row as bitmap, count and front-packed non-zeros. ``counts`` may disagree
+    with the bitmaps (malformed input, part of what is tested)."""
+
+    ks: np.ndarray
+    a_bitmaps: np.ndarray      # steps x m_tile, bool
+    a_counts: np.ndarray       # steps
+    a_values: np.ndarray       # steps x m_tile, non-zeros first
+    b_bitmaps: np.ndarray      # steps x n_tile
+    b_counts: np.ndarray
+    b_values: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return len(self.ks)
+
+    def well_formed(self) -> np.ndarray:
+        """Per step: both counts match their bitmaps (else the hardware adds nothing)."""
+        return ((self.a_bitmaps.sum(axis=1) == self.a_counts)
+                & (self.b_bitmaps.sum(axis=1) == self.b_counts))
+
+
+def _condensed(vectors: BitmapVectors, keep: np.ndarray, length: int):
+    offsets = vectors.offsets()
+    values = np.zeros((len(keep), length), dtype=np.int64)
+    for s, v in enumerate(keep):
+        nz = vectors.values[offsets[v]:offsets[v + 1]]
+        values[s, :len(nz)] = nz
+    bitmaps = vectors.bitmaps[keep]
+    return bitmaps, bitmaps.sum(axis=1), values
+
+
+@dataclass(frozen=True)
+class BitmapGeometry(EngineGeometry):
+    """A dual-side engine as recorded in its manifest: an ``rows x cols`` multiplier grid and an
+    ``m_tile x n_tile`` output tile, one k (outer product) per step, data-dependent step cycles
+    (``schedule = "outer_product"``). Beat layout: bitmap (``m_tile`` bits, LSB = row 0), count,
+    values (front-packed), as :func:`~accelsmith.hdl.sparse_cores.bitmap_operand_layout`."""
+
+    rows: int = 1
+    cols: int = 1
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> "BitmapGeometry":
+        base = EngineGeometry.from_manifest(manifest)
+        g = manifest["geometry"]
+        return cls(**{f.name: getattr(base, f.name) for f in fields(EngineGeometry)},
+                   rows=g["rows"], cols=g["cols"])
+
+    def to_manifest(self) -> dict:
+        return {**super().to_manifest(), "rows": self.rows, "cols": self.cols}
+
+    def job(self, A, B) -> OuterProductJob:
+        """Host-side encoding of one tile job: both operands as bitmaps (A by columns, B by
+        rows); a k whose A column or B row is empty is not sent at all (popcount skipping)."""
+        A = _check_values(A, self.a_fmt, "dual-side job A")
+        B = _check_values(B, self.b_fmt, "dual-side job B")
+        if A.shape[0] != self.m_tile or B.shape[1] != self.n_tile or A.shape[1] != B.shape[0]:
+            raise ValueError(f"job: A {A.shape} and B {B.shape} do not fit a "
+                             f"{self.m_tile}x{self.n_tile} output tile")
+        a_vec = BitmapVectors.encode(A, "columns", self.a_fmt)
+        b_vec = BitmapVectors.encode(B, "rows", self.b_fmt)
+        ks = np.flatnonzero(a_vec.bitmaps.any(axis=1) & b_vec.bitmaps.any(axis=1))
+        return OuterProductJob(ks, *_condensed(a_vec, ks, self.m_tile),
+                               *_condensed(b_vec, ks, self.n_tile))
+
+    def _words(self, bitmaps, counts, values, length, fmt):
+        count_bits = length.bit_length()
+        return [pack(bm, 1) | int(c) << length | pack(v, fmt.bits) << (length + count_bits)
+                for bm, c, v in zip(bitmaps, counts, values)]
+
+    def job_words(self, job: OuterProductJob) -> tuple[list[int], list[int], int]:
+        return (self._words(job.a_bitmaps, job.a_counts, job.a_values, self.m_tile, self.a_fmt),
+                self._words(job.b_bitmaps, job.b_counts, job.b_values, self.n_tile, self.b_fmt),
+                job.steps)
+
+    def step_cycles(self, job: OuterProductJob) -> np.ndarray:
+        """``max(1, ceil(nnz_a / rows) * ceil(nnz_b / cols))`` per step; 1 for malformed steps."""
+        ok = job.well_formed()
+        pa = -(-job.a_bitmaps.sum(axis=1) // self.rows)
+        pb = -(-job.b_bitmaps.sum(axis=1) // self.cols)
+        return np.where(ok, np.maximum(1, pa * pb), 1)
+
+    def job_cycles_for(self, job: OuterProductJob) -> int:
+        return variable_step_job_cycles(self.step_cycles(job).tolist(), self.m_tile)
+
+    def expected(self, job: OuterProductJob) -> np.ndarray:
+        """The tile the hardware produces: malformed steps contribute nothing."""
+        A = np.zeros((self.m_tile, job.steps), dtype=np.int64)
+        B = np.zeros((job.steps, self.n_tile), dtype=np.int64)
+        for s in np.flatnonzero(job.well_formed()):
+            A[job.a_bitmaps[s], s] = job.a_values[s, :job.a_counts[s]]
+            B[s, job.b_bitmaps[s]] = job.b_values[s, :job.b_counts[s]]
+        return gemm(A, B, self.a_fmt, self.b_fmt, self.acc_fmt)
+
+    def peak_speedup(self) -> float:
+        """Most a job can gain over a dense ``rows x cols`` engine: one k per cycle for the tile."""
+        return self.m_tile * self.n_tile / (self.rows * self.cols)

@@ -31,6 +31,8 @@ EXPECTED = {
     "12_not_a_mapping": ["mapping", "list"],
     "13_acc_too_wide": ["'acc_bits'", "65", "from 2 to 64"],
     "14_mac_not_for_architecture": ["'mac'", "'opt2'", "'matrix2d'", "'opt4e'"],
+    "15_nm_n_above_m": ["'n'", "5", "m = 4", "from 1 to m"],
+    "16_unknown_sparse_format": ["'format'", "'csr'", "'nm'"],
 }
 
 

@@ -20,7 +20,8 @@ def generated(tmp_path_factory):
     out = {}
     root = tmp_path_factory.mktemp("gen")
     for path in CONFIGS:
-        design = generator("bitweight").build(load(path))
+        config = load(path)
+        design = generator(config.family).build(config)
         out[path.stem] = write_design(design, root / path.stem)
     return out
 

@@ -7,7 +7,7 @@ import pytest
 
 from accelsmith.models.bitweight import EngineGeometry
 from accelsmith.models.intformat import IntFormat
-from accelsmith.testbench.bitweight import Job, Scoreboard
+from accelsmith.testbench.tiles import Job, Scoreboard
 from accelsmith.testbench.streams import MismatchError
 
 G = EngineGeometry("output_stationary", 3, 2, 1, 1, IntFormat(8, True), IntFormat(8, True),
@@ -17,9 +17,7 @@ G = EngineGeometry("output_stationary", 3, 2, 1, 1, IntFormat(8, True), IntForma
 def _board():
     board = Scoreboard(G)
     for j in range(2):
-        job = Job(f"j{j}", np.zeros((3, 1)), np.zeros((1, 2)))
-        job.expected = np.arange(6).reshape(3, 2) + 10 * j
-        board.expect(job)
+        board.expect(Job(f"j{j}", [], [], 1, np.arange(6).reshape(3, 2) + 10 * j, 1))
     rows = [w for _, _, w in board.expected]
     return board, rows
 

@@ -68,7 +68,12 @@ SCHEMA = FamilySchema("sparse", "Sparse tensor engines computing C = A @ B tile 
 ), checks=(_n_not_above_m, _tile_covers_grid), json_rules=tuple(
     {"if": {"properties": {"m": {"const": m}}, "required": ["m"]},
      "then": {"properties": {"n": {"maximum": m}}}} for m in (2, 4, 8)) + (
-    {"if": {"not": {"required": ["m"]}}, "then": {"properties": {"n": {"maximum": 4}}}},))
+    {"if": {"not": {"required": ["m"]}}, "then": {"properties": {"n": {"maximum": 4}}}},
+    # m_tile >= rows and n_tile >= cols (checked exactly by _tile_covers_grid); JSON Schema
+    # cannot compare two keys, so it checks the common case of explicit grid sizes.
+    *({"if": {"properties": {grid: {"const": g}}, "required": [grid]},
+       "then": {"properties": {tile: {"minimum": g}}}}
+      for tile, grid in (("m_tile", "rows"), ("n_tile", "cols")) for g in range(2, 65))))
 
 
 def build(config: Config) -> Design:

@@ -33,6 +33,7 @@ EXPECTED = {
     "14_mac_not_for_architecture": ["'mac'", "'opt2'", "'matrix2d'", "'opt4e'"],
     "15_nm_n_above_m": ["'n'", "5", "m = 4", "from 1 to m"],
     "16_unknown_sparse_format": ["'format'", "'csr'", "'nm'"],
+    "17_bitmap_tile_below_grid": ["'m_tile'", "4", "rows = 8"],
 }
 
 

@@ -1,4 +1,5 @@
-"""Sparse encoders: round trips, NVIDIA's 2:4 metadata convention, and malformed input."""
+"""Sparse encoders (round trips, NVIDIA's 2:4 metadata convention, malformed input) and the
+sparse engines' job encodings and cycle models."""
 
 import itertools
 import struct
@@ -6,9 +7,11 @@ import struct
 import numpy as np
 import pytest
 
+from accelsmith.models.bitweight import gemm
 from accelsmith.models.intformat import IntFormat
-from accelsmith.models.sparse import (AXES, BitmapVectors, NMMatrix, SparseFormatError, TwoLevelBitmap,
-                                      prune_nm)
+from accelsmith.models.packing import unpack
+from accelsmith.models.sparse import (AXES, BitmapGeometry, BitmapVectors, NMGeometry, NMMatrix,
+                                      SparseFormatError, TwoLevelBitmap, prune_nm)
 
 S8, U4, S16 = IntFormat(8, True), IntFormat(4, False), IntFormat(16, True)
 NM = [(1, 2), (2, 4), (1, 4), (3, 4), (4, 4), (1, 8), (2, 8), (4, 8), (8, 8), (3, 16), (16, 16)]
@@ -165,3 +168,65 @@ def test_bitmap_malformed():
                        two.values).decode()
     with pytest.raises(SparseFormatError, match="expected a 2-D matrix"):
         BitmapVectors.encode(np.arange(3), "rows", S8)
+
+
+# --- engine geometries: beats, expected tiles, cycle models ------------------------------------
+
+ACC = IntFormat(24, True)
+
+
+def test_nm_geometry_words_and_expected():
+    g = NMGeometry("output_stationary", 2, 3, 8, 1, S8, S8, ACC, n=2, m=4)
+    rng = np.random.default_rng(3)
+    A = prune_nm(rng.integers(-128, 128, (2, 11)), 2, 4)
+    B = rng.integers(-128, 128, (11, 3))
+    comp = g.compress(A)
+    a_words, b_words, steps = g.job_words(comp, B)
+    assert steps == 2 and len(a_words) == 2 and len(b_words) == 2
+    # Step 0: row 0's four kept values, then row 1's; then the eight 2-bit indices.
+    first = unpack(a_words[0], S8, 8)
+    assert first == comp.values[:, :4].reshape(-1).tolist()
+    idx = unpack(a_words[0] >> (8 * 8), IntFormat(2, False), 8)
+    assert idx == comp.indices[:, :4].reshape(-1).tolist()
+    # The last step is padded with valid zero groups (indices 0, 1).
+    assert unpack(a_words[1] >> 64, IntFormat(2, False), 8)[2:4] == [0, 1]
+    np.testing.assert_array_equal(g.expected(comp, B), gemm(A, B, S8, S8, ACC))
+    assert g.job_cycles_for(comp, B) == 2 + 1 + 2
+
+
+def test_bitmap_geometry_skips_empty_k_and_counts_passes():
+    g = BitmapGeometry("output_stationary", 4, 4, 1, 0, S8, S8, ACC, schedule="outer_product",
+                       rows=2, cols=2)
+    A = np.zeros((4, 5), dtype=np.int64)
+    B = np.zeros((5, 4), dtype=np.int64)
+    A[:, 0] = [1, 2, 3, 0]          # k=0: 3 A non-zeros (2 passes) x 1 B non-zero -> 2 cycles
+    B[0, 2] = 5
+    A[1, 1] = 7                     # k=1: B row empty -> not sent
+    B[3, :] = [1, 1, 1, 1]          # k=3: A column empty -> not sent
+    A[:, 4] = [1, 1, 1, 1]          # k=4: 2 x 2 passes -> 4 cycles
+    B[4, :] = [2, -2, 2, -2]
+    job = g.job(A, B)
+    assert job.ks.tolist() == [0, 4]
+    assert g.step_cycles(job).tolist() == [2, 4]
+    assert g.job_cycles_for(job) == 2 + 6 + 4
+    np.testing.assert_array_equal(g.expected(job), gemm(A, B, S8, S8, ACC))
+    empty = g.job(np.zeros((4, 3), dtype=np.int64), np.ones((3, 4), dtype=np.int64))
+    assert empty.steps == 0 and g.job_cycles_for(empty) == 4 + 1
+    # A miscounted step adds nothing and costs one cycle.
+    job.a_counts[1] = 3
+    assert g.step_cycles(job).tolist() == [2, 1]
+    keep = gemm(A[:, :1], B[:1], S8, S8, ACC)
+    np.testing.assert_array_equal(g.expected(job), keep)
+
+
+def test_bitmap_geometry_beat_layout():
+    g = BitmapGeometry("output_stationary", 3, 2, 1, 0, S8, S8, ACC, schedule="outer_product",
+                       rows=1, cols=1)
+    job = g.job(np.array([[0], [-3], [4]]), np.array([[5, 0]]))
+    a_words, b_words, steps = g.job_words(job)
+    assert steps == 1
+    word = a_words[0]
+    assert word & 0b111 == 0b110                       # bitmap, row 0 in the LSB
+    assert (word >> 3) & 0b11 == 2                     # count (2 bits for 0..3)
+    assert unpack(word >> 5, S8, 3) == [-3, 4, 0]      # non-zeros first
+    assert b_words[0] & 0b11 == 0b01 and (b_words[0] >> 2) & 0b11 == 1

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from accelsmith.config import validate
@@ -25,6 +24,41 @@ NM_CONFIGS = {
                      "b_signed": False, "max_k": 64},
     "2of4-opt1": {"n": 2, "m": 4, "rows": 2, "cols": 2, "mac": "opt1"},
 }
+
+
+# Dual-side engines: grid smaller than, equal to and not dividing the tile; 4- and 16-bit.
+BITMAP_CONFIGS = {
+    "2x2-tile4": {"rows": 2, "cols": 2, "m_tile": 4, "n_tile": 4},
+    "3x2-tile5x7": {"rows": 3, "cols": 2, "m_tile": 5, "n_tile": 7},
+    "2x2-tile2": {"rows": 2, "cols": 2, "m_tile": 2, "n_tile": 2},
+    "1x4-tile6x8-u4xs4": {"rows": 1, "cols": 4, "m_tile": 6, "n_tile": 8, "a_bits": 4,
+                          "a_signed": False, "b_bits": 4},
+    "2x2-tile4-s16": {"rows": 2, "cols": 2, "m_tile": 4, "n_tile": 3, "a_bits": 16, "b_bits": 16,
+                      "max_k": 64},
+}
+
+
+def bitmap_config(name):
+    return validate({"family": "sparse", "format": "bitmap", **BITMAP_CONFIGS[name]}, f"<{name}>")
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.parametrize("name", BITMAP_CONFIGS)
+def test_sim_bitmap(name, simulator, tmp_path):
+    if simulator == "icarus" and tools.iverilog() is None:
+        pytest.skip("iverilog not on PATH (optional; .ci/run installs it)")
+    vectors = 900 if simulator == "verilator" else 180
+    result = simulate(bitmap_config(name), simulator, seed=1357, vectors=vectors, workdir=tmp_path,
+                      quiet=True)
+    assert result.passed, result.summary()
+
+
+@pytest.mark.parametrize("name", BITMAP_CONFIGS)
+def test_lint_bitmap(name, tmp_path):
+    design = generator("sparse").build(bitmap_config(name))
+    v_path, _ = write_design(design, tmp_path)
+    ok, output = tools.verilator_lint(v_path, design.top)
+    assert ok, output[-3000:]
 
 
 def nm_config(name):

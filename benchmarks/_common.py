@@ -32,3 +32,34 @@ def write(name: str, data: dict, table: str, command: str):
         f"({data['machine']['cpus']} CPUs, Python {data['machine']['python']}); raw data in "
         f"`{name}.json`.\n\n{table}\n")
     progress(f"wrote {RESULTS / (name + '.md')}")
+
+
+# ECP5 runs twice: with DSP blocks and with multipliers in LUTs (-nodsp).
+VARIANTS = {"asic": ("asic", False), "ecp5-85f": ("ecp5-85f", False),
+            "ecp5-85f-nodsp": ("ecp5-85f", True)}
+
+
+def synth_row(config, variant: str, workdir, clock_ns: float = 5.0,
+              timeout_min: float | None = None, **labels) -> dict:
+    """Synthesise one config for one variant; the row holds ``labels``, the figures or the first
+    lines of the error (a tool stopped by ``timeout_min`` says so)."""
+    from accelsmith.flows import tools
+    from accelsmith.flows.synth import synthesize
+
+    target, no_dsp = VARIANTS[variant]
+    row = {**labels, "target": variant}
+    progress(f"{labels} -> {variant} ...")
+    try:
+        with tools.time_limit(None if timeout_min is None else timeout_min * 60):
+            report = synthesize(config, target, workdir,
+                                liberty=str(SKY130) if SKY130.exists() else None,
+                                clock_ns=clock_ns if target == "asic" else None, no_dsp=no_dsp,
+                                quiet=True)
+        row.update({k: v for k, v in report.figures.items() if not isinstance(v, dict)},
+                   seconds=report.seconds, top=report.top, notes=report.notes)
+    except tools.ToolError as exc:
+        lines = str(exc).splitlines()
+        row["error"] = " ".join([lines[0]] + [line.strip() for line in lines[1:3]])
+    progress(f"  done {labels} -> {variant}: "
+             f"{ {k: v for k, v in row.items() if k not in ('notes', 'top')} }")
+    return row

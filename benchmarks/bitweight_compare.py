@@ -24,11 +24,9 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
-from _common import SKY130, machine, progress, write
+from _common import VARIANTS, machine, progress, synth_row, write
 
 from accelsmith.config import validate
-from accelsmith.flows import tools
-from accelsmith.flows.synth import synthesize
 from accelsmith.generators.bitweight import MACS_BY_ARCHITECTURE, build
 from accelsmith.models.bitweight import DIGIT_SERIAL, EngineGeometry
 from accelsmith.models.digits import nonzero_digits
@@ -47,8 +45,6 @@ SIZES = {
               "tree": {"units": 8, "tree_k": 8, "m_tile": 8},
               "cube": {"cube_n": 4}},
 }
-VARIANTS = {"asic": ("asic", False), "ecp5-85f": ("ecp5-85f", False),
-            "ecp5-85f-nodsp": ("ecp5-85f", True)}
 PAPER = {"systolic_os": 1.27, "systolic_ws": 1.27, "cube": 1.28, "tree": 1.56, "matrix2d": 1.44}
 SIGMAS = (10, 20, 30, 40, 50)
 WORKLOAD_SIGMA = 30
@@ -85,21 +81,8 @@ def macs_per_cycle(g: EngineGeometry, rng) -> tuple[float, str]:
 
 def _measure(job) -> dict:
     arch, mac, size, variant, clock_ns, timeout_min, workdir = job
-    target, no_dsp = VARIANTS[variant]
-    row = {"architecture": arch, "mac": mac, "target": variant}
-    progress(f"{arch}/{mac} -> {variant} ...")
-    try:
-        with tools.time_limit(timeout_min * 60):
-            report = synthesize(config_of(arch, mac, size), target, workdir,
-                                liberty=str(SKY130) if SKY130.exists() else None,
-                                clock_ns=clock_ns if target == "asic" else None, no_dsp=no_dsp,
-                                quiet=True)
-        row.update({k: v for k, v in report.figures.items() if not isinstance(v, dict)},
-                   seconds=report.seconds, top=report.top)
-    except tools.ToolError as exc:
-        row["error"] = str(exc).splitlines()[0]
-    progress(f"  done {arch}/{mac} -> {variant}: { {k: v for k, v in row.items() if k != 'top'} }")
-    return row
+    return synth_row(config_of(arch, mac, size), variant, workdir, clock_ns, timeout_min,
+                     architecture=arch, mac=mac)
 
 
 def digit_statistics(rng) -> list[dict]:

@@ -12,35 +12,17 @@ import argparse
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
-from _common import CONFIGS, SKY130, machine, progress, write
+from _common import CONFIGS, VARIANTS, machine, progress, synth_row, write
 
 from accelsmith.config import load
-from accelsmith.flows import tools
-from accelsmith.flows.synth import synthesize
 
 STANDARD = ["os_8x8_int8", "os_16x16_int8", "ws_16x16_int8", "matrix2d_16x16_int8",
             "tree_16x16_int8", "cube_8_int8"]
-VARIANTS = {"asic": ("asic", False), "ecp5-85f": ("ecp5-85f", False),
-            "ecp5-85f-nodsp": ("ecp5-85f", True)}
 
 
 def _measure(job) -> dict:
     name, variant, clock_ns, workdir = job
-    target, no_dsp = VARIANTS[variant]
-    progress(f"{name} -> {variant} ...")
-    row = {"config": name, "target": variant}
-    try:
-        report = synthesize(load(CONFIGS / f"{name}.yaml"), target, workdir,
-                            liberty=str(SKY130) if SKY130.exists() else None,
-                            clock_ns=clock_ns if target == "asic" else None, no_dsp=no_dsp,
-                            quiet=True)
-        row.update({k: v for k, v in report.figures.items() if not isinstance(v, dict)},
-                   seconds=report.seconds, top=report.top, notes=report.notes)
-    except tools.ToolError as exc:
-        lines = str(exc).splitlines()
-        row["error"] = " ".join([lines[0]] + [line.strip() for line in lines[1:3]])
-    progress(f"  done {name} -> {variant}: {row}")
-    return row
+    return synth_row(load(CONFIGS / f"{name}.yaml"), variant, workdir, clock_ns, config=name)
 
 
 def main():

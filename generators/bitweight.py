@@ -13,7 +13,8 @@ from accelsmith.hdl.tensor_cores import (BroadcastMatrix, Cube, MultiplierAdderT
                                 SystolicWSArray)
 from accelsmith.hdl.digit_serial import DigitSerialMatrix
 from accelsmith.hdl.multiplier import shape_of
-from accelsmith.hdl.tensor_engine import VariableStepEngine, OutputStationaryEngine, WeightStationaryEngine
+from accelsmith.hdl.tensor_engine import (BufferedOutputStationaryEngine, OutputStationaryEngine,
+                                          VariableStepEngine, WeightStationaryEngine)
 from accelsmith.models.bitweight import DIGIT_SERIAL, EngineGeometry
 from . import NUMBER_PARAMS, Design, number_formats, ports_of, semantics
 
@@ -47,7 +48,16 @@ MACS_BY_ARCHITECTURE = {
     "cube": ("baseline", "opt1"),
 }
 _GRID = ("systolic_os", "systolic_ws", "matrix2d")
+_OUTPUT_STATIONARY = ("systolic_os", "matrix2d", "cube")
 _STREAMED_A = ("systolic_ws", "tree")
+
+def _buffer_needs_fixed_schedule(values: dict) -> str | None:
+    if values.get("result_buffer") and values["mac"] in DIGIT_SERIAL:
+        fixed = [m for m in MACS_BY_ARCHITECTURE[values["architecture"]] if m not in DIGIT_SERIAL]
+        return (f"key 'result_buffer' is true, but mac {values['mac']!r} is digit-serial and has no "
+                f"result buffer; use it with mac {' or '.join(repr(m) for m in fixed)}.")
+    return None
+
 
 SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A @ B tile by tile.", (
     Param("architecture", str, "Tensor-engine architecture: " + "; ".join(
@@ -72,8 +82,14 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
           default=4, minimum=1, maximum=16, only_for=("architecture", ("cube",))),
     Param("m_tile", int, "Output rows per tile: A rows streamed past the stationary weights per step.",
           default=4, minimum=1, maximum=256, only_for=("architecture", _STREAMED_A)),
+    Param("result_buffer", bool, "Output-stationary engines: a result register per PE, so a job "
+          "computes TILES tiles back to back and each tile is read out while the next one "
+          "accumulates (not with the digit-serial macs).", default=False,
+          only_for=("architecture", _OUTPUT_STATIONARY)),
     *NUMBER_PARAMS,
-))
+), checks=(_buffer_needs_fixed_schedule,), json_rules=(
+    {"if": {"properties": {"mac": {"enum": list(DIGIT_SERIAL)}}, "required": ["mac"]},
+     "then": {"properties": {"result_buffer": {"const": False}}}},))
 
 
 def build(config: Config) -> Design:
@@ -85,18 +101,22 @@ def build(config: Config) -> Design:
     encoding = c["encoding"] or ("ent" if c["mac"] in ("opt3", "opt4c", "opt4e") else "booth")
     mode = {"mac": c["mac"], "encoding": encoding}
 
+    buffered = bool(c.get("result_buffer"))
+    os_engine = BufferedOutputStationaryEngine if buffered else OutputStationaryEngine
+    if arch in _OUTPUT_STATIONARY and c["mac"] not in DIGIT_SERIAL:
+        mode["result_buffer"] = buffered
     if arch == "systolic_os":
         size = f"{c['rows']}x{c['cols']}"
-        engine = OutputStationaryEngine(SystolicOSArray(c["rows"], c["cols"], *shapes, **mode))
+        engine = os_engine(SystolicOSArray(c["rows"], c["cols"], *shapes, **mode))
     elif arch == "matrix2d" and c["mac"] in DIGIT_SERIAL:
         size = f"{c['rows']}x{c['cols']}"
         engine = VariableStepEngine(DigitSerialMatrix(c["rows"], c["cols"], *shapes, **mode))
     elif arch == "matrix2d":
         size = f"{c['rows']}x{c['cols']}"
-        engine = OutputStationaryEngine(BroadcastMatrix(c["rows"], c["cols"], *shapes, **mode))
+        engine = os_engine(BroadcastMatrix(c["rows"], c["cols"], *shapes, **mode))
     elif arch == "cube":
         size = f"{c['cube_n']}x{c['cube_n']}x{c['cube_n']}"
-        engine = OutputStationaryEngine(Cube(c["cube_n"], *shapes, **mode))
+        engine = os_engine(Cube(c["cube_n"], *shapes, **mode))
     elif arch == "systolic_ws":
         size = f"{c['rows']}x{c['cols']}_m{c['m_tile']}"
         engine = WeightStationaryEngine(SystolicWSArray(c["rows"], c["cols"], *shapes, **mode), c["m_tile"])
@@ -108,9 +128,10 @@ def build(config: Config) -> Design:
     geometry = EngineGeometry(
         "weight_stationary" if isinstance(engine, WeightStationaryEngine) else "output_stationary",
         engine.m_tile, core.n_tile, core.k_per_step, core.latency, a_fmt, b_fmt, acc_fmt,
-        c["mac"] if c["mac"] in DIGIT_SERIAL else "fixed", encoding)
+        c["mac"] if c["mac"] in DIGIT_SERIAL else "fixed", encoding, buffered)
     mac = c["mac"] if c["encoding"] is None else f"{c['mac']}_{encoding}"
-    top = c["name"] or f"bitweight_{arch}_{mac}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
+    top = c["name"] or (f"bitweight_{arch}_{mac}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
+                        + ("_rbuf" if buffered else ""))
     manifest = {
         "family": "bitweight",
         "top": top,
@@ -134,6 +155,9 @@ def build(config: Config) -> Design:
             "pipeline_latency": core.latency,
             "job_cycles": ("2 + sum(step_cycles) + m_tile (data-dependent: "
                            "accelsmith.models.bitweight.step_cycles)" if geometry.schedule != "fixed"
+                           else "TILES * max(K_STEPS, pipeline_latency + m_tile + 1) + about "
+                           "pipeline_latency + m_tile + 1 (exact: accelsmith.models.bitweight."
+                           "buffered_job_cycles)" if buffered
                            else "K_STEPS + pipeline_latency + m_tile" if geometry.output_stationary
                            else "K_STEPS * (k_per_step + m_tile + pipeline_latency) + m_tile"),
             "job_cycles_one_step": geometry.job_cycles(1),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from accelsmith.config import Config, FamilySchema, Param
 from accelsmith.hdl.multiplier import shape_of
 from accelsmith.hdl.sparse_cores import NMSparseMatrix, OuterProductArray
-from accelsmith.hdl.tensor_engine import OutputStationaryEngine, VariableStepEngine
+from accelsmith.hdl.tensor_engine import BufferedOutputStationaryEngine, VariableStepEngine
 from accelsmith.models.sparse import BitmapGeometry, NMGeometry
 from . import NUMBER_PARAMS, Design, number_formats, ports_of, semantics
 
@@ -116,9 +116,9 @@ def _build_nm(config, a_fmt, b_fmt, acc_fmt, shapes) -> Design:
     c = config.values
     n, m, groups = c["n"], c["m"], c["groups"]
     core = NMSparseMatrix(c["rows"], c["cols"], groups, n, m, *shapes, mac=c["mac"])
-    engine = OutputStationaryEngine(core)
+    engine = BufferedOutputStationaryEngine(core)
     geometry = NMGeometry("output_stationary", core.m_tile, core.n_tile, core.k_per_step,
-                          core.latency, a_fmt, b_fmt, acc_fmt, n=n, m=m)
+                          core.latency, a_fmt, b_fmt, acc_fmt, buffered=True, n=n, m=m)
     size = f"{c['rows']}x{c['cols']}" + (f"_g{groups}" if groups > 1 else "")
     mac = "" if c["mac"] == "baseline" else f"_{c['mac']}"
     top = c["name"] or f"sparse_nm{n}of{m}{mac}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
@@ -128,9 +128,11 @@ def _build_nm(config, a_fmt, b_fmt, acc_fmt, shapes) -> Design:
         "macs_per_cycle_counts": "dense-equivalent MACs (K values covered per cycle x tile)",
         "speedup_over_dense_same_multipliers": m / n,
         "pipeline_latency": core.latency,
-        "job_cycles": "K_STEPS + pipeline_latency + m_tile",
+        "job_cycles": "TILES * max(K_STEPS, pipeline_latency + m_tile + 1) + about pipeline_latency "
+                      "+ m_tile + 1 (exact: accelsmith.models.bitweight.buffered_job_cycles)",
         "job_cycles_one_step": geometry.job_cycles(1),
-        "throughput": "one step (a and b beat) per cycle",
+        "throughput": "one step (a and b beat) per cycle; a tile's readout overlaps the next "
+                      "tile's steps",
     }
     return Design(top, engine, _manifest(
         config, top, engine, geometry,

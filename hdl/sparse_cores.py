@@ -39,18 +39,21 @@ class NMSparseMatrix(_OutputStationaryCore):
     replaced by zero before they reach the multipliers and ``error`` (combinational, on the ``a``
     input) is high. Dense mode is ``n == m`` (indices 0..m-1).
 
+    With ``result_buffer`` (the default) a tile's results are read while the next tile
+    accumulates (see :class:`~accelsmith.hdl.tensor_cores._OutputStationaryCore`).
+
     MACs per tick: ``rows * cols * groups * n`` multiplies, ``rows * cols * k_per_step`` dense
     MACs. Latency: 1 tick (the operand registers).
     """
 
     def __init__(self, rows, cols, groups, n, m, a_shape, b_shape, acc_shape, mac="baseline",
-                 encoding="booth"):
+                 encoding="booth", result_buffer=True):
         self.groups, self.n, self.m = groups, n, m
         self.kept = groups * n
         super().__init__(rows, cols, groups * m, a_shape, b_shape, acc_shape, mac, encoding, {
             "a": In(nm_operand_layout(a_shape, rows * self.kept, m)),
             "error": Out(1),
-        })
+        }, result_buffer=result_buffer)
         self.latency = 1
 
     def _group_valid(self, index):
@@ -66,6 +69,7 @@ class NMSparseMatrix(_OutputStationaryCore):
     def elaborate(self, platform):
         m = Module()
         R, N, kept = self.m_tile, self.n_tile, self.kept
+        first, = self._first_tokens(m)
         valid = self._group_valid(self.a.index)
         m.d.comb += self.error.eq(~Cat(*valid).all())
         masked = [Mux(valid[x // self.n], self.a.value[x], 0) for x in range(R * kept)]
@@ -88,7 +92,7 @@ class NMSparseMatrix(_OutputStationaryCore):
                 for j in range(N):
                     pairs[j].append((digits, picked[j]))
             for j in range(N):
-                self._accumulate(m, i, j, pairs[j])
+                self._accumulate(m, i, j, pairs[j], first)
         return m
 
 

@@ -103,13 +103,22 @@ def _delay(m, core, value, depth, shape, name):
 class _OutputStationaryCore(wiring.Component):
     """Accumulators are ``acc_sum + acc_carry`` (modulo 2**acc bits): the baseline keeps a binary
     sum and leaves ``acc_carry`` zero; carry-save modes keep both words and leave the
-    carry-propagate addition to the reader (once per result row, in the shell)."""
+    carry-propagate addition to the reader (once per result row, in the shell).
+
+    With ``result_buffer`` the core has a ``first`` input, a tile-boundary token that travels with
+    the step it marks: when it reaches a PE, the PE copies its accumulator (the previous tile's
+    final value) into its result register and starts the new tile from that step's products
+    alone. ``acc_sum``/``acc_carry`` then show the result registers, so one tile is read out
+    while the next accumulates; ``boundary_ticks`` is how many ticks after the token's step all
+    PEs have copied (the core's latency).
+    """
 
     def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape, mac, encoding,
-                 extra_members=None):
+                 extra_members=None, result_buffer=False):
         self.m_tile, self.n_tile, self.k_per_step = m_tile, n_tile, k_per_step
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
         self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding)
+        self.result_buffer = result_buffer
         acc = data.ArrayLayout(data.ArrayLayout(unsigned(acc_shape.width), n_tile), m_tile)
         super().__init__({
             "en": In(1),
@@ -118,24 +127,53 @@ class _OutputStationaryCore(wiring.Component):
             "b": In(data.ArrayLayout(b_shape, k_per_step * n_tile)),
             "acc_sum": Out(acc),
             "acc_carry": Out(acc),
+            **({"first": In(1)} if result_buffer else {}),
             **(extra_members or {}),
         })
 
-    def _accumulate(self, m, i, j, pairs):
-        """Add ``sum(a * b for a, b in pairs)`` to accumulator (i, j); ``a`` as :meth:`encode` d."""
+    @property
+    def boundary_ticks(self) -> int:
+        return self.latency
+
+    def _first_tokens(self, m, depth=1):
+        """The ``first`` token as PEs see it 1, 2, .. ``depth`` ticks after its step was taken."""
+        if not self.result_buffer:
+            return [None] * depth
+        taps, token = [], self.first
+        for d in range(depth):
+            token = _enabled_reg(m, self, token, 1, f"first_d{d + 1}")
+            taps.append(token)
+        return taps
+
+    def _accumulate(self, m, i, j, pairs, first=None):
+        """Add ``sum(a * b for a, b in pairs)`` to accumulator (i, j); ``a`` as :meth:`encode` d.
+        ``first`` (result-buffer cores): this tick starts a new tile, see the class docstring."""
         dp = self.datapath
-        acc_s, acc_c = self.acc_sum[i][j], self.acc_carry[i][j]
+        out_s, out_c = self.acc_sum[i][j], self.acc_carry[i][j]
+        if self.result_buffer:
+            acc_s = Signal(out_s.shape(), name=f"acc_{i}_{j}")
+            acc_c = Signal(out_c.shape(), name=f"acc_c_{i}_{j}") if dp.carry_save else C(0, out_c.shape())
+            base_s, base_c = Mux(first, 0, acc_s), Mux(first, 0, acc_c)
+        else:
+            acc_s, acc_c = out_s, out_c
+            base_s, base_c = acc_s, acc_c
         if dp.carry_save:
             rows = dp.dot_rows(m, pairs, f"pe{i}_{j}")
-            rows += [(acc_s, Term(dp.width)), (acc_c, Term(dp.width))]
+            rows += [(base_s, Term(dp.width)), (base_c, Term(dp.width))]
             new_s, new_c = dp.reduce(m, rows, f"pe{i}_{j}_csa")
             updates = [acc_s.eq(new_s), acc_c.eq(new_c)]
         else:
-            updates = [acc_s.eq(acc_s + adder_tree(a * b for a, b in pairs))]
+            updates = [acc_s.eq(base_s + adder_tree(a * b for a, b in pairs))]
+        live = [acc_s, acc_c] if dp.carry_save or not self.result_buffer else [acc_s]
         with m.If(self.clear):
-            m.d.sync += [acc_s.eq(0), acc_c.eq(0)]
+            m.d.sync += [v.eq(0) for v in live]
         with m.Elif(self.en):
             m.d.sync += updates
+        if self.result_buffer:
+            with m.If(self.clear):
+                m.d.sync += [out_s.eq(0), out_c.eq(0)]
+            with m.Elif(self.en & first):
+                m.d.sync += [out_s.eq(acc_s), out_c.eq(acc_c)]
 
 
 class SystolicOSArray(_OutputStationaryCore):
@@ -149,13 +187,17 @@ class SystolicOSArray(_OutputStationaryCore):
     MACs per tick: ``rows * cols``. Latency: ``rows + cols - 1`` ticks after the last step.
     """
 
-    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
-        super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding)
+    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
+                 result_buffer=False):
+        super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding,
+                         result_buffer=result_buffer)
         self.latency = rows + cols - 1
 
     def elaborate(self, platform):
         m = Module()
         R, C = self.m_tile, self.n_tile
+        # The tile token reaches PE (i, j) with its step's operands, i + j + 1 ticks later.
+        tokens = self._first_tokens(m, R + C - 1)
         a_in = [[None] * C for _ in range(R)]
         b_in = [[None] * C for _ in range(R)]
         for i in range(R):
@@ -170,7 +212,7 @@ class SystolicOSArray(_OutputStationaryCore):
                     b_in[i + 1][j] = _enabled_reg(m, self, b_in[i][j], self.b_shape, f"b_{i}_{j}")
                 # Each PE encodes the A value passing through it (OPT1 keeps encoders in PEs).
                 digits = self.datapath.encode(m, a_in[i][j], f"enc{i}_{j}")
-                self._accumulate(m, i, j, [(digits, b_in[i][j])])
+                self._accumulate(m, i, j, [(digits, b_in[i][j])], tokens[i + j])
         return m
 
 
@@ -181,19 +223,22 @@ class BroadcastMatrix(_OutputStationaryCore):
     MACs per tick: ``rows * cols``. Latency: 1 tick (the operand registers).
     """
 
-    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
-        super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding)
+    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
+                 result_buffer=False):
+        super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding,
+                         result_buffer=result_buffer)
         self.latency = 1
 
     def elaborate(self, platform):
         m = Module()
+        first, = self._first_tokens(m)
         a = [_enabled_reg(m, self, self.a[i], self.a_shape, f"a_{i}") for i in range(self.m_tile)]
         b = [_enabled_reg(m, self, self.b[j], self.b_shape, f"b_{j}") for j in range(self.n_tile)]
         # A row's PEs see the same value: one encoder per row (synthesis would merge copies).
         digits = [self.datapath.encode(m, a[i], f"enc{i}") for i in range(self.m_tile)]
         for i in range(self.m_tile):
             for j in range(self.n_tile):
-                self._accumulate(m, i, j, [(digits[i], b[j])])
+                self._accumulate(m, i, j, [(digits[i], b[j])], first)
         return m
 
 
@@ -204,20 +249,23 @@ class Cube(_OutputStationaryCore):
     MACs per tick: ``n**3``. Latency: 1 tick (the operand registers).
     """
 
-    def __init__(self, n, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
-        super().__init__(n, n, n, a_shape, b_shape, acc_shape, mac, encoding)
+    def __init__(self, n, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
+                 result_buffer=False):
+        super().__init__(n, n, n, a_shape, b_shape, acc_shape, mac, encoding,
+                         result_buffer=result_buffer)
         self.latency = 1
 
     def elaborate(self, platform):
         m = Module()
         n = self.m_tile
+        first, = self._first_tokens(m)
         a = [_enabled_reg(m, self, self.a[x], self.a_shape, f"a_{x}") for x in range(n * n)]
         b = [_enabled_reg(m, self, self.b[x], self.b_shape, f"b_{x}") for x in range(n * n)]
         digits = [self.datapath.encode(m, a[x], f"enc{x}") for x in range(n * n)]
         for i in range(n):
             for j in range(n):
                 # OPT1: the n products and the accumulator's two words enter one carry-save tree.
-                self._accumulate(m, i, j, [(digits[i * n + k], b[k * n + j]) for k in range(n)])
+                self._accumulate(m, i, j, [(digits[i * n + k], b[k * n + j]) for k in range(n)], first)
         return m
 
 

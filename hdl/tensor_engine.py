@@ -13,7 +13,8 @@ from amaranth.lib.wiring import In, Out
 
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
 
-__all__ = ["registers", "OutputStationaryEngine", "WeightStationaryEngine", "VariableStepEngine",
+__all__ = ["registers", "OutputStationaryEngine", "BufferedOutputStationaryEngine",
+           "WeightStationaryEngine", "VariableStepEngine",
            "result_layout"]
 
 _STATUS_FIELDS = (
@@ -24,8 +25,9 @@ _ERROR_FIELD = Field("ERROR", 2, 1, "The last job received malformed operand met
                      "affected operand groups contributed zero (see the core). Cleared by START.")
 
 
-def registers(error_flag: bool = False) -> list[Register]:
-    """The register map of every shell; ``error_flag`` adds STATUS.ERROR (sparse cores)."""
+def registers(error_flag: bool = False, tiles: bool = False) -> list[Register]:
+    """The register map of every shell; ``error_flag`` adds STATUS.ERROR (sparse cores),
+    ``tiles`` the TILES register (:class:`BufferedOutputStationaryEngine`)."""
     return [
         Register("CTRL", "wo", "Command register.",
                  (Field("START", 0, 1, "Write 1 to start a job; ignored while BUSY."),)),
@@ -33,7 +35,9 @@ def registers(error_flag: bool = False) -> list[Register]:
         Register("K_STEPS", "rw", "Steps of the reduction per job (K / k_per_step, rounded up). "
                  "0 gives an all-zero tile."),
         Register("CYCLES", "ro", "Clock cycles the current or last job has been BUSY (wraps at 2**32)."),
-    ]
+    ] + ([Register("TILES", "rw", "Output tiles per job, computed back to back with the same "
+                   "K_STEPS (operands of tile after tile on a/b, rows of tile after tile on c); "
+                   "0 counts as 1.")] if tiles else [])
 
 
 def result_layout(acc_shape, n_tile):
@@ -45,11 +49,11 @@ class _Shell(wiring.Component):
     """Streams carry the core's own operand layouts (``a_layout``, ``b_layout``). A core with an
     ``error`` output (metadata checks) gets STATUS.ERROR, set when a step it flags is accepted."""
 
-    def __init__(self, core, m_tile, a_layout, b_layout):
+    def __init__(self, core, m_tile, a_layout, b_layout, tiles=False):
         self.core = core
         self.m_tile = m_tile
         self.checks_metadata = "error" in core.signature.members
-        self.regs = RegisterFile(registers(self.checks_metadata))
+        self.regs = RegisterFile(registers(self.checks_metadata, tiles))
         super().__init__({
             "a": In(stream.Signature(a_layout)),
             "b": In(stream.Signature(b_layout)),
@@ -63,16 +67,21 @@ class _Shell(wiring.Component):
         m.submodules.regs = regs = self.regs
         wiring.connect(m, wiring.flipped(self.csr), regs.bus)
         m.submodules.core = self.core
-        busy, done, error, cycles = Signal(), Signal(), Signal(), Signal(32)
+        busy, done, cycles = Signal(), Signal(), Signal(32)
         start = regs.ctrl_stb & regs.ctrl[0] & ~busy
-        m.d.comb += [regs.status.eq(Cat(busy, done, error)), regs.cycles.eq(cycles)]
+        status = [busy, done]
         with m.If(start):
-            m.d.sync += [done.eq(0), error.eq(0), cycles.eq(0)]
+            m.d.sync += [done.eq(0), cycles.eq(0)]
         with m.Elif(busy):
             m.d.sync += cycles.eq(cycles + 1)
         if self.checks_metadata:
-            with m.If(accepted & self.core.error):
+            error = Signal()
+            status.append(error)
+            with m.If(start):
+                m.d.sync += error.eq(0)
+            with m.Elif(accepted & self.core.error):
                 m.d.sync += error.eq(1)
+        m.d.comb += [regs.status.eq(Cat(*status)), regs.cycles.eq(cycles)]
         return start, busy, done
 
     def _carry_save_row(self, row):
@@ -143,6 +152,108 @@ class OutputStationaryEngine(_Shell):
                     m.next = "READOUT"
             with m.State("READOUT"):
                 self._readout(m, result, row, done)
+        m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
+        return m
+
+
+class BufferedOutputStationaryEngine(_Shell):
+    """Job sequencer for output-stationary cores with a result buffer (``result_buffer=True``):
+    a job is ``TILES`` output tiles of ``K_STEPS`` steps each, streamed back to back.
+
+    The first step of every tile carries the core's ``first`` token; when it has reached every
+    PE (``core.latency`` ticks later) the previous tile sits in the result registers and its
+    ``m_tile`` rows leave on ``c`` while the core accumulates the new tile. After the last tile
+    one token step with zero operands moves it to the result registers. A tile's first step waits
+    while the result registers still hold unread rows, so results are never overwritten.
+
+    Throughput: one step per cycle while both operand streams are valid; tiles follow each other
+    without a gap when ``K_STEPS >= core.latency + m_tile + 1``. Stall-free cycles per job:
+    :meth:`accelsmith.models.bitweight.EngineGeometry.job_cycles` (a cycle-exact model of this
+    sequencer). Backpressure on ``c`` holds the row on offer and, through the buffer, the core.
+    """
+
+    def __init__(self, core):
+        if not getattr(core, "result_buffer", False):
+            raise ValueError("BufferedOutputStationaryEngine needs a core built with result_buffer=True")
+        members = core.signature.members
+        super().__init__(core, core.m_tile, members["a"].shape, members["b"].shape, tiles=True)
+
+    def elaborate(self, platform):
+        m = Module()
+        core, regs = self.core, self.regs
+        feeding = Signal()
+        start, busy, done = self._control(m, feeding)
+        k_steps, steps_left, tiles_left = Signal(32), Signal(32), Signal(32)
+        first_step = Signal()       # the next step taken starts a tile
+        opening = Signal()          # ... and that tile is the job's first
+        full = Signal()             # the result registers hold a tile not yet read out
+        capturing = Signal()        # a token is on its way through the core
+        ticks_left = Signal(range(core.latency + 1))
+        row = Signal(range(self.m_tile))
+        token = Signal()            # a token enters the core this cycle
+        free = ~full & ~capturing
+
+        with m.If(token):
+            m.d.sync += [capturing.eq(1), ticks_left.eq(core.latency)]
+        with m.Elif(core.en & capturing):
+            m.d.sync += ticks_left.eq(ticks_left - 1)
+            with m.If(ticks_left == 1):
+                m.d.sync += [capturing.eq(0), full.eq(1)]
+
+        last_row = row == self.m_tile - 1
+        with m.If(full):
+            m.d.comb += [self.c.valid.eq(1), self.c.payload.data.eq(self._carry_save_row(row)),
+                         self.c.payload.last.eq(last_row)]
+            with m.If(self.c.ready):
+                m.d.sync += row.eq(Mux(last_row, 0, row + 1))
+                with m.If(last_row):
+                    m.d.sync += full.eq(0)
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.comb += core.clear.eq(1)
+                    m.d.sync += [k_steps.eq(regs.k_steps), steps_left.eq(regs.k_steps),
+                                 tiles_left.eq(Mux(regs.tiles == 0, 1, regs.tiles)),
+                                 first_step.eq(1), opening.eq(1)]
+                    with m.If(regs.k_steps == 0):
+                        m.next = "TOKEN"
+                    with m.Else():
+                        m.next = "FEED"
+            with m.State("FEED"):
+                # A tile's first step hands the previous tile to the result registers, so it
+                # waits for them to be free (the batch's first tile has nothing to hand over).
+                may = ~first_step | opening | free
+                take = self.a.valid & self.b.valid & may
+                m.d.comb += [self.a.ready.eq(self.b.valid & may), self.b.ready.eq(self.a.valid & may)]
+                with m.If(take):
+                    m.d.comb += [core.en.eq(1), feeding.eq(1), core.a.eq(self.a.payload),
+                                 core.b.eq(self.b.payload), core.first.eq(first_step),
+                                 token.eq(first_step & ~opening)]
+                    m.d.sync += [steps_left.eq(steps_left - 1), first_step.eq(0), opening.eq(0)]
+                    with m.If(steps_left == 1):
+                        m.d.sync += [tiles_left.eq(tiles_left - 1), steps_left.eq(k_steps),
+                                     first_step.eq(1)]
+                        with m.If(tiles_left == 1):
+                            m.next = "TOKEN"
+                with m.Elif(capturing):
+                    m.d.comb += core.en.eq(1)       # a zero step carries the token on
+            with m.State("TOKEN"):
+                # A token step with zero operands ends the last tile (every tile when K_STEPS = 0).
+                with m.If(free):
+                    m.d.comb += [core.en.eq(1), core.first.eq(1), token.eq(1)]
+                    with m.If((k_steps == 0) & (tiles_left > 1)):
+                        m.d.sync += tiles_left.eq(tiles_left - 1)
+                    with m.Else():
+                        m.next = "FLUSH"
+                with m.Elif(capturing):
+                    m.d.comb += core.en.eq(1)
+            with m.State("FLUSH"):
+                with m.If(capturing):
+                    m.d.comb += core.en.eq(1)
+                with m.Elif(~full | self.c.ready & last_row):
+                    m.d.sync += done.eq(1)
+                    m.next = "IDLE"
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
         return m
 

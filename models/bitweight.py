@@ -60,6 +60,7 @@ class EngineGeometry:
     acc_fmt: IntFormat
     schedule: str = "fixed"     # "fixed", or the digit-serial mode whose step cycles depend on data
     encoding: str = "booth"
+    buffered: bool = False      # result buffer: TILES tiles per job, readout overlapping compute
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "EngineGeometry":
@@ -67,7 +68,7 @@ class EngineGeometry:
         fmt = lambda d: IntFormat(d["bits"], d["signed"])
         return cls(g["dataflow"], g["m_tile"], g["n_tile"], g["k_per_step"], g["pipeline_latency"],
                    fmt(g["a"]), fmt(g["b"]), fmt(g["acc"]), g.get("schedule", "fixed"),
-                   g.get("encoding", "booth"))
+                   g.get("encoding", "booth"), g.get("buffered", False))
 
     def to_manifest(self) -> dict:
         fmt = lambda f: {"bits": f.bits, "signed": f.signed}
@@ -75,7 +76,7 @@ class EngineGeometry:
                 "k_per_step": self.k_per_step, "pipeline_latency": self.pipeline_latency,
                 "a": fmt(self.a_fmt), "b": fmt(self.b_fmt), "acc": fmt(self.acc_fmt),
                 "a_beat_len": self.a_beat_len, "b_beat_len": self.b_beat_len,
-                "schedule": self.schedule, "encoding": self.encoding}
+                "schedule": self.schedule, "encoding": self.encoding, "buffered": self.buffered}
 
     @property
     def output_stationary(self) -> bool:
@@ -139,9 +140,14 @@ class EngineGeometry:
             [step_cycles(a, b, self.schedule, self.a_fmt, self.b_fmt, self.encoding)
              for a, b in zip(a_blocks, b_blocks)], self.m_tile)
 
-    def job_cycles(self, steps: int) -> int:
+    def job_cycles(self, steps: int, tiles: int = 1) -> int:
         """Cycles from START to the last result accepted, with no stalls on any stream (for
-        digit-serial engines: the fastest case, one cycle per step)."""
+        digit-serial engines: the fastest case, one cycle per step). ``tiles`` > 1 only for
+        ``buffered`` engines (the TILES register)."""
+        if self.buffered:
+            return buffered_job_cycles(steps, tiles, self.pipeline_latency, self.m_tile)
+        if tiles != 1:
+            raise ValueError("only engines with a result buffer take several tiles per job")
         if self.schedule != "fixed":
             return self.m_tile + 1 + (steps + 1 if steps else 0)
         if self.output_stationary:
@@ -156,6 +162,57 @@ class EngineGeometry:
         if self.output_stationary:
             return self.m_tile * self.n_tile * self.k_per_step
         return self.k_per_step * self.n_tile
+
+
+def buffered_job_cycles(steps: int, tiles: int, latency: int, m_tile: int) -> int:
+    """Stall-free BUSY cycles of one job of :class:`~accelsmith.hdl.tensor_engine.
+    BufferedOutputStationaryEngine`: a cycle-by-cycle model of its sequencer (the simulations
+    check it against the CYCLES register). Tiles follow each other without a gap while
+    ``steps >= latency + m_tile + 1``; one job of one tile takes ``steps + 1 + latency + m_tile``."""
+    state = "TOKEN" if steps == 0 else "FEED"
+    first_step = opening = True
+    steps_left, tiles_left = steps, max(tiles, 1)
+    full = capturing = False
+    ticks = row = cycles = 0
+    while state != "IDLE":
+        cycles += 1
+        free = not full and not capturing
+        read_last = full and row == m_tile - 1
+        token = en = False
+        if state == "FEED":
+            if not first_step or opening or free:
+                en, token = True, first_step and not opening
+                first_step = opening = False
+                steps_left -= 1
+                if steps_left == 0:
+                    tiles_left, steps_left, first_step = tiles_left - 1, steps, True
+                    if tiles_left == 0:
+                        state = "TOKEN"
+            else:
+                en = capturing
+        elif state == "TOKEN":
+            if free:
+                en = token = True
+                if steps == 0 and tiles_left > 1:
+                    tiles_left -= 1
+                else:
+                    state = "FLUSH"
+            else:
+                en = capturing
+        elif capturing:
+            en = True
+        elif not full or read_last:
+            state = "IDLE"
+        if full:
+            row = 0 if read_last else row + 1
+            full = not read_last
+        if token:
+            capturing, ticks = True, latency
+        elif en and capturing:
+            ticks -= 1
+            if ticks == 0:
+                capturing, full = False, True
+    return cycles
 
 
 def variable_step_job_cycles(step_cycles: list[int], m_tile: int) -> int:

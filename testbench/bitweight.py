@@ -13,7 +13,7 @@ import numpy as np
 
 from accelsmith.models.bitweight import EngineGeometry, gemm
 
-from .tiles import Job, run_tile_test
+from .tiles import Job, batch, run_tile_test
 
 
 def make_job(g: EngineGeometry, name: str, A, B) -> Job:
@@ -46,15 +46,30 @@ def corner_operands(g: EngineGeometry, rng: np.random.Generator) -> list[tuple[s
 
 
 def corner_jobs(g: EngineGeometry, rng: np.random.Generator) -> list[Job]:
-    return [make_job(g, *case) for case in corner_operands(g, rng)]
+    jobs = [make_job(g, *case) for case in corner_operands(g, rng)]
+    if g.buffered:
+        jobs += batch_corners(g, rng, lambda name, k: make_job(g, name, *random_operands(g, rng, k)))
+    return jobs
+
+
+def batch_corners(g, rng, tile_job) -> list[Job]:
+    """Several tiles per job: too short to hide the readout (K of 1 step), long enough, and
+    K = 0. ``tile_job(name, k)`` makes one tile of reduction length ``k``."""
+    out = []
+    for steps, tiles in ((1, 3), (g.pipeline_latency + g.m_tile + 1, 3), (0, 2), (2, 5)):
+        k = steps * g.k_per_step
+        out.append(batch(g, [tile_job(f"batch of {tiles}, {steps} steps, tile {t}", k)
+                             for t in range(tiles)]))
+    return out
 
 
 def random_operand(fmt, shape, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(fmt.min, fmt.max + 1, size=shape, dtype=np.int64)
 
 
-def random_operands(g: EngineGeometry, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    k = int(rng.integers(1, 3 * g.k_per_step + 3))
+def random_operands(g: EngineGeometry, rng: np.random.Generator, k: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    k = int(rng.integers(1, 3 * g.k_per_step + 3)) if k is None else k
     A = random_operand(g.a_fmt, (g.m_tile, k), rng)
     B = random_operand(g.b_fmt, (k, g.n_tile), rng)
     if rng.random() < 0.2:  # sparse operands exercise zero handling
@@ -63,6 +78,10 @@ def random_operands(g: EngineGeometry, rng: np.random.Generator) -> tuple[np.nda
 
 
 def random_job(g: EngineGeometry, index: int, rng: np.random.Generator) -> Job:
+    if g.buffered and rng.random() < 0.4:
+        k = int(rng.integers(0, 3 * g.k_per_step + 3))
+        return batch(g, [make_job(g, f"random #{index}.{t}", *random_operands(g, rng, k))
+                         for t in range(int(rng.integers(2, 5)))])
     return make_job(g, f"random #{index}", *random_operands(g, rng))
 
 

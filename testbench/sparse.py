@@ -18,8 +18,8 @@ import numpy as np
 
 from accelsmith.models.sparse import BitmapGeometry, NMGeometry, NMMatrix, OuterProductJob, prune_nm
 
-from .bitweight import corner_operands, random_operand
-from .tiles import Job, run_tile_test
+from .bitweight import batch_corners, corner_operands, random_operand
+from .tiles import Job, batch, run_tile_test
 
 DENSITIES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 
@@ -54,6 +54,7 @@ def corner_jobs(g, rng: np.random.Generator) -> list[Job]:
     jobs = [make_job(g, name, g.compress(prune_nm(A, g.n, g.m)), B)
             for name, A, B in corner_operands(g, rng)]
     k = 3 * g.k_per_step + 1
+    jobs += batch_corners(g, rng, lambda name, k: nm_tile(g, name, k, 1.0, rng))
     for name, every in (("one malformed group", False), ("every group malformed", True)):
         comp = g.compress(prune_nm(random_operand(g.a_fmt, (g.m_tile, k), rng), g.n, g.m))
         if corrupt(comp, rng, every):
@@ -64,16 +65,24 @@ def corner_jobs(g, rng: np.random.Generator) -> list[Job]:
     return jobs
 
 
+def nm_tile(g: NMGeometry, name: str, k: int, density: float, rng, may_corrupt: bool = False) -> Job:
+    A = random_operand(g.a_fmt, (g.m_tile, k), rng)
+    A *= rng.random(A.shape) < density
+    comp = g.compress(prune_nm(A, g.n, g.m))
+    B = random_operand(g.b_fmt, (k, g.n_tile), rng)
+    error = may_corrupt and rng.random() < 0.05 and corrupt(comp, rng)
+    return make_job(g, name, comp, B, error)
+
+
 def random_job(g, index: int, rng: np.random.Generator) -> Job:
     if isinstance(g, BitmapGeometry):
         return bitmap_random_job(g, index, rng)
-    k = int(rng.integers(1, 3 * g.k_per_step + 3))
-    A = random_operand(g.a_fmt, (g.m_tile, k), rng)
-    A *= rng.random(A.shape) < DENSITIES[index % len(DENSITIES)]
-    comp = g.compress(prune_nm(A, g.n, g.m))
-    B = random_operand(g.b_fmt, (k, g.n_tile), rng)
-    error = rng.random() < 0.05 and corrupt(comp, rng)
-    return make_job(g, f"random #{index}", comp, B, error)
+    density = DENSITIES[index % len(DENSITIES)]
+    if rng.random() < 0.4:      # several tiles of the same K in one job
+        k = int(rng.integers(0, 3 * g.k_per_step + 3))
+        return batch(g, [nm_tile(g, f"random #{index}.{t}", k, density, rng, True)
+                         for t in range(int(rng.integers(2, 5)))])
+    return nm_tile(g, f"random #{index}", int(rng.integers(1, 3 * g.k_per_step + 3)), density, rng, True)
 
 
 def make_bitmap_job(g: BitmapGeometry, name: str, job: OuterProductJob, error: bool = False) -> Job:

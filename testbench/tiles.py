@@ -40,6 +40,18 @@ class Job:
     expected: np.ndarray
     cycles: int                 # stall-free cycles from START to the last row accepted
     error: bool = False         # STATUS.ERROR expected after the job
+    tiles: int = 1              # the TILES register (engines with a result buffer)
+
+
+def batch(g, jobs: list[Job]) -> Job:
+    """Jobs of the same K as one job of several tiles (engines with a TILES register)."""
+    steps = {job.steps for job in jobs}
+    if len(steps) != 1:
+        raise ValueError("a batch needs tiles of the same K_STEPS")
+    return Job(" + ".join(job.name for job in jobs), [w for j in jobs for w in j.a_words],
+               [w for j in jobs for w in j.b_words], jobs[0].steps,
+               np.vstack([job.expected for job in jobs]), g.job_cycles(jobs[0].steps, len(jobs)),
+               any(job.error for job in jobs), len(jobs))
 
 
 class Scoreboard:
@@ -51,8 +63,8 @@ class Scoreboard:
         self.checked = 0
 
     def expect(self, job: Job):
-        for r in range(self.g.m_tile):
-            last = r == self.g.m_tile - 1
+        for r in range(len(job.expected)):
+            last = r % self.g.m_tile == self.g.m_tile - 1
             word = pack(job.expected[r], self.g.acc_fmt.bits) | (last << (self.g.n_tile * self.g.acc_fmt.bits))
             self.expected.append((job.name, r, word))
 
@@ -93,6 +105,7 @@ class Scoreboard:
 async def run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, exact_cycles, log):
     """Queue every job's operands, then start the jobs one after another and check them."""
     has_error_flag = hasattr(regs.STATUS, "ERROR")
+    has_tiles = hasattr(regs, "TILES")
     for job in jobs:
         for word in job.a_words:
             a_src.push(word)
@@ -100,6 +113,10 @@ async def run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, exa
             b_src.push(word)
         board.expect(job)
     for index, job in enumerate(jobs):
+        if has_tiles:
+            await csr.write(regs.TILES.address, job.tiles)
+        elif job.tiles != 1:
+            raise MismatchError(f"job '{job.name}' has {job.tiles} tiles but no TILES register")
         await csr.write(regs.K_STEPS.address, job.steps)
         await csr.write(regs.CTRL.address, regs.CTRL.START.mask)
         if index % 7 == 3:

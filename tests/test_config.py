@@ -34,6 +34,7 @@ EXPECTED = {
     "15_nm_n_above_m": ["'n'", "5", "m = 4", "from 1 to m"],
     "16_unknown_sparse_format": ["'format'", "'csr'", "'nm'"],
     "17_bitmap_tile_below_grid": ["'m_tile'", "4", "rows = 8"],
+    "18_result_buffer_digit_serial": ["'result_buffer'", "'opt3'", "'opt1'"],
 }
 
 

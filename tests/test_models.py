@@ -145,3 +145,16 @@ def test_digit_serial_job_cycles():
     # steps: [3, 2, 0, -64] -> 2 cycles, [1, 0, 0, 0] (padded) -> 1 cycle; + 2 + m_tile
     assert g.job_cycles_for(A, B) == 2 + 3 + 2
     assert g.job_cycles_for(A[:, :0], B[:0]) == 2 + 1
+
+
+def test_buffered_job_cycles():
+    from accelsmith.models.bitweight import buffered_job_cycles
+    # One tile: steps, the token step, the token's trip through the core, the readout.
+    for steps, latency, m_tile in [(1, 1, 4), (5, 7, 3), (64, 1, 4)]:
+        assert buffered_job_cycles(steps, 1, latency, m_tile) == steps + 1 + latency + m_tile
+    # Long enough tiles follow each other without a gap; short ones wait for the readout.
+    assert buffered_job_cycles(8, 100, 1, 4) == 100 * 8 + 1 + 1 + 4
+    assert buffered_job_cycles(1, 100, 1, 4) > 100 * (1 + 4)
+    # TILES = 0 counts as 1; K = 0 gives zero tiles through tokens alone.
+    assert buffered_job_cycles(3, 0, 1, 4) == buffered_job_cycles(3, 1, 1, 4)
+    assert buffered_job_cycles(0, 1, 1, 4) == 1 + 1 + 4

@@ -41,6 +41,12 @@ MAC_CONFIGS = {
                      "rows": 2, "cols": 2, "max_k": 64},
     "bitslice-u16xs16": {"architecture": "matrix2d", "mac": "bitslice", "a_bits": 16,
                          "a_signed": False, "b_bits": 16, "rows": 2, "cols": 2, "max_k": 64},
+    # Result buffer: several tiles per job, readout overlapping the next tile (skewed tokens in
+    # the systolic array, carry-save result registers with opt1).
+    "systolic_os-opt1-rbuf": {"architecture": "systolic_os", "mac": "opt1", "rows": 3, "cols": 4,
+                              "result_buffer": True},
+    "matrix2d-rbuf": {"architecture": "matrix2d", "rows": 4, "cols": 2, "result_buffer": True},
+    "cube-rbuf": {"architecture": "cube", "cube_n": 3, "result_buffer": True},
 }
 
 

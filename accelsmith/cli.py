@@ -62,6 +62,8 @@ def _cmd_list(args) -> int:
         print(f"family {family}: {gen.SCHEMA.doc}")
         for name, doc in getattr(gen, "ARCHITECTURES", {}).items():
             print(f"  architecture {name:<12} {doc}")
+        for name, doc in getattr(gen, "FORMATS", {}).items():
+            print(f"  format {name:<18} {doc}")
         macs = getattr(gen, "MACS", ())
         if macs:
             print(f"  mac: {', '.join(macs)}")
@@ -70,9 +72,9 @@ def _cmd_list(args) -> int:
         try:
             cfg = load(path)
             summary = ", ".join(f"{k}={v}" for k, v in cfg.raw.items() if k != "family")
-            print(f"  {path.name:<28} {cfg.family}: {summary}")
+            print(f"  {path.name:<34} {cfg.family}: {summary}")
         except ConfigError as exc:
-            print(f"  {path.name:<28} INVALID: {exc}")
+            print(f"  {path.name:<34} INVALID: {exc}")
     return 0
 
 

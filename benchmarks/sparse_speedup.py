@@ -225,7 +225,7 @@ def write_all(data, args):
             f"- Floor >= 0.6 x ideal for densities in 25-50 %: worst "
             f"{worst['fraction_of_ideal']:.2f} at {worst['density_a']:.0%} x {worst['density_b']:.0%} "
             f"({'met' if worst['fraction_of_ideal'] >= 0.6 else 'missed'}).",
-            f"- Faster than dense wherever dA x dB < 0.5: "
+            "- Faster than dense wherever dA x dB < 0.5: "
             + ("met at all " + str(len(below)) + " points" if not slow else
                "missed at " + ", ".join(f"{r['density_a']:.0%} x {r['density_b']:.0%}" for r in slow)) + ".",
             "", "Tile size on the same 4x4 grid (each pass costs `ceil(nnz / 4)` per side, so "

@@ -12,7 +12,7 @@ import argparse
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
-from _common import CONFIGS, VARIANTS, machine, progress, synth_row, write
+from _common import CONFIGS, VARIANTS, machine, synth_row, write
 
 from accelsmith.config import load
 

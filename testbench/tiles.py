@@ -23,6 +23,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
+from accelsmith.models.bitweight import EngineGeometry
 from accelsmith.models.packing import pack, unpack
 from accelsmith.sw_driver.registers import RegisterMap
 

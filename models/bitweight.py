@@ -18,7 +18,7 @@ Two dataflows cover the five architectures:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -64,19 +64,23 @@ class EngineGeometry:
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "EngineGeometry":
+        """Read back :meth:`to_manifest`; subclasses' extra fields are read by name."""
         g = manifest["geometry"]
         fmt = lambda d: IntFormat(d["bits"], d["signed"])
+        extra = {f.name: g[f.name] for f in fields(cls)[len(fields(EngineGeometry)):]}
         return cls(g["dataflow"], g["m_tile"], g["n_tile"], g["k_per_step"], g["pipeline_latency"],
                    fmt(g["a"]), fmt(g["b"]), fmt(g["acc"]), g.get("schedule", "fixed"),
-                   g.get("encoding", "booth"), g.get("buffered", False))
+                   g.get("encoding", "booth"), g.get("buffered", False), **extra)
 
     def to_manifest(self) -> dict:
         fmt = lambda f: {"bits": f.bits, "signed": f.signed}
+        extra = {f.name: getattr(self, f.name) for f in fields(self)[len(fields(EngineGeometry)):]}
         return {"dataflow": self.dataflow, "m_tile": self.m_tile, "n_tile": self.n_tile,
                 "k_per_step": self.k_per_step, "pipeline_latency": self.pipeline_latency,
                 "a": fmt(self.a_fmt), "b": fmt(self.b_fmt), "acc": fmt(self.acc_fmt),
                 "a_beat_len": self.a_beat_len, "b_beat_len": self.b_beat_len,
-                "schedule": self.schedule, "encoding": self.encoding, "buffered": self.buffered}
+                "schedule": self.schedule, "encoding": self.encoding, "buffered": self.buffered,
+                **extra}
 
     @property
     def output_stationary(self) -> bool:

@@ -35,7 +35,7 @@ is wrong; nothing is silently truncated or padded.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -474,14 +474,8 @@ class NMGeometry(EngineGeometry):
     n: int = 1
     m: int = 1
 
-    @classmethod
-    def from_manifest(cls, manifest: dict) -> "NMGeometry":
-        base = EngineGeometry.from_manifest(manifest)
-        g = manifest["geometry"]
-        return cls(**{f.name: getattr(base, f.name) for f in fields(EngineGeometry)}, n=g["n"], m=g["m"])
-
     def to_manifest(self) -> dict:
-        return {**super().to_manifest(), "n": self.n, "m": self.m, "kept_per_step": self.kept_per_step,
+        return {**super().to_manifest(), "kept_per_step": self.kept_per_step,
                 "index_bits": self.index_bits}
 
     @property
@@ -578,16 +572,6 @@ class BitmapGeometry(EngineGeometry):
 
     rows: int = 1
     cols: int = 1
-
-    @classmethod
-    def from_manifest(cls, manifest: dict) -> "BitmapGeometry":
-        base = EngineGeometry.from_manifest(manifest)
-        g = manifest["geometry"]
-        return cls(**{f.name: getattr(base, f.name) for f in fields(EngineGeometry)},
-                   rows=g["rows"], cols=g["cols"])
-
-    def to_manifest(self) -> dict:
-        return {**super().to_manifest(), "rows": self.rows, "cols": self.cols}
 
     def job(self, A, B) -> OuterProductJob:
         """Host-side encoding of one tile job: both operands as bitmaps (A by columns, B by

@@ -103,6 +103,21 @@ class _Reader:
     def unpack(self, fmt: str, part: str):
         return struct.unpack(fmt, self.take(struct.calcsize(fmt), part))
 
+    def bitmaps(self, count: int, length: int, part: str) -> np.ndarray:
+        if not count:
+            return np.zeros((0, length), dtype=bool)
+        return _unpack_bits(self.take(count * (-(-length // 8)), part), count, length)
+
+    def values_for(self, bitmaps: np.ndarray, fmt: IntFormat, part: str) -> np.ndarray:
+        """The value count, checked against ``bitmaps``, the values, and the end of the data."""
+        (count,) = self.unpack("<I", "value count")
+        if count != int(bitmaps.sum()):
+            raise SparseFormatError(f"{self.what}: value count {count} but the {part} have "
+                                    f"{int(bitmaps.sum())} set bits")
+        values = _unpack_values(self.take(count * _value_bytes(fmt), "values"), fmt, count, self.what)
+        self.finish()
+        return values
+
     def finish(self):
         if self.pos != len(self.raw):
             raise SparseFormatError(f"{self.what}: {len(self.raw) - self.pos} bytes after the end "
@@ -349,14 +364,8 @@ class BitmapVectors:
         if axis > 1:
             raise SparseFormatError(f"{what}: axis code {axis}; allowed 0 (columns) or 1 (rows)")
         vecs, length = (cols, rows) if axis == 0 else (rows, cols)
-        bitmaps = _unpack_bits(r.take(vecs * (-(-length // 8)), "bitmaps"), vecs, length) \
-            if vecs else np.zeros((0, length), dtype=bool)
-        (count,) = r.unpack("<I", "value count")
-        if count != int(bitmaps.sum()):
-            raise SparseFormatError(f"{what}: value count {count} but the bitmaps have "
-                                    f"{int(bitmaps.sum())} set bits")
-        values = _unpack_values(r.take(count * _value_bytes(fmt), "values"), fmt, count, what)
-        r.finish()
+        bitmaps = r.bitmaps(vecs, length, "bitmaps")
+        values = r.values_for(bitmaps, fmt, "bitmaps")
         out = cls(AXES[axis], (rows, cols), fmt, bitmaps, values)
         out.validate(what)
         return out
@@ -444,16 +453,9 @@ class TwoLevelBitmap:
             raise SparseFormatError(f"{what}: axis code {axis} (allowed 0, 1), tile {tr} x {tc} "
                                     f"(at least 1 x 1)")
         nr, nc = -(-rows // tr), -(-cols // tc)
-        tile_bitmap = _unpack_bits(r.take(-(-(nr * nc) // 8), "tile bitmap"), 1, nr * nc).reshape(nr, nc)
-        tiles = int(tile_bitmap.sum())
-        elems = _unpack_bits(r.take(tiles * (-(-(tr * tc) // 8)), "element bitmaps"), tiles, tr * tc) \
-            if tiles else np.zeros((0, tr * tc), dtype=bool)
-        (count,) = r.unpack("<I", "value count")
-        if count != int(elems.sum()):
-            raise SparseFormatError(f"{what}: value count {count} but the element bitmaps have "
-                                    f"{int(elems.sum())} set bits")
-        values = _unpack_values(r.take(count * _value_bytes(fmt), "values"), fmt, count, what)
-        r.finish()
+        tile_bitmap = r.bitmaps(1, nr * nc, "tile bitmap").reshape(nr, nc)
+        elems = r.bitmaps(int(tile_bitmap.sum()), tr * tc, "element bitmaps")
+        values = r.values_for(elems, fmt, "element bitmaps")
         out = cls(AXES[axis], (rows, cols), (tr, tc), fmt, tile_bitmap, elems, values)
         out.validate(what)
         return out

@@ -20,11 +20,12 @@ whose tools exceed ``--timeout-min`` is stopped and its row says so.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
-from _common import VARIANTS, machine, progress, synth_row, write
+from _common import RESULTS, VARIANTS, machine, progress, synth_row, write
 
 from accelsmith.config import validate
 from accelsmith.generators.bitweight import MACS_BY_ARCHITECTURE, build
@@ -123,6 +124,9 @@ def main():
     parser.add_argument("--name", default="bitweight",
                         help="results file stem under docs/results (default: bitweight)")
     parser.add_argument("--skip-synth", action="store_true", help="digit statistics only")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows of docs/results/NAME.json measured without error and "
+                             "synthesise only the missing ones (long runs stopped part-way)")
     args = parser.parse_args()
     rng = np.random.default_rng(2025)
     data = {"title": "Bit-weight optimisations vs baselines", "machine": machine(),
@@ -134,23 +138,32 @@ def main():
             g = EngineGeometry.from_manifest(build(config_of(arch, mac, args.size)).manifest)
             rate[arch, mac] = macs_per_cycle(g, rng)
     data["gemm_cycles"] = gemm_cycle_table(args.size, rng)
-    rows = []
     if not args.skip_synth:
-        with tempfile.TemporaryDirectory() as tmp:
-            jobs = [(arch, mac, args.size, variant, args.clock_ns, args.timeout_min, f"{tmp}/{n}")
-                    for variant in args.targets
-                    for n, (arch, mac) in enumerate(rate)]
+        jobs = [(arch, mac, args.size, variant, args.clock_ns, args.timeout_min)
+                for variant in args.targets for arch, mac in rate]
+        done = {}
+        if args.resume:
+            # Rows of an earlier run of the same size that measured without error are kept.
+            old = json.loads((RESULTS / f"{args.name}.json").read_text())
+            if old.get("size") != args.size:
+                raise SystemExit(f"--resume: {args.name}.json holds size {old.get('size')!r}")
+            kept = {(r["architecture"], r["mac"], r["target"]): r for r in old.get("rows", [])
+                    if "error" not in r}
+            done = {n: dict(kept[job[0], job[1], job[3]], macs_per_cycle=rate[job[:2]][0],
+                            macs_basis=rate[job[:2]][1])
+                    for n, job in enumerate(jobs) if (job[0], job[1], job[3]) in kept}
+            progress(f"--resume: {len(done)} of {len(jobs)} rows kept from {args.name}.json")
+        with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(max_workers=args.jobs) as pool:
             # Largest designs (cube, tree) first so the pool's tail is short; rows keep job order.
-            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                futures = {pool.submit(_measure, job): n for n, job in reversed(list(enumerate(jobs)))}
-                done = {}
-                for future in as_completed(futures):
-                    row = future.result()
-                    row["macs_per_cycle"], row["macs_basis"] = rate[row["architecture"], row["mac"]]
-                    done[futures[future]] = row
-                    data["rows"] = rows = [done[n] for n in sorted(done)]
-                    _write(data, args)
-    data["rows"] = rows
+            futures = {pool.submit(_measure, (*job, f"{tmp}/{n}")): n
+                       for n, job in reversed(list(enumerate(jobs))) if n not in done}
+            for future in as_completed(futures):
+                row = future.result()
+                row["macs_per_cycle"], row["macs_basis"] = rate[row["architecture"], row["mac"]]
+                done[futures[future]] = row
+                data["rows"] = [done[n] for n in sorted(done)]
+                _write(data, args)
+        data["rows"] = [done[n] for n in sorted(done)]
     _write(data, args)
 
 
@@ -182,7 +195,7 @@ def _write(data, args):
             continue
         out.append(f"| {r['architecture']} | {r['mac']} | {r['macs_per_cycle']:.1f} | "
                    f"{r['area_um2']:,.0f} | {r.get('critical_path_ns', '-')} | "
-                   f"{eff:.1f} | {ratio:.2f}x | {f'{paper:.2f}x' if paper else '-'} |"
+                   f"{eff:.1f} | {f'{ratio:.2f}x' if ratio else '-'} | {f'{paper:.2f}x' if paper else '-'} |"
                    if eff else f"| {r['architecture']} | {r['mac']} | - | - | - | - | - | - |")
     bs = [r for r in asic if "ratio_to_bitslice" in r]
     if bs:

@@ -21,6 +21,7 @@ Writes docs/results/sparse.{json,md} and docs/results/sparse_dualside.png; progr
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -165,12 +166,11 @@ def plot(grid: list[dict], path):
     progress(f"wrote {path}")
 
 
-def synth_jobs(targets, tmp):
+def synth_jobs(targets):
     designs = [("dense 3D-Cube n=4, result buffer", DENSE_NM),
                ("dense 3D-Cube n=4, foundation shell", FOUNDATION_CUBE)] + \
         [(f"N:M {n}:{m}", nm_config(n, m)) for n, m in NM_PATTERNS]
-    return [(name, raw, variant, f"{tmp}/{i}") for variant in targets
-            for i, (name, raw) in enumerate(designs)]
+    return [(name, raw, variant) for variant in targets for name, raw in designs]
 
 
 def _synth(job):
@@ -239,7 +239,8 @@ def write_all(data, args):
             "nextpnr (scan harness included)."]
     targets = " ".join(args.targets) if not args.skip_synth else "(none)"
     write("sparse", data, "\n".join(out),
-          f"python benchmarks/sparse_speedup.py --gemm {args.gemm} --targets {targets}")
+          f"python benchmarks/sparse_speedup.py --gemm {args.gemm} --targets {targets}"
+          + (" --resume" if args.resume else ""))
 
 
 def main():
@@ -248,6 +249,9 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--gemm", type=int, default=256, help="M = N = K of the GEMMs (>= 256)")
     parser.add_argument("--skip-synth", action="store_true", help="cycle figures only")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the synthesis rows of docs/results/sparse.json that finished "
+                             "without error; synthesise only the others")
     args = parser.parse_args()
     rng = np.random.default_rng(2021)
     data = {"title": "Sparse engines vs dense engines", "machine": machine(),
@@ -256,15 +260,23 @@ def main():
     plot(data["dual"], RESULTS / "sparse_dualside.png")
     write_all(data, args)
     if not args.skip_synth:
+        jobs = synth_jobs(args.targets)
+        done = {}
+        if args.resume:
+            # Synthesis rows of the last run that finished without error are kept.
+            old = json.loads((RESULTS / "sparse.json").read_text())
+            kept = {(r["design"], r["target"]): r for r in old.get("synth", []) if "error" not in r}
+            done = {n: kept[job[0], job[2]] for n, job in enumerate(jobs) if (job[0], job[2]) in kept}
+            progress(f"--resume: {len(done)} of {len(jobs)} synthesis rows kept")
         with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            jobs = synth_jobs(args.targets, tmp)
-            futures = {pool.submit(_synth, job): n for n, job in enumerate(jobs)}
-            done = {}
+            futures = {pool.submit(_synth, (*job, f"{tmp}/{n}")): n
+                       for n, job in enumerate(jobs) if n not in done}
             for future in as_completed(futures):
                 done[futures[future]] = future.result()
                 data["synth"] = [done[n] for n in sorted(done)]
                 write_all(data, args)
-
+        data["synth"] = [done[n] for n in sorted(done)]
+    write_all(data, args)
 
 if __name__ == "__main__":
     main()

@@ -34,12 +34,20 @@ CONFIGS = {
 }
 
 
+# Icarus runs these in the default tier (two of each format, the widest and narrowest operands);
+# the rest run on Icarus in the `slow` tier. Verilator runs every config by default.
+ICARUS_DEFAULT = {"nm-2of4", "nm-3of16-u4xs4", "nm-1of2-s16xu16", "nm-dense-4of4",
+                  "bitmap-3x2-tile5x7", "bitmap-1x4-tile6x8-u4xs4", "bitmap-2x2-tile4-s16"}
+SIM_CASES = [pytest.param(name, sim, marks=() if sim == "verilator" or name in ICARUS_DEFAULT
+                          else pytest.mark.slow, id=f"{name}-{sim}")
+             for name in CONFIGS for sim in ("verilator", "icarus")]
+
+
 def config(name):
     return validate({"family": "sparse", **CONFIGS[name]}, f"<{name}>")
 
 
-@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name,simulator", SIM_CASES)
 def test_sim(name, simulator, tmp_path):
     if simulator == "icarus" and tools.iverilog() is None:
         pytest.skip("iverilog not on PATH (optional; .ci/run installs it)")

@@ -191,7 +191,7 @@ def write_all(data, args):
     synth = data.get("synth", [])
     if synth:
         out += ["", "### Cost of N:M support (same 64 multipliers)", "",
-                "| design | target | area um^2 | area vs dense | critical path ns | Fmax MHz | "
+                "| design | target | area um^2 | size vs dense (um^2 or LUTs) | critical path ns | Fmax MHz | "
                 "Fmax vs dense | LUTs | FFs | DSPs |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         base = {r["target"]: r for r in synth if r["design"] == "dense 3D-Cube n=4, result buffer"}
         for r in synth:
@@ -200,7 +200,8 @@ def write_all(data, args):
                 out.append(f"| {r['design']} | {r['target']} | failed: {r['error'][:80]} ||||||||")
                 continue
             area = r.get("area_um2")
-            ratio = f"{area / b['area_um2']:.2f}x" if area and b.get("area_um2") else "-"
+            size, base_size = (area, b.get("area_um2")) if area else (r.get("luts"), b.get("luts"))
+            ratio = f"{size / base_size:.2f}x" if size and base_size else "-"
             fmax = r.get("fmax_mhz")
             fratio = f"{fmax / b['fmax_mhz']:.2f}x" if fmax and b.get("fmax_mhz") else "-"
             out.append(f"| {r['design']} | {r['target']} | {f'{area:,.0f}' if area else '-'} | {ratio} | "

@@ -254,21 +254,24 @@ def main():
                         help="keep the synthesis rows of docs/results/sparse.json that finished "
                              "without error; synthesise only the others")
     args = parser.parse_args()
+    kept = {}
+    if args.resume:
+        # Synthesis rows of the last run that finished without error are kept (read before
+        # this run writes anything).
+        old = json.loads((RESULTS / "sparse.json").read_text())
+        kept = {(r["design"], r["target"]): r for r in old.get("synth", []) if "error" not in r}
     rng = np.random.default_rng(2021)
     data = {"title": "Sparse engines vs dense engines", "machine": machine(),
             "nm": nm_table(args.gemm, rng), "dual": dual_grid(args.gemm, rng),
             "tile_sweep": tile_sweep(args.gemm, rng)}
     plot(data["dual"], RESULTS / "sparse_dualside.png")
+    jobs = [] if args.skip_synth else synth_jobs(args.targets)
+    done = {n: kept[job[0], job[2]] for n, job in enumerate(jobs) if (job[0], job[2]) in kept}
+    if args.resume:
+        progress(f"--resume: {len(done)} of {len(jobs)} synthesis rows kept")
+        data["synth"] = [done[n] for n in sorted(done)]
     write_all(data, args)
-    if not args.skip_synth:
-        jobs = synth_jobs(args.targets)
-        done = {}
-        if args.resume:
-            # Synthesis rows of the last run that finished without error are kept.
-            old = json.loads((RESULTS / "sparse.json").read_text())
-            kept = {(r["design"], r["target"]): r for r in old.get("synth", []) if "error" not in r}
-            done = {n: kept[job[0], job[2]] for n, job in enumerate(jobs) if (job[0], job[2]) in kept}
-            progress(f"--resume: {len(done)} of {len(jobs)} synthesis rows kept")
+    if len(done) < len(jobs):
         with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = {pool.submit(_synth, (*job, f"{tmp}/{n}")): n
                        for n, job in enumerate(jobs) if n not in done}
@@ -276,8 +279,7 @@ def main():
                 done[futures[future]] = future.result()
                 data["synth"] = [done[n] for n in sorted(done)]
                 write_all(data, args)
-        data["synth"] = [done[n] for n in sorted(done)]
-    write_all(data, args)
+
 
 if __name__ == "__main__":
     main()

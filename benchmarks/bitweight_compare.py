@@ -239,7 +239,8 @@ def _write(data, args):
             f"effective on normal(0, {data['workload_sigma']}) INT8 data by the cycle model that "
             "the simulations check exactly."]
     command = (f"python benchmarks/bitweight_compare.py --size {args.size} --targets "
-               f"{' '.join(args.targets)}" + (f" --name {args.name}" if args.name != "bitweight" else ""))
+               f"{' '.join(args.targets)}" + (f" --name {args.name}" if args.name != "bitweight" else "")
+               + (" --resume" if args.resume else ""))
     write(args.name, data, "\n".join(out), command)
 
 

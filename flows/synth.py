@@ -239,20 +239,8 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet) -> Synth
     top = "harness"
     (workdir / "design.v").write_text(verilog.convert(harness, name=top, emit_src=False))
     synth = spec["synth_nodsp" if no_dsp else "synth"]
-    script = (f"read_verilog design.v\n{synth} -top {top}{{extra}} -json design.json\n"
-              "delete t:$scopeinfo\ntee -q -o stat.json stat -json\n")
-    fallback_note = []
-    try:
-        _yosys(script.format(extra=""), workdir, "fpga", quiet)
-    except tools.ToolError:
-        # Yosys 0.5x's ABC9 flow can trip an internal assertion when it reintegrates some
-        # netlists (seen on an N:M sparse engine); classic ABC maps the same design.
-        if "ABC_OPS_REINTEGRATE" not in (workdir / "fpga.log").read_text(errors="replace"):
-            raise
-        _say("[synth] ABC9 failed inside Yosys; retrying with classic ABC (-noabc9)", quiet)
-        _yosys(script.format(extra=" -noabc9"), workdir, "fpga", quiet)
-        fallback_note = ["Yosys's ABC9 mapping hit an internal assertion on this design; mapped "
-                         "with classic ABC (-noabc9) instead"]
+    _yosys(f"read_verilog design.v\n{synth} -top {top} "
+           f"-json design.json\ndelete t:$scopeinfo\ntee -q -o stat.json stat -json\n", workdir, "fpga", quiet)
     stat = json.loads((workdir / "stat.json").read_text())["design"]["num_cells_by_type"]
     count = lambda *names: sum(n for c, n in stat.items() if c in names or any(
         c.startswith(p[:-1]) for p in names if p.endswith("*")))
@@ -267,8 +255,7 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet) -> Synth
     notes = [f"{spec['device']}: the core sits behind a serial scan harness (5 pins); its "
              f"{harness.in_bits} input and {harness.out_bits} output flip-flops are included "
              f"in the figures above",
-             f"constraint {freq:g} MHz, nextpnr seed {seed}" + (", DSP blocks disabled" if no_dsp else "")
-             ] + fallback_note
+             f"constraint {freq:g} MHz, nextpnr seed {seed}" + (", DSP blocks disabled" if no_dsp else "")]
     nextpnr = [tools.nextpnr(spec["family"]), *spec["args"], "--json", "design.json"]
     logs = {"yosys": str(workdir / "fpga.log"), "nextpnr": str(workdir / "nextpnr.log")}
     # nextpnr-ecp5 goes on placing a design that overfills the device; packing alone tells.

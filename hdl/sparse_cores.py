@@ -152,8 +152,8 @@ class OuterProductArray(wiring.Component):
         })
 
     def _side(self, m, port, lanes, accept, chunk, name):
-        """Registers of one operand's vector; returns (per-element hit in this pass, per-element
-        lane, lane values, number of passes == 0, on last chunk)."""
+        """Registers of one operand's vector; returns (per element: in this pass, its lane), the
+        lane values of this pass, vector empty, index of the last chunk, malformed input."""
         length = len(port.bitmap)
         ok = _popcount(port.bitmap) == port.count
         bitmap = Signal(length, name=f"{name}_bitmap")
@@ -165,7 +165,7 @@ class OuterProductArray(wiring.Component):
         count = Mux(ok, port.count, 0)
         with m.If(accept):
             m.d.sync += [bitmap.eq(Mux(ok, port.bitmap, 0)), values.eq(port.value),
-                         empty.eq(count == 0), last_chunk.eq((count - 1) // lanes if lanes > 1 else count - 1)]
+                         empty.eq(count == 0), last_chunk.eq((count - 1) // lanes)]
             m.d.sync += [ranks[i].eq(_popcount(port.bitmap[:i])) for i in range(length)]
         base = chunk * lanes
         hits = [bitmap[i] & (ranks[i] >= base) & (ranks[i] < base + lanes) for i in range(length)]

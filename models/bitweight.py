@@ -131,6 +131,10 @@ class EngineGeometry:
         return ([pack(beat, self.a_fmt.bits) for beat in a_beats],
                 [pack(beat, self.b_fmt.bits) for beat in b_beats], steps)
 
+    def expected(self, A, B) -> np.ndarray:
+        """The tile the engine produces for this job (:func:`gemm` in its formats)."""
+        return gemm(A, B, self.a_fmt, self.b_fmt, self.acc_fmt)
+
     def job_cycles_for(self, A, B) -> int:
         """Cycles from START to the last result accepted for this job, with no stalls (exact,
         also for the data-dependent digit-serial engines)."""

@@ -11,15 +11,9 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 
-from accelsmith.models.bitweight import EngineGeometry, gemm
+from accelsmith.models.bitweight import EngineGeometry
 
-from .tiles import Job, batch, run_tile_test
-
-
-def make_job(g: EngineGeometry, name: str, A, B) -> Job:
-    a_words, b_words, steps = g.job_words(A, B)
-    return Job(name, a_words, b_words, steps, gemm(A, B, g.a_fmt, g.b_fmt, g.acc_fmt),
-               g.job_cycles_for(A, B))
+from .tiles import Job, batch, make_job, run_tile_test
 
 
 def corner_operands(g: EngineGeometry, rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -19,18 +19,13 @@ import numpy as np
 from accelsmith.models.sparse import BitmapGeometry, NMGeometry, NMMatrix, OuterProductJob, prune_nm
 
 from .bitweight import batch_corners, corner_operands, random_operand
-from .tiles import Job, batch, run_tile_test
+from .tiles import Job, batch, make_job, run_tile_test
 
 DENSITIES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 
 
 def geometry(manifest: dict):
     return (NMGeometry if manifest["format"] == "nm" else BitmapGeometry).from_manifest(manifest)
-
-
-def make_job(g: NMGeometry, name: str, comp: NMMatrix, B, error: bool = False) -> Job:
-    a_words, b_words, steps = g.job_words(comp, B)
-    return Job(name, a_words, b_words, steps, g.expected(comp, B), g.job_cycles_for(comp, B), error)
 
 
 def corrupt(comp: NMMatrix, rng: np.random.Generator, every_group: bool = False) -> bool:
@@ -58,7 +53,7 @@ def corner_jobs(g, rng: np.random.Generator) -> list[Job]:
     for name, every in (("one malformed group", False), ("every group malformed", True)):
         comp = g.compress(prune_nm(random_operand(g.a_fmt, (g.m_tile, k), rng), g.n, g.m))
         if corrupt(comp, rng, every):
-            jobs.append(make_job(g, name, comp, random_operand(g.b_fmt, (k, g.n_tile), rng), True))
+            jobs.append(make_job(g, name, comp, random_operand(g.b_fmt, (k, g.n_tile), rng), error=True))
             jobs.append(make_job(g, f"after {name}", g.compress(prune_nm(
                 random_operand(g.a_fmt, (g.m_tile, k), rng), g.n, g.m)),
                 random_operand(g.b_fmt, (k, g.n_tile), rng)))
@@ -71,7 +66,7 @@ def nm_tile(g: NMGeometry, name: str, k: int, density: float, rng, may_corrupt: 
     comp = g.compress(prune_nm(A, g.n, g.m))
     B = random_operand(g.b_fmt, (k, g.n_tile), rng)
     error = may_corrupt and rng.random() < 0.05 and corrupt(comp, rng)
-    return make_job(g, name, comp, B, error)
+    return make_job(g, name, comp, B, error=error)
 
 
 def random_job(g, index: int, rng: np.random.Generator) -> Job:
@@ -83,11 +78,6 @@ def random_job(g, index: int, rng: np.random.Generator) -> Job:
         return batch(g, [nm_tile(g, f"random #{index}.{t}", k, density, rng, True)
                          for t in range(int(rng.integers(2, 5)))])
     return nm_tile(g, f"random #{index}", int(rng.integers(1, 3 * g.k_per_step + 3)), density, rng, True)
-
-
-def make_bitmap_job(g: BitmapGeometry, name: str, job: OuterProductJob, error: bool = False) -> Job:
-    a_words, b_words, steps = g.job_words(job)
-    return Job(name, a_words, b_words, steps, g.expected(job), g.job_cycles_for(job), error)
 
 
 def sparse_operands(g: BitmapGeometry, k: int, da: float, db: float, rng):
@@ -108,26 +98,26 @@ def miscount(job: OuterProductJob, rng) -> bool:
 
 
 def bitmap_corner_jobs(g: BitmapGeometry, rng) -> list[Job]:
-    jobs = [make_bitmap_job(g, name, g.job(A, B)) for name, A, B in corner_operands(g, rng)]
+    jobs = [make_job(g, name, g.job(A, B)) for name, A, B in corner_operands(g, rng)]
     k = 9
     for da in DENSITIES:
         for db in DENSITIES:
             A, B = sparse_operands(g, k, da, db, rng)
-            jobs.append(make_bitmap_job(g, f"density A {da:.0%} x B {db:.0%}", g.job(A, B)))
+            jobs.append(make_job(g, f"density A {da:.0%} x B {db:.0%}", g.job(A, B)))
     A, B = sparse_operands(g, k, 0.7, 0.7, rng)
     A[rng.integers(g.m_tile)] = 0
     A[:, rng.integers(k)] = 0
     B[:, rng.integers(g.n_tile)] = 0
     B[rng.integers(k)] = 0
-    jobs.append(make_bitmap_job(g, "empty rows and columns", g.job(A, B)))
+    jobs.append(make_job(g, "empty rows and columns", g.job(A, B)))
     A, B = sparse_operands(g, k, 1.0, 1.0, rng)
     A[np.arange(g.m_tile) != rng.integers(g.m_tile)] = 0
-    jobs.append(make_bitmap_job(g, "all non-zeros in one row bank", g.job(A, B)))
+    jobs.append(make_job(g, "all non-zeros in one row bank", g.job(A, B)))
     for side in range(3):
         A, B = sparse_operands(g, k, 0.6, 0.6, rng)
         job = g.job(A, B)
         if miscount(job, rng):
-            jobs.append(make_bitmap_job(g, f"malformed count #{side}", job, True))
+            jobs.append(make_job(g, f"malformed count #{side}", job, error=True))
     return jobs
 
 
@@ -136,7 +126,7 @@ def bitmap_random_job(g: BitmapGeometry, index: int, rng) -> Job:
     A, B = sparse_operands(g, k, rng.choice(DENSITIES), rng.choice(DENSITIES), rng)
     job = g.job(A, B)
     error = rng.random() < 0.03 and miscount(job, rng)
-    return make_bitmap_job(g, f"random #{index}", job, error)
+    return make_job(g, f"random #{index}", job, error=error)
 
 
 @cocotb.test()

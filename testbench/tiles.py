@@ -44,6 +44,13 @@ class Job:
     tiles: int = 1              # the TILES register (engines with a result buffer)
 
 
+def make_job(g, name: str, *operands, error: bool = False) -> Job:
+    """One tile job of any engine: ``operands`` are what its geometry's ``job_words``,
+    ``expected`` and ``job_cycles_for`` take (dense A and B, an N:M A and B, an outer-product job)."""
+    a_words, b_words, steps = g.job_words(*operands)
+    return Job(name, a_words, b_words, steps, g.expected(*operands), g.job_cycles_for(*operands), error)
+
+
 def batch(g, jobs: list[Job]) -> Job:
     """Jobs of the same K as one job of several tiles (engines with a TILES register)."""
     steps = {job.steps for job in jobs}

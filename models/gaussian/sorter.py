@@ -1,0 +1,303 @@
+"""The sorter network and its training: a per-Gaussian weight w_g for order-independent blending.
+
+The MLP (REFERENCE.md section 3) runs once per Gaussian per view on five inputs -- view depth
+(times ``depth_scale``), the camera's forward direction (3) and opacity -- through
+5 -> 8 -> 4 -> 1 layers (sizes configurable) with LeakyReLU (slope 0.125) and a sigmoid output.
+
+Training is full-batch Adam on the mean squared error between the order-independent render
+and the sorted reference, over a fixed random subset of the training views' pixels. Gradients
+are analytic (the blend is a ratio of per-pixel sums, the network is tiny), so NumPy is enough.
+Optionally opacities (as logits) and the DC colours are fine-tuned with the network, as the
+seed paper's authors do.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import oit
+from .render import ALPHA_MIN, Projection, TileBins, bin_tiles, project, render_sorted
+
+LEAK = 0.125
+
+
+def leaky(x):
+    return np.where(x > 0, x, LEAK * x)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass
+class SorterMLP:
+    """Weights ``w[i]`` (fan_in, fan_out) and biases ``b[i]`` of each layer."""
+
+    w: list
+    b: list
+    depth_scale: float = 0.125
+
+    @classmethod
+    def init(cls, sizes=(5, 8, 4, 1), seed: int = 0, depth_scale: float = 0.125) -> "SorterMLP":
+        rng = np.random.default_rng(seed)
+        w = [rng.normal(scale=np.sqrt(2.0 / i), size=(i, o)) for i, o in zip(sizes, sizes[1:])]
+        return cls(w, [np.zeros(o) for o in sizes[1:]], depth_scale)
+
+    @property
+    def sizes(self):
+        return (self.w[0].shape[0],) + tuple(x.shape[1] for x in self.w)
+
+    @property
+    def n_params(self) -> int:
+        return sum(x.size for x in self.w) + sum(x.size for x in self.b)
+
+    def features(self, depth, forward, opacity) -> np.ndarray:
+        """(M, 5) network inputs for one view."""
+        f = np.empty((len(depth), 5))
+        f[:, 0] = np.asarray(depth) * self.depth_scale
+        f[:, 1:4] = np.asarray(forward)[None, :]
+        f[:, 4] = opacity
+        return f
+
+    def forward(self, x, cache: bool = False):
+        acts, h = [x], x
+        for i, (w, b) in enumerate(zip(self.w, self.b)):
+            z = h @ w + b
+            h = sigmoid(z) if i == len(self.w) - 1 else leaky(z)
+            acts.append(z)
+            acts.append(h)
+        out = h[:, 0]
+        return (out, acts) if cache else out
+
+    def backward(self, acts, grad_out):
+        """Gradients of (weights, biases, input) given dL/d(output) (M,)."""
+        g = (grad_out * acts[-1][:, 0] * (1 - acts[-1][:, 0]))[:, None]
+        gw, gb = [None] * len(self.w), [None] * len(self.w)
+        for i in reversed(range(len(self.w))):
+            h_in = acts[2 * i]
+            gw[i], gb[i] = h_in.T @ g, g.sum(axis=0)
+            g = g @ self.w[i].T
+            if i > 0:
+                g = g * np.where(acts[2 * i - 1] > 0, 1.0, LEAK)
+        return gw, gb, g
+
+    def weights(self, proj: Projection) -> np.ndarray:
+        return self.forward(self.features(proj.depth, proj.camera.forward, proj.opacity))
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        arrays = {f"w{i}": w for i, w in enumerate(self.w)}
+        arrays.update({f"b{i}": b for i, b in enumerate(self.b)})
+        np.savez(path, depth_scale=self.depth_scale, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "SorterMLP":
+        d = np.load(path)
+        n = len([k for k in d.files if k.startswith("w")])
+        return cls([d[f"w{i}"] for i in range(n)], [d[f"b{i}"] for i in range(n)],
+                   float(d["depth_scale"]))
+
+
+@dataclass
+class ViewPairs:
+    """The (pixel, Gaussian) pairs of one view that can contribute, for a subset of pixels.
+
+    ``epow`` is exp(power) of each pair (so v can be recomputed when opacities change); pairs are
+    kept where opacity_max * exp(power) >= 1/255. ``target`` is the sorted reference."""
+
+    proj: Projection
+    pix: np.ndarray
+    row: np.ndarray
+    epow: np.ndarray
+    target: np.ndarray
+    n_pix: int
+
+
+def view_pairs(bins: TileBins, target_img: np.ndarray, pixel_fraction: float, seed: int,
+               opacity_max: float = 1.0) -> ViewPairs:
+    """Collect the pairs of a random ``pixel_fraction`` of the view's pixels."""
+    proj = bins.proj
+    cam = proj.camera
+    rng = np.random.default_rng(seed)
+    chosen = rng.random(cam.width * cam.height) < pixel_fraction
+    remap = np.cumsum(chosen) - 1
+    pix, row, epow = [], [], []
+    thresh = np.log(ALPHA_MIN / opacity_max)
+    for t in range(len(bins)):
+        rows = bins.tile(t)
+        if len(rows) == 0:
+            continue
+        power, flat = bins.power(t, rows)
+        keep_pix = chosen[flat]
+        if not keep_pix.any():
+            continue
+        power = power[:, keep_pix]
+        gi, pi = np.nonzero(power >= thresh)
+        pix.append(remap[flat[keep_pix]][pi].astype(np.int32))
+        row.append(rows[gi].astype(np.int32))
+        epow.append(np.exp(power[gi, pi]).astype(np.float32))
+    target = target_img.reshape(-1, 3)[chosen]
+    cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
+    return ViewPairs(proj, cat(pix, np.int32), cat(row, np.int32), cat(epow, np.float32),
+                     target, int(chosen.sum()))
+
+
+def _view_loss(vp: ViewPairs, w, colour, opacity, blend_mode, background, grads: bool):
+    """MSE of one view and, if ``grads``, dL/dw, dL/dcolour, dL/dopacity per projected row."""
+    raw = opacity[vp.row] * vp.epow
+    v = np.minimum(oit.V_MAX, raw)
+    v[raw < ALPHA_MIN] = 0.0
+    vw = v * w[vp.row]
+    n = vp.n_pix
+    sum_w = np.bincount(vp.pix, vw, minlength=n)
+    sum_cw = np.stack([np.bincount(vp.pix, vw * colour[vp.row, c], minlength=n)
+                       for c in range(3)], axis=1)
+    log_t = np.bincount(vp.pix, np.log1p(-v), minlength=n)
+    pred = oit.blend(blend_mode, sum_cw, sum_w, log_t, background)
+    err = pred - vp.target
+    loss = float(np.mean(err * err))
+    if not grads:
+        return loss, None
+    g_pred = 2.0 * err / err.size
+    norm = sum_cw / (sum_w + oit.EPS)[:, None]
+    if blend_mode == "coverage":
+        t = np.exp(log_t)
+        g_norm = g_pred * (1.0 - t)[:, None]
+        g_logt = t * (g_pred * (np.asarray(background) - norm)).sum(axis=1)
+    else:
+        g_norm, g_logt = g_pred, np.zeros(n)
+    inv = 1.0 / (sum_w + oit.EPS)
+    # d norm_c / d(vw) = (c_g,c - norm_c) / sum_w
+    g_vw = ((colour[vp.row] - norm[vp.pix]) * g_norm[vp.pix]).sum(axis=1) * inv[vp.pix]
+    m = len(w)
+    g_w = np.bincount(vp.row, g_vw * v, minlength=m)
+    g_col = np.stack([np.bincount(vp.row, g_norm[vp.pix, c] * vw * inv[vp.pix], minlength=m)
+                      for c in range(3)], axis=1)
+    g_v = g_vw * w[vp.row] - g_logt[vp.pix] / (1.0 - v)
+    live = (raw >= ALPHA_MIN) & (raw < oit.V_MAX)
+    g_op = np.bincount(vp.row, np.where(live, g_v * vp.epow, 0.0), minlength=m)
+    return loss, (g_w, g_col, g_op)
+
+
+@dataclass
+class TrainResult:
+    mlp: SorterMLP
+    opacity_logit: np.ndarray | None
+    colour: np.ndarray | None
+    losses: list = field(default_factory=list)
+
+
+class _Adam:
+    def __init__(self, params, lr):
+        self.lr, self.t = lr, 0
+        self.m = [np.zeros_like(p) for p in params]
+        self.s = [np.zeros_like(p) for p in params]
+
+    def step(self, params, grads, lrs=None):
+        self.t += 1
+        for i, (p, g) in enumerate(zip(params, grads)):
+            self.m[i] = 0.9 * self.m[i] + 0.1 * g
+            self.s[i] = 0.999 * self.s[i] + 0.001 * g * g
+            mh = self.m[i] / (1 - 0.9 ** self.t)
+            sh = self.s[i] / (1 - 0.999 ** self.t)
+            p -= (self.lr if lrs is None else lrs[i]) * mh / (np.sqrt(sh) + 1e-8)
+
+
+def prepare_views(scene, cameras, pixel_fraction=0.25, seed=0, opacity_headroom=1.0,
+                  progress=None):
+    """Sorted references and pair sets of ``cameras`` (the training data). Pairs are kept
+    that could reach 1/255 with an opacity up to ``opacity_headroom`` times the scene's largest
+    (more headroom for fine-tuning opacities, at the cost of memory)."""
+    opacity_max = min(1.0, float(scene.opacities.max()) * opacity_headroom)
+    views = []
+    for i, cam in enumerate(cameras):
+        bins = bin_tiles(project(scene, cam))
+        views.append(view_pairs(bins, render_sorted(bins), pixel_fraction, seed + i, opacity_max))
+        if progress:
+            progress(f"view {i + 1}/{len(cameras)}: {len(views[-1].pix):,} pairs")
+    return views
+
+
+def views_loss(views, weight_fn, blend_mode="coverage", background=(0, 0, 0)) -> float:
+    """Mean training loss with per-view weights ``weight_fn(proj)``."""
+    return float(np.mean([_view_loss(vp, weight_fn(vp.proj), vp.proj.colour, vp.proj.opacity,
+                                     blend_mode, background, False)[0] for vp in views]))
+
+
+def fit_depth_weight(views, blend_mode="coverage", background=(0, 0, 0)):
+    """Best (a, b) of exp(-a d^b) on the training views by grid search, with its loss."""
+    def loss(a, b):
+        return views_loss(views, lambda p: oit.depth_weight(p.depth, a, b), blend_mode,
+                          background)
+
+    # A coarse grid over a in [0.01, 10] and b in [0.05, 2], then a local refinement.
+    best = min(((a, b, loss(a, b)) for b in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+                for a in np.geomspace(0.01, 10.0, 10)), key=lambda r: r[2])
+    for _ in range(2):
+        a0, b0, _ = best
+        cands = [(a0 * fa, b0 * fb) for fa in (0.7, 1.0, 1.4) for fb in (0.8, 1.0, 1.25)]
+        best = min([best] + [(a, b, loss(a, b)) for a, b in cands if (a, b) != (a0, b0)],
+                   key=lambda r: r[2])
+    return float(best[0]), float(best[1]), float(best[2])
+
+
+def train_sorter(scene, views, steps=300, lr=5e-3, blend_mode="coverage", finetune=False,
+                 background=(0, 0, 0), sizes=(5, 8, 4, 1), seed=0, mlp=None, progress=None,
+                 finetune_lr=1e-2, batch_views=2) -> TrainResult:
+    """Fit the sorter MLP (and, with ``finetune``, opacities and DC colours) on ``views``,
+    ``batch_views`` views per Adam step (a fixed random sequence from ``seed``)."""
+    mlp = mlp or SorterMLP.init(sizes, seed)
+    params = mlp.w + mlp.b
+    n = len(scene)
+    logit = np.log(scene.opacities) - np.log1p(-scene.opacities)
+    d_col = np.zeros((n, 3))  # additive colour change per Gaussian
+    if finetune:
+        params = params + [logit, d_col]
+    opt = _Adam(params, lr)
+    lrs = [lr] * (len(mlp.w) * 2) + ([finetune_lr, finetune_lr] if finetune else [])
+    losses = []
+    rng = np.random.default_rng(seed)
+    batch_views = min(batch_views, len(views))
+    for step in range(steps):
+        batch = [views[i] for i in rng.choice(len(views), batch_views, replace=False)]
+        gw = [np.zeros_like(x) for x in mlp.w]
+        gb = [np.zeros_like(x) for x in mlp.b]
+        g_logit, g_col = np.zeros(n), np.zeros((n, 3))
+        total = 0.0
+        op_all = 1.0 / (1.0 + np.exp(-logit))
+        for vp in batch:
+            ids = vp.proj.ids
+            op = op_all[ids]
+            colour = np.maximum(vp.proj.colour + d_col[ids], 0.0)
+            x = mlp.features(vp.proj.depth, vp.proj.camera.forward, op)
+            w, acts = mlp.forward(x, cache=True)
+            loss, (g_w, g_c, g_op) = _view_loss(vp, w, colour, op, blend_mode, background, True)
+            total += loss / len(batch)
+            dw, db, dx = mlp.backward(acts, g_w / len(batch))
+            for i in range(len(gw)):
+                gw[i] += dw[i]
+                gb[i] += db[i]
+            if finetune:
+                g_op_total = g_op / len(batch) + dx[:, 4]  # opacity is also a network input
+                np.add.at(g_logit, ids, g_op_total * op * (1 - op))
+                np.add.at(g_col, ids, np.where(colour > 0, g_c, 0.0) / len(batch))
+        grads = gw + gb + ([g_logit, g_col] if finetune else [])
+        opt.step(params, grads, lrs)
+        losses.append(total)
+        if progress and (step % max(1, steps // 20) == 0 or step == steps - 1):
+            progress(step, total)
+    return TrainResult(mlp, logit if finetune else None, d_col if finetune else None, losses)
+
+
+def finetuned_scene(scene, result: TrainResult):
+    """``scene`` with the fine-tuned opacities and DC colours of ``result``."""
+    if result.opacity_logit is None:
+        return scene
+    from .scene import SH_C0
+
+    sh = scene.sh.copy()
+    sh[:, 0] += result.colour / SH_C0
+    opac = np.clip(1.0 / (1.0 + np.exp(-result.opacity_logit)), 1e-6, 1 - 1e-6)
+    return scene.replace(opacities=opac, sh=sh)

@@ -1,4 +1,4 @@
-"""The ``accelsmith`` command: generate, sim, synth, list, schema."""
+"""The ``accelsmith`` command: generate, sim, synth, list, schema, render, train-sorter."""
 
 from __future__ import annotations
 
@@ -90,6 +90,128 @@ def _cmd_schema(args) -> int:
     return 0
 
 
+def _background(text: str):
+    try:
+        vals = [float(x) for x in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 3 or not all(0 <= v <= 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"background '{text}': expected three numbers in "
+                                         "[0, 1] separated by commas, e.g. 0,0,0")
+    return tuple(vals)
+
+
+def _pair(text: str):
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': expected two numbers a,b") from None
+    return a, b
+
+
+def _cmd_render(args) -> int:
+    import numpy as np
+
+    from accelsmith.models.gaussian import fixed, oit
+    from accelsmith.models.gaussian.pipeline import load_scene, save_png
+    from accelsmith.models.gaussian.render import bin_tiles, project, render_sorted
+    from accelsmith.models.gaussian.scene import SceneError
+    from accelsmith.models.gaussian.sorter import SorterMLP
+
+    scene, cams = load_scene(args.scene, init=args.init, seed=args.seed)
+    if not 0 <= args.camera < len(cams):
+        raise SceneError(f"{args.scene}: --camera {args.camera} does not exist; allowed "
+                         f"0..{len(cams) - 1}")
+    bins = bin_tiles(project(scene, cams[args.camera]))
+    mlp = SorterMLP.load(args.sorter) if args.sorter else None
+    if args.mode == "sorted":
+        img = render_sorted(bins, args.background)
+    else:
+        if mlp is not None:
+            weights = mlp.weights(bins.proj)
+        elif args.depth_weight:
+            weights = oit.depth_weight(bins.proj.depth, *args.depth_weight)
+        else:
+            weights = np.ones(len(bins.proj))
+        if args.mode == "oit":
+            img = oit.render_oit(bins, weights, args.blend, args.background)
+        else:
+            fv = fixed.quantise_view(bins.proj, mlp.depth_scale if mlp else 0.125)
+            w_q = (fixed.mlp_fixed(fixed.quantise_mlp(mlp), fv.features) if mlp is not None
+                   else np.round(weights * fixed.ONE16).astype(np.int64))
+            bg_q = np.round(np.array(args.background) * (1 << fixed.COLOUR_FRAC)).astype(int)
+            img = fixed.to_float(fixed.render_fixed(bins, fv, w_q, args.blend, bg_q))
+    path = save_png(img, args.output)
+    print(f"{args.mode} render of camera {args.camera}: {len(bins.proj):,} Gaussians in view, "
+          f"{len(bins.entries):,} tile entries -> {path}")
+    return 0
+
+
+def _cmd_train_sorter(args) -> int:
+    import time
+
+    import numpy as np
+
+    from accelsmith.models.gaussian import fixed, oit, sorter
+    from accelsmith.models.gaussian.pipeline import evaluate, load_scene, training_cameras
+    from accelsmith.models.gaussian.scene import write_ply
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    log = lambda msg: print(f"[{time.time() - start:6.0f} s] {msg}", flush=True)  # noqa: E731
+    scene, held = load_scene(args.scene, init=args.init, seed=args.seed)
+    train = training_cameras(held, args.views)
+    log(f"{len(scene):,} Gaussians; {len(train)} training views, {len(held)} held-out views")
+    views = sorter.prepare_views(scene, train, args.pixel_fraction, args.seed,
+                                 opacity_headroom=3.0 if args.finetune else 1.0, progress=log)
+    a, b, _ = sorter.fit_depth_weight(views, args.blend, args.background)
+    log(f"best analytic weight exp(-a d^b): a = {a:.4g}, b = {b:.4g}")
+    res = sorter.train_sorter(
+        scene, views, steps=args.steps, lr=args.lr, blend_mode=args.blend,
+        finetune=args.finetune, background=args.background, seed=args.seed,
+        progress=lambda step, loss: log(f"step {step + 1}/{args.steps}: training MSE {loss:.3e}"))
+    res.mlp.save(out / "sorter.npz")
+    (out / "sorter_quantised.json").write_text(
+        json.dumps(fixed.quantise_mlp(res.mlp).to_json(), indent=1) + "\n")
+    _plot_loss(res.losses, out / "loss.png")
+    weightings = {"w=1": lambda bl: lambda p: np.ones(len(p)),
+                  "analytic": lambda bl: lambda p: oit.depth_weight(p.depth, a, b),
+                  "mlp": lambda bl: res.mlp.weights}
+    scenes = None
+    if args.finetune:
+        tuned = sorter.finetuned_scene(scene, res)
+        write_ply(tuned, out / "scene_finetuned.ply")
+        weightings["mlp+finetune"] = lambda bl: res.mlp.weights
+        scenes = {("mlp+finetune", args.blend): tuned}
+    rows = evaluate(scene, held, weightings, (args.blend,), args.background, scenes=scenes,
+                    progress=lambda r: log(f"held-out camera {r.camera} {r.weighting:<13} "
+                                           f"PSNR {r.psnr:6.2f} dB  SSIM {r.ssim:.4f}"))
+    report = {"scene": str(args.scene), "blend": args.blend, "steps": args.steps,
+              "views": args.views, "analytic": {"a": a, "b": b},
+              "held_out": [r.__dict__ for r in rows]}
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    log(f"wrote sorter.npz, sorter_quantised.json, loss.png, report.json to {out}")
+    return 0
+
+
+def _plot_loss(losses, path):
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.semilogy(np.arange(1, len(losses) + 1), losses)
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("training MSE vs sorted reference")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accelsmith", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +245,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default="build", help="build folder")
     p.set_defaults(func=_cmd_synth)
 
+    p = sub.add_parser("render", help="render a 3DGS scene view (sorted reference, OIT, fixed-point)")
+    p.add_argument("scene", help=".npz point cloud with cameras (e.g. test_garden.npz) or 3DGS .ply")
+    p.add_argument("--camera", type=int, default=0, help="camera index of the scene")
+    p.add_argument("--mode", choices=["sorted", "oit", "fixed"], default="sorted")
+    p.add_argument("--blend", choices=["authors", "coverage"], default="coverage")
+    p.add_argument("--sorter", help="trained sorter weights (sorter.npz of train-sorter)")
+    p.add_argument("--depth-weight", type=_pair, metavar="A,B",
+                   help="without --sorter: weight exp(-A depth^B) (default: weight 1)")
+    p.add_argument("--background", type=_background, default=(0.0, 0.0, 0.0), metavar="R,G,B")
+    p.add_argument("--init", choices=["knn", "random"], default="knn",
+                   help=".npz point clouds: Gaussian initialisation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, help="PNG file")
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("train-sorter", help="fit the neural-sorting MLP to a scene's sorted renders")
+    p.add_argument("scene", help=".npz point cloud with cameras or 3DGS .ply")
+    p.add_argument("--views", type=int, default=10, help="training views (held-out views are "
+                   "the scene's own cameras, never trained on)")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--blend", choices=["authors", "coverage"], default="coverage")
+    p.add_argument("--finetune", action="store_true", help="also fine-tune opacities and colours")
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--pixel-fraction", type=float, default=0.1,
+                   help="share of each training view's pixels in the loss")
+    p.add_argument("--background", type=_background, default=(0.0, 0.0, 0.0), metavar="R,G,B")
+    p.add_argument("--init", choices=["knn", "random"], default="knn")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default="build/sorter", help="output folder")
+    p.set_defaults(func=_cmd_train_sorter)
+
     p = sub.add_parser("list", help="families, architectures and reference configs")
     p.set_defaults(func=_cmd_list)
 
@@ -135,11 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from accelsmith.flows.tools import ToolError
+    from accelsmith.models.gaussian.scene import SceneError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, SceneError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ToolError as exc:

@@ -364,3 +364,59 @@ def test_fixed_model_matches_float_and_is_deterministic(small_view):
         shuffled = bin_tiles(bins.proj, order=np.random.default_rng(0).permutation(len(w)))
         np.testing.assert_array_equal(fixed.render_fixed(shuffled, fv, w_q, mode, bg_q), img_q)
         np.testing.assert_array_equal(fixed.render_fixed(bins, fv, w_q, mode, bg_q), img_q)
+
+
+# ------------------------------------------------------------------ command line
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory):
+    """A gsplat-style scene file: 600 points, three 96x64 cameras."""
+    rng = np.random.default_rng(7)
+    pts = rng.uniform(-1, 1, size=(600, 3)).astype(np.float32)
+    like = Camera(np.eye(4), 80.0, 80.0, 48.0, 32.0, 96, 64)
+    cams = orbit([0, 0, 0], 3.5, 0.6, 3, like)
+    path = tmp_path_factory.mktemp("scene") / "small.npz"
+    np.savez(path, means3d=pts, colors=rng.integers(0, 256, size=(600, 3), dtype=np.uint8),
+             viewmats=np.stack([c.viewmat for c in cams]).astype(np.float32),
+             Ks=np.tile(np.array([[80, 0, 48], [0, 80, 32], [0, 0, 1]], np.float32), (3, 1, 1)),
+             width=np.int64(96), height=np.int64(64))
+    return path
+
+
+def test_cli_train_sorter_and_render(small_npz, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from accelsmith.cli import main
+
+    out = tmp_path / "sorter"
+    assert main(["train-sorter", str(small_npz), "--views", "4", "--steps", "30",
+                 "--pixel-fraction", "1", "--finetune", "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    names = {r["weighting"] for r in report["held_out"]}
+    assert names == {"w=1", "analytic", "mlp", "mlp+finetune"}
+    assert {r["camera"] for r in report["held_out"]} == {0, 1, 2}
+    q = json.loads((out / "sorter_quantised.json").read_text())
+    assert [np.array(layer["weights"]).shape for layer in q["layers"]] == [(5, 8), (8, 4), (4, 1)]
+    assert (out / "loss.png").stat().st_size > 1000 and (out / "scene_finetuned.ply").is_file()
+    assert "step 30/30" in capsys.readouterr().out
+    for mode in ("sorted", "oit", "fixed"):
+        png = tmp_path / f"{mode}.png"
+        assert main(["render", str(small_npz), "--camera", "1", "--mode", mode,
+                     "--sorter", str(out / "sorter.npz"), "-o", str(png)]) == 0
+        assert Image.open(png).size == (96, 64)
+
+
+def test_cli_render_bad_input(small_npz, tmp_path, capsys):
+    from accelsmith.cli import main
+
+    assert main(["render", str(small_npz), "--camera", "3", "-o", str(tmp_path / "x.png")]) == 2
+    assert "--camera 3 does not exist; allowed 0..2" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, means3d=np.zeros((3, 3)))
+    assert main(["render", str(bad), "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "missing arrays colors, viewmats" in err
+    assert main(["render", str(tmp_path / "scene.obj"), "-o", str(tmp_path / "x.png")]) == 2
+    assert "allowed: .npz" in capsys.readouterr().err

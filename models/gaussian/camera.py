@@ -51,11 +51,13 @@ class Camera:
 
 def interpolate(a: Camera, b: Camera, t: float) -> Camera:
     """The camera a fraction ``t`` of the way from ``a`` to ``b``: position linear, rotation
-    by spherical interpolation; intrinsics of ``a``."""
-    from scipy.spatial.transform import Rotation, Slerp
+    along the shortest arc (spherical interpolation); intrinsics of ``a``. ``t`` outside
+    [0, 1] extrapolates along the same path."""
+    from scipy.spatial.transform import Rotation
 
-    rots = Rotation.from_matrix(np.stack([a.rotation, b.rotation]))
-    r = Slerp([0.0, 1.0], rots)([t]).as_matrix()[0]
+    ra = Rotation.from_matrix(a.rotation)
+    step = Rotation.from_matrix(b.rotation) * ra.inv()
+    r = (Rotation.from_rotvec(step.as_rotvec() * t) * ra).as_matrix()
     pos = (1 - t) * a.position + t * b.position
     m = np.eye(4)
     m[:3, :3], m[:3, 3] = r, -r @ pos
@@ -96,12 +98,16 @@ def load_npz(path, init: str = "knn", seed: int = 0):
     path = Path(path)
     if not path.is_file():
         raise SceneError(f"{path}: no such file")
+    names = ("means3d", "colors", "viewmats", "Ks", "width", "height")
     try:
         data = np.load(path)
-        arrays = {k: data[k] for k in ("means3d", "colors", "viewmats", "Ks", "width", "height")}
-    except KeyError as exc:
-        raise SceneError(f"{path}: missing array {exc}; a scene .npz needs means3d, colors, "
-                         "viewmats, Ks, width and height") from None
+        missing = [k for k in names if k not in data.files]
+        if missing:
+            raise SceneError(f"{path}: missing array{'s' if len(missing) > 1 else ''} "
+                             f"{', '.join(missing)}; a scene .npz needs {', '.join(names)}")
+        arrays = {k: data[k] for k in names}
+    except SceneError:
+        raise
     except Exception as exc:
         raise SceneError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
     pts = arrays["means3d"]

@@ -195,14 +195,14 @@ class _Adam:
         self.m = [np.zeros_like(p) for p in params]
         self.s = [np.zeros_like(p) for p in params]
 
-    def step(self, params, grads, lrs=None):
+    def step(self, params, grads, lrs=None, scale=1.0):
         self.t += 1
         for i, (p, g) in enumerate(zip(params, grads)):
             self.m[i] = 0.9 * self.m[i] + 0.1 * g
             self.s[i] = 0.999 * self.s[i] + 0.001 * g * g
             mh = self.m[i] / (1 - 0.9 ** self.t)
             sh = self.s[i] / (1 - 0.999 ** self.t)
-            p -= (self.lr if lrs is None else lrs[i]) * mh / (np.sqrt(sh) + 1e-8)
+            p -= scale * (self.lr if lrs is None else lrs[i]) * mh / (np.sqrt(sh) + 1e-8)
 
 
 def prepare_views(scene, cameras, pixel_fraction=0.25, seed=0, opacity_headroom=1.0,
@@ -281,10 +281,10 @@ def train_sorter(scene, views, steps=300, lr=5e-3, blend_mode="coverage", finetu
                 gb[i] += db[i]
             if finetune:
                 g_op_total = g_op / len(batch) + dx[:, 4]  # opacity is also a network input
-                np.add.at(g_logit, ids, g_op_total * op * (1 - op))
-                np.add.at(g_col, ids, np.where(colour > 0, g_c, 0.0) / len(batch))
+                g_logit[ids] += g_op_total * op * (1 - op)  # ids are unique within a view
+                g_col[ids] += np.where(colour > 0, g_c, 0.0) / len(batch)
         grads = gw + gb + ([g_logit, g_col] if finetune else [])
-        opt.step(params, grads, lrs)
+        opt.step(params, grads, lrs, 0.5 * (1 + np.cos(np.pi * step / steps)))  # cosine decay
         losses.append(total)
         if progress and (step % max(1, steps // 20) == 0 or step == steps - 1):
             progress(step, total)

@@ -1,0 +1,89 @@
+"""Scene loading, training/held-out camera split and evaluation, shared by the CLI
+(``accelsmith render`` / ``train-sorter``) and the benchmarks."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import oit
+from .camera import Camera, interpolate, load_npz, orbit
+from .metrics import psnr, ssim
+from .render import bin_tiles, project, render_sorted
+from .scene import SceneError, read_ply
+
+
+def load_scene(path, init: str = "knn", seed: int = 0, width: int = 648, height: int = 420):
+    """``(scene, cameras)`` of a gsplat-style ``.npz`` (its own cameras) or a 3DGS ``.ply``
+    (eight cameras orbiting the scene's median point, as it has none)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        return load_npz(path, init=init, seed=seed)
+    if path.suffix == ".ply":
+        scene = read_ply(path)
+        centre = np.median(scene.means, axis=0)
+        spread = np.percentile(np.linalg.norm(scene.means - centre, axis=1), 90)
+        f = 0.9 * width
+        like = Camera(np.eye(4), f, f, width / 2, height / 2, width, height)
+        return scene, orbit(centre, 2.5 * spread, 0.5 * spread, 8, like)
+    raise SceneError(f"{path}: unknown scene format '{path.suffix}'; allowed: .npz (gsplat "
+                     "points with cameras) or .ply (3DGS Gaussians)")
+
+
+def training_cameras(held_out: list[Camera], n: int) -> list[Camera]:
+    """``n`` training cameras on the path through the held-out cameras, never equal to one:
+    evenly spaced path positions from a quarter segment before the first to a quarter segment
+    after the last, moved off any held-out position."""
+    if len(held_out) < 2:
+        raise SceneError("training views need at least two cameras to move between")
+    k = len(held_out)
+    out = []
+    for s in np.linspace(-0.25, k - 0.75, n):
+        if abs(s - round(s)) < 0.05:
+            s += 0.1
+        i = int(np.clip(np.floor(s), 0, k - 2))
+        out.append(interpolate(held_out[i], held_out[i + 1], s - i))
+    return out
+
+
+@dataclass
+class ViewEval:
+    camera: int
+    blend: str
+    weighting: str
+    psnr: float
+    ssim: float
+
+
+def evaluate(scene, cameras, weightings: dict, blends=oit.BLENDS, background=(0, 0, 0),
+             progress=None, scenes: dict | None = None) -> list[ViewEval]:
+    """PSNR/SSIM of order-independent renders against the sorted reference on ``cameras``.
+
+    ``weightings`` maps a name to ``(blend) -> (projection -> weights)``; ``scenes``
+    optionally maps ``(name, blend)`` to a different scene (e.g. fine-tuned) for that row."""
+    rows = []
+    for ci, cam in enumerate(cameras):
+        bins = bin_tiles(project(scene, cam))
+        ref = render_sorted(bins, background)
+        for blend in blends:
+            for name, make in weightings.items():
+                alt = (scenes or {}).get((name, blend))
+                b = bin_tiles(project(alt, cam)) if alt is not None else bins
+                img = oit.render_oit(b, make(blend)(b.proj), blend, background)
+                rows.append(ViewEval(ci, blend, name, psnr(img, ref), ssim(img, ref)))
+                if progress:
+                    progress(rows[-1])
+    return rows
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def save_png(img: np.ndarray, path) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(img)).save(path)
+    return path

@@ -153,7 +153,8 @@ def _cmd_train_sorter(args) -> int:
     import numpy as np
 
     from accelsmith.models.gaussian import fixed, oit, sorter
-    from accelsmith.models.gaussian.pipeline import evaluate, load_scene, training_cameras
+    from accelsmith.models.gaussian.pipeline import (evaluate, load_scene, plot_losses,
+                                                     training_cameras)
     from accelsmith.models.gaussian.scene import write_ply
 
     out = Path(args.output)
@@ -163,26 +164,25 @@ def _cmd_train_sorter(args) -> int:
     scene, held = load_scene(args.scene, init=args.init, seed=args.seed)
     train = training_cameras(held, args.views)
     log(f"{len(scene):,} Gaussians; {len(train)} training views, {len(held)} held-out views")
-    views = sorter.prepare_views(scene, train, args.pixel_fraction, args.seed,
-                                 opacity_headroom=3.0 if args.finetune else 1.0, progress=log)
-    a, b, _ = sorter.fit_depth_weight(views, args.blend, args.background)
-    log(f"best analytic weight exp(-a d^b): a = {a:.4g}, b = {b:.4g}")
-    res = sorter.train_sorter(
-        scene, views, steps=args.steps, lr=args.lr, blend_mode=args.blend,
-        finetune=args.finetune, background=args.background, seed=args.seed,
-        progress=lambda step, loss: log(f"step {step + 1}/{args.steps}: training MSE {loss:.3e}"))
+    fits = sorter.fit_weightings(scene, train, args.blend, args.steps, args.lr,
+                                 args.pixel_fraction, args.finetune, args.background, args.seed,
+                                 progress=log)
+    a, b, _ = fits["analytic"]
+    res = fits["mlp"]
     res.mlp.save(out / "sorter.npz")
     (out / "sorter_quantised.json").write_text(
         json.dumps(fixed.quantise_mlp(res.mlp).to_json(), indent=1) + "\n")
-    _plot_loss(res.losses, out / "loss.png")
+    plot_losses({k: v.losses for k, v in fits.items() if k != "analytic"}, out / "loss.png")
     weightings = {"w=1": lambda bl: lambda p: np.ones(len(p)),
                   "analytic": lambda bl: lambda p: oit.depth_weight(p.depth, a, b),
                   "mlp": lambda bl: res.mlp.weights}
     scenes = None
     if args.finetune:
-        tuned = sorter.finetuned_scene(scene, res)
+        tuned_res = fits["mlp+finetune"]
+        tuned = sorter.finetuned_scene(scene, tuned_res)
         write_ply(tuned, out / "scene_finetuned.ply")
-        weightings["mlp+finetune"] = lambda bl: res.mlp.weights
+        tuned_res.mlp.save(out / "sorter_finetuned.npz")
+        weightings["mlp+finetune"] = lambda bl: tuned_res.mlp.weights
         scenes = {("mlp+finetune", args.blend): tuned}
     rows = evaluate(scene, held, weightings, (args.blend,), args.background, scenes=scenes,
                     progress=lambda r: log(f"held-out camera {r.camera} {r.weighting:<13} "
@@ -193,23 +193,6 @@ def _cmd_train_sorter(args) -> int:
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     log(f"wrote sorter.npz, sorter_quantised.json, loss.png, report.json to {out}")
     return 0
-
-
-def _plot_loss(losses, path):
-    import matplotlib
-    import numpy as np
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.semilogy(np.arange(1, len(losses) + 1), losses)
-    ax.set_xlabel("Adam step")
-    ax.set_ylabel("training MSE vs sorted reference")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def build_parser() -> argparse.ArgumentParser:

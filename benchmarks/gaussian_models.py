@@ -21,8 +21,8 @@ from _common import RESULTS, machine, progress, write  # noqa: E402
 
 from accelsmith.models.gaussian import axis, fixed, oit, schedule, sorter  # noqa: E402
 from accelsmith.models.gaussian.metrics import psnr, ssim  # noqa: E402
-from accelsmith.models.gaussian.pipeline import (evaluate, load_scene, save_png,  # noqa: E402
-                                                 training_cameras)
+from accelsmith.models.gaussian.pipeline import (evaluate, load_scene, plot_losses,  # noqa: E402
+                                                 save_png, training_cameras)
 from accelsmith.models.gaussian.render import bin_tiles, project, render_sorted  # noqa: E402
 
 GARDEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "test_garden.npz"
@@ -52,44 +52,14 @@ def speed(scene, cams):
 
 
 def train_all(scene, train_cams, args):
-    out = {}
-    views = {}
-    for finetune in (False, True):
-        views[finetune] = sorter.prepare_views(scene, train_cams, args.pixel_fraction, args.seed,
-                                               opacity_headroom=3.0 if finetune else 1.0,
-                                               progress=progress)
-        for blend in oit.BLENDS:
-            if not finetune:
-                a, b, loss = sorter.fit_depth_weight(views[False], blend)
-                out[("analytic", blend)] = (a, b)
-                progress(f"{blend}: best analytic a={a:.4g} b={b:.4g} (training MSE {loss:.3e})")
-            res = sorter.train_sorter(
-                scene, views[finetune], steps=args.steps, lr=args.lr, blend_mode=blend,
-                finetune=finetune, seed=args.seed,
-                progress=lambda s, l, b=blend, f=finetune: progress(
-                    f"train {b}{' +finetune' if f else ''} step {s + 1}/{args.steps}: MSE {l:.3e}"))
-            out[("mlp+finetune" if finetune else "mlp", blend)] = res
-        del views[finetune]
-    return out
-
-
-def plot_losses(trained, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (name, blend), res in trained.items():
-        if name != "analytic":
-            ax.semilogy(res.losses, label=f"{blend}, {name}", lw=1)
-    ax.set_xlabel("Adam step (2 training views each)")
-    ax.set_ylabel("MSE vs sorted reference")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    trained = {}
+    for blend in oit.BLENDS:
+        fits = sorter.fit_weightings(scene, train_cams, blend, args.steps, args.lr,
+                                     args.pixel_fraction, finetune=True, seed=args.seed,
+                                     progress=progress)
+        for name, res in fits.items():
+            trained[(name, blend)] = res
+    return trained
 
 
 def schedules(scene, cams):
@@ -260,8 +230,9 @@ def main():
     data["best_order"] = min(totals, key=totals.get)
     plot_schedules(data["schedule"], RESULTS / "gaussian_schedule.png")
     trained = train_all(scene, training_cameras(cams, args.views), args)
-    data["analytic"] = {b: trained[("analytic", b)] for b in oit.BLENDS}
-    plot_losses(trained, RESULTS / "gaussian_loss.png")
+    data["analytic"] = {b: trained[("analytic", b)][:2] for b in oit.BLENDS}
+    plot_losses({f"{b}, {n}": r.losses for (n, b), r in trained.items() if n != "analytic"},
+                RESULTS / "gaussian_loss.png")
     tuned = {(n, b): sorter.finetuned_scene(scene, trained[(n, b)])
              for n, b in trained if n == "mlp+finetune"}
     weightings = {

@@ -87,3 +87,23 @@ def save_png(img: np.ndarray, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(to_uint8(img)).save(path)
     return path
+
+
+def plot_losses(curves: dict, path) -> Path:
+    """Training-loss curves (name -> per-step losses) on a log scale, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, losses in curves.items():
+        ax.semilogy(np.arange(1, len(losses) + 1), losses, label=name, lw=1)
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("training MSE vs sorted reference")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

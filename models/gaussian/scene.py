@@ -5,7 +5,7 @@ A :class:`GaussianScene` holds activated values (linear scales, unit quaternions
 parameterisation (log scales, opacity logits, raw quaternions), converted on read and write.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

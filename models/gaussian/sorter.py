@@ -243,12 +243,33 @@ def fit_depth_weight(views, blend_mode="coverage", background=(0, 0, 0)):
     return float(best[0]), float(best[1]), float(best[2])
 
 
+def distil(mlp: SorterMLP, views, weight_fn, steps: int = 1500, lr: float = 0.02) -> float:
+    """Fit ``mlp`` in place to the per-Gaussian weights ``weight_fn(proj)`` of ``views`` (squared
+    error of log w, full batch Adam); returns the final RMS log error. Starting the image-loss
+    training here means it begins as good as that weighting."""
+    x = np.concatenate([mlp.features(v.proj.depth, v.proj.camera.forward, v.proj.opacity)
+                        for v in views])
+    log_t = np.log(np.concatenate([weight_fn(v.proj) for v in views]))
+    params = mlp.w + mlp.b
+    opt = _Adam(params, lr)
+    for step in range(steps):
+        out, acts = mlp.forward(x, cache=True)
+        err = np.log(out) - log_t
+        gw, gb, _ = mlp.backward(acts, 2 * err / out / len(err))
+        opt.step(params, gw + gb, scale=0.5 * (1 + np.cos(np.pi * step / steps)))
+    return float(np.sqrt(np.mean((np.log(mlp.forward(x)) - log_t) ** 2)))
+
+
 def train_sorter(scene, views, steps=300, lr=5e-3, blend_mode="coverage", finetune=False,
                  background=(0, 0, 0), sizes=(5, 8, 4, 1), seed=0, mlp=None, progress=None,
-                 finetune_lr=1e-2, batch_views=2) -> TrainResult:
+                 finetune_lr=1e-2, batch_views=2, init_weight=None) -> TrainResult:
     """Fit the sorter MLP (and, with ``finetune``, opacities and DC colours) on ``views``,
-    ``batch_views`` views per Adam step (a fixed random sequence from ``seed``)."""
+    ``batch_views`` views per Adam step (a fixed random sequence from ``seed``). With
+    ``init_weight`` (a ``proj -> weights`` function, e.g. the best analytic depth weight) the
+    network is first distilled to it (:func:`distil`)."""
     mlp = mlp or SorterMLP.init(sizes, seed)
+    if init_weight is not None:
+        distil(mlp, views, init_weight)
     params = mlp.w + mlp.b
     n = len(scene)
     logit = np.log(scene.opacities) - np.log1p(-scene.opacities)
@@ -301,3 +322,34 @@ def finetuned_scene(scene, result: TrainResult):
     sh[:, 0] += result.colour / SH_C0
     opac = np.clip(1.0 / (1.0 + np.exp(-result.opacity_logit)), 1e-6, 1 - 1e-6)
     return scene.replace(opacities=opac, sh=sh)
+
+
+def fit_weightings(scene, train_cams, blend_mode="coverage", steps=400, lr=0.01,
+                   pixel_fraction=0.1, finetune=False, background=(0, 0, 0), seed=0,
+                   progress=None) -> dict:
+    """The trained weightings of one blend on ``train_cams``: ``analytic`` (a, b, loss) of the
+    best exp(-a d^b); ``mlp``, the network distilled from it and then trained on the image
+    loss; with ``finetune``, ``mlp+finetune``, that network trained on together with the
+    opacities and DC colours for as many steps again."""
+    say = progress or (lambda msg: None)
+    views = prepare_views(scene, train_cams, pixel_fraction, seed, progress=say)
+    a, b, loss = fit_depth_weight(views, blend_mode, background)
+    say(f"{blend_mode}: best analytic weight exp(-a d^b), a = {a:.4g}, b = {b:.4g} "
+        f"(training MSE {loss:.3e})")
+    out = {"analytic": (a, b, loss)}
+    out["mlp"] = train_sorter(
+        scene, views, steps, lr, blend_mode, background=background, seed=seed,
+        init_weight=lambda p: oit.depth_weight(p.depth, a, b),
+        progress=lambda s, l: say(f"{blend_mode} mlp: step {s + 1}/{steps}, training MSE {l:.3e}"))
+    if finetune:
+        del views
+        views = prepare_views(scene, train_cams, pixel_fraction, seed, opacity_headroom=3.0,
+                              progress=say)
+        start = SorterMLP([w.copy() for w in out["mlp"].mlp.w],
+                          [b_.copy() for b_ in out["mlp"].mlp.b], out["mlp"].mlp.depth_scale)
+        out["mlp+finetune"] = train_sorter(
+            scene, views, steps, lr, blend_mode, finetune=True, background=background,
+            seed=seed, mlp=start,
+            progress=lambda s, l: say(f"{blend_mode} mlp+finetune: step {s + 1}/{steps}, "
+                                      f"training MSE {l:.3e}"))
+    return out

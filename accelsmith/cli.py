@@ -247,10 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scene", help=".npz point cloud with cameras or 3DGS .ply")
     p.add_argument("--views", type=int, default=10, help="training views (held-out views are "
                    "the scene's own cameras, never trained on)")
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=300)
     p.add_argument("--blend", choices=["authors", "coverage"], default="coverage")
     p.add_argument("--finetune", action="store_true", help="also fine-tune opacities and colours")
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--lr", type=float, default=0.003)
     p.add_argument("--pixel-fraction", type=float, default=0.1,
                    help="share of each training view's pixels in the loss")
     p.add_argument("--background", type=_background, default=(0.0, 0.0, 0.0), metavar="R,G,B")

@@ -2,7 +2,7 @@
 (both blends x four weightings on held-out views), axis-oriented operation counts, tile-schedule
 fetch counts and fixed-point vs float quality, all in one run.
 
-    python benchmarks/gaussian_models.py [--steps 400] [--views 10]
+    python benchmarks/gaussian_models.py [--steps 300] [--views 10]
 
 Writes docs/results/gaussian.{json,md}, the loss curves, the schedule plot and the pictures of
 docs/gaussian.md (docs/results/gaussian_*.png); progress on stderr. Held-out views are the
@@ -208,9 +208,9 @@ def table(data) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scene", default=str(GARDEN))
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--views", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--lr", type=float, default=0.003)
     ap.add_argument("--pixel-fraction", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -243,13 +243,19 @@ def fit_depth_weight(views, blend_mode="coverage", background=(0, 0, 0)):
     return float(best[0]), float(best[1]), float(best[2])
 
 
-def distil(mlp: SorterMLP, views, weight_fn, steps: int = 1500, lr: float = 0.02) -> float:
-    """Fit ``mlp`` in place to the per-Gaussian weights ``weight_fn(proj)`` of ``views`` (squared
-    error of log w, full batch Adam); returns the final RMS log error. Starting the image-loss
-    training here means it begins as good as that weighting."""
-    x = np.concatenate([mlp.features(v.proj.depth, v.proj.camera.forward, v.proj.opacity)
-                        for v in views])
-    log_t = np.log(np.concatenate([weight_fn(v.proj) for v in views]))
+def distil(mlp: SorterMLP, views, weight_fn, steps: int = 1500, lr: float = 0.02,
+           per_view: int = 4096, seed: int = 0) -> float:
+    """Fit ``mlp`` in place to the per-Gaussian weights ``weight_fn(proj)`` on ``per_view``
+    random Gaussians of each view (squared error of log w, full-batch Adam); returns the final
+    RMS log error. Starting the image-loss training here means it begins as good as that
+    weighting."""
+    rng = np.random.default_rng(seed)
+    xs, ts = [], []
+    for v in views:
+        pick = rng.choice(len(v.proj), min(per_view, len(v.proj)), replace=False)
+        xs.append(mlp.features(v.proj.depth, v.proj.camera.forward, v.proj.opacity)[pick])
+        ts.append(weight_fn(v.proj)[pick])
+    x, log_t = np.concatenate(xs), np.log(np.concatenate(ts))
     params = mlp.w + mlp.b
     opt = _Adam(params, lr)
     for step in range(steps):
@@ -324,7 +330,7 @@ def finetuned_scene(scene, result: TrainResult):
     return scene.replace(opacities=opac, sh=sh)
 
 
-def fit_weightings(scene, train_cams, blend_mode="coverage", steps=400, lr=0.01,
+def fit_weightings(scene, train_cams, blend_mode="coverage", steps=300, lr=0.003,
                    pixel_fraction=0.1, finetune=False, background=(0, 0, 0), seed=0,
                    progress=None) -> dict:
     """The trained weightings of one blend on ``train_cams``: ``analytic`` (a, b, loss) of the

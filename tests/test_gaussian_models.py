@@ -420,3 +420,22 @@ def test_cli_render_bad_input(small_npz, tmp_path, capsys):
     assert str(bad) in err and "missing arrays colors, viewmats" in err
     assert main(["render", str(tmp_path / "scene.obj"), "-o", str(tmp_path / "x.png")]) == 2
     assert "allowed: .npz" in capsys.readouterr().err
+
+
+@needs_garden
+def test_garden_reference_and_oit_baselines():
+    """Camera 0 of the garden, kNN initialisation, black background: the workload size and the
+    order-independent baselines of REFERENCE.md section 3, and the fixed-point floor."""
+    scene, cams = load_npz(GARDEN)
+    bins = bin_tiles(project(scene, cams[0]))
+    assert len(bins.proj) == 78234 and len(bins.entries) == 342190
+    ref = render_sorted(bins)
+    ones = np.ones(len(bins.proj))
+    assert psnr(oit.render_oit(bins, ones, "authors"), ref) == pytest.approx(18.0, abs=0.1)
+    assert psnr(oit.render_oit(bins, ones, "coverage"), ref) == pytest.approx(30.1, abs=0.1)
+    w = oit.depth_weight(bins.proj.depth, 0.5, 1.0)
+    float_oit = oit.render_oit(bins, w, "coverage")
+    assert psnr(float_oit, ref) == pytest.approx(33.2, abs=0.1)
+    fv = fixed.quantise_view(bins.proj)
+    img_q = fixed.render_fixed(bins, fv, np.round(w * fixed.ONE16).astype(np.int64))
+    assert psnr(fixed.to_float(img_q), float_oit) >= 45

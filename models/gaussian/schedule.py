@@ -25,6 +25,9 @@ import numpy as np
 from .render import TileBins
 
 ORDERS = ("raster", "morton", "hilbert", "pi")
+# Fewest off-chip fetches summed over buffer sizes 256-16384 on the garden's three views
+# (docs/gaussian.md, benchmarks/gaussian_models.py).
+DEFAULT_ORDER = "hilbert"
 
 
 def _pow2(n: int) -> int:

@@ -289,6 +289,8 @@ def test_axis_form_equals_standard_form(small_view):
         if len(rows) == 0:
             continue
         full = axis.axis_power(bins, t, rows).reshape(len(rows), -1)
+        fd = axis.axis_power_fd(bins, t, rows).reshape(len(rows), -1)
+        np.testing.assert_allclose(fd, full, rtol=1e-9, atol=1e-9)
         ty, tx = divmod(t, bins.proj.tiles_x)
         std, _ = bins.power(t, rows)
         keep = fixed._in_image(tx, ty, cam.width, cam.height)

@@ -41,6 +41,18 @@ def axis_power(bins: TileBins, t: int, rows: np.ndarray | None = None) -> np.nda
     return a_i[:, None, :] + c_j[:, :, None] + b_i[:, None, :] * dy[:, :, None]
 
 
+def axis_power_fd(bins: TileBins, t: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """As :func:`axis_power`, with the product term forward-differenced along each row: it
+    starts at B_0 dy_j and steps by b dy_j (one add per pixel instead of a multiply)."""
+    a_i, b_i, c_j, dy = axis_terms(bins, t, rows)
+    rows = bins.tile(t) if rows is None else rows
+    b = bins.proj.conic[rows, 1]
+    start = b_i[:, None, 0:1] * dy[:, :, None]                  # B_0 dy_j
+    step = (b[:, None] * dy)[:, :, None]                          # b dy_j
+    steps = np.concatenate([start, np.repeat(step, TILE - 1, axis=2)], axis=2)
+    return a_i[:, None, :] + c_j[:, :, None] + np.cumsum(steps, axis=2)
+
+
 @dataclass(frozen=True)
 class OpCount:
     mul: int

@@ -73,7 +73,8 @@ def eval_sh(sh: np.ndarray, dirs: np.ndarray) -> np.ndarray:
 class Projection:
     """One view of a scene, for the Gaussians that survive culling (``ids`` into the scene).
 
-    mean2d (M, 2) pixels; conic (M, 3) = (a, b, c) of the inverse 2D covariance; radius (M,)
+    mean2d (M, 2) pixels; cov2d (M, 3) = (S00, S01, S11) of the dilated 2D covariance; conic
+    (M, 3) = (a, b, c) of its inverse; radius (M,)
     pixels; depth (M,) view-space z; colour (M, 3); opacity (M,); tile_rect (M, 4) =
     (x0, y0, x1, y1) tile indices, end exclusive.
     """

@@ -183,6 +183,9 @@ def _view_loss(vp: ViewPairs, w, colour, opacity, blend_mode, background, grads:
 
 @dataclass
 class TrainResult:
+    """A trained network; with fine-tuning also the opacity logits (N,) and the additive DC
+    colour changes (N, 3) of every Gaussian; the loss of every step."""
+
     mlp: SorterMLP
     opacity_logit: np.ndarray | None
     colour: np.ndarray | None

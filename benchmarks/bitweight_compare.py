@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bitweight_compare.py [--size standard|small] [--targets asic ...]
                                               [--jobs N] [--timeout-min M] [--name NAME]
-                                              [--skip-synth]
+                                              [--skip-synth] [--resume [--redo ARCH ...]]
 
 For each architecture at the chosen size (standard: 16x16 systolic OS/WS and 2D-Matrix, 16 dot
 products of K=16, 8x8x8 cube; small: half of each edge), INT8 signed, every applicable ``mac``
@@ -127,7 +127,12 @@ def main():
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows of docs/results/NAME.json measured without error and "
                              "synthesise only the missing ones (long runs stopped part-way)")
+    parser.add_argument("--redo", nargs="+", default=[], choices=list(MACS_BY_ARCHITECTURE),
+                        metavar="ARCH", help="with --resume: measure these architectures again "
+                        "(after a change to their hardware)")
     args = parser.parse_args()
+    if args.redo and not args.resume:
+        parser.error("--redo needs --resume")
     rng = np.random.default_rng(2025)
     data = {"title": "Bit-weight optimisations vs baselines", "machine": machine(),
             "size": args.size, "clock_ns": args.clock_ns, "workload_sigma": WORKLOAD_SIGMA,
@@ -148,7 +153,7 @@ def main():
             if old.get("size") != args.size:
                 raise SystemExit(f"--resume: {args.name}.json holds size {old.get('size')!r}")
             kept = {(r["architecture"], r["mac"], r["target"]): r for r in old.get("rows", [])
-                    if "error" not in r}
+                    if "error" not in r and r["architecture"] not in args.redo}
             done = {n: dict(kept[job[0], job[1], job[3]], macs_per_cycle=rate[job[:2]][0],
                             macs_basis=rate[job[:2]][1])
                     for n, job in enumerate(jobs) if (job[0], job[1], job[3]) in kept}

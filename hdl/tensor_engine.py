@@ -263,8 +263,14 @@ class WeightStationaryEngine(_Shell):
 
     Per step: ``k_per_step`` ``b`` beats load the weight block; ``m_tile`` ``a`` beats stream A
     rows through the core; the core is flushed for ``core.latency`` cycles. Each output row the
-    core produces is added to row ``m`` of an ``m_tile x n_tile`` accumulator buffer (one row of
-    adders behind a row multiplexer). After ``K_STEPS`` steps the buffer leaves on ``c``.
+    core produces is added to row ``m`` of an ``m_tile x n_tile`` accumulator buffer. After
+    ``K_STEPS`` steps the buffer leaves on ``c``.
+
+    The buffer row an output will be added to is read one enabled cycle before the output
+    arrives (its row index is known from the tracker), so the row multiplexer and the adder sit
+    in different cycles at the cost of one row of registers and no extra latency. Consecutive
+    outputs never belong to the same row (rows are fed in turn and each step ends with a flush),
+    so the row read ahead is never one still being written.
 
     Throughput: one A row per cycle while streaming. Cycles per job without stalls:
     ``K_STEPS * (k_per_step + m_tile + core.latency) + m_tile``.
@@ -293,7 +299,10 @@ class WeightStationaryEngine(_Shell):
         with m.If(core.en):
             m.d.sync += trk_valid.eq(Cat(feeding, trk_valid[:-1]))
             m.d.sync += [dst.eq(src) for dst, src in zip(trk_row, [a_row] + trk_row[:-1])]
-        target = Array(acc_buf)[trk_row[-1]]
+        # The row of the output arriving at the next enabled cycle, read into a register now.
+        target = Signal(data.ArrayLayout(core.acc_shape, n))
+        with m.If(core.en):
+            m.d.sync += target.eq(Array(acc_buf)[([a_row] + trk_row)[-2]])
         summed = Signal(data.ArrayLayout(core.acc_shape, n))
         m.d.comb += [summed[j].eq(target[j] + core.out[j]) for j in range(n)]
         with m.If(core.clear):

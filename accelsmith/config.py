@@ -104,9 +104,12 @@ class FamilySchema:
         for p in self.params:
             if p.only_for:
                 key, values = p.only_for
-                rules.append({"if": {"properties": {key: {"not": {"enum": list(values)}}},
-                                     "required": [key]},
-                              "then": {"not": {"required": [p.name]}}})
+                condition = {"properties": {key: {"not": {"enum": list(values)}}}}
+                # An absent key counts as its default, so the rule fires when that is excluded.
+                other = next((q for q in self.params if q.name == key), None)
+                if other is None or other.required or other.default in values:
+                    condition["required"] = [key]
+                rules.append({"if": condition, "then": {"not": {"required": [p.name]}}})
             if p.choices_by:
                 key, table = p.choices_by
                 for other, allowed in table.items():
@@ -192,10 +195,13 @@ def validate(raw: Any, source: str = "<config>") -> Config:
     for p in schema.params:
         if p.only_for and p.name in values:
             key, allowed = p.only_for
-            current = values.get(key, raw.get(key))
+            current, note = values.get(key, raw.get(key)), ""
+            if current is None:
+                other = next((q for q in schema.params if q.name == key and not q.required), None)
+                current, note = (other.default, " (the default)") if other else (None, "")
             if current not in allowed:
                 raise ConfigError(f"{source}: key '{p.name}' does not apply when {key} is "
-                                  f"{_describe(current)}; it is used only with {key} "
+                                  f"{_describe(current)}{note}; it is used only with {key} "
                                   f"{' or '.join(repr(a) for a in allowed)}. Remove it.")
     for p in schema.params:
         if p.name not in values and not p.required:

@@ -9,8 +9,8 @@ says which apply where.
 from __future__ import annotations
 
 from accelsmith.config import Config, FamilySchema, Param
-from accelsmith.hdl.tensor_cores import (BroadcastMatrix, Cube, MultiplierAdderTree, SystolicOSArray,
-                                SystolicWSArray)
+from accelsmith.hdl.tensor_cores import (COMPRESSORS, BroadcastMatrix, Cube, MultiplierAdderTree,
+                                         SystolicOSArray, SystolicWSArray)
 from accelsmith.hdl.digit_serial import DigitSerialMatrix
 from accelsmith.hdl.multiplier import shape_of
 from accelsmith.hdl.tensor_engine import (BufferedOutputStationaryEngine, OutputStationaryEngine,
@@ -70,6 +70,10 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
           "(modified Booth) or `ent` (EN-T, sign-magnitude; fewer non-zero digits).",
           default=None, choices=("booth", "ent"),
           default_doc="`ent` for opt3/opt4c/opt4e, `booth` otherwise"),
+    Param("compressor", str, "Carry-save tree of the bit-weight modes: `dadda` (3:2 and 2:2 "
+          "cells, Dadda's schedule: fewest adders), `wallace` (3:2 cells, greedy) or `4:2` (4:2 "
+          "compressor stages, then Dadda).", default="dadda", choices=tuple(COMPRESSORS),
+          only_for=("mac", tuple(m for m in MACS if m != "baseline"))),
     Param("rows", int, "PE rows (OS/2D-Matrix: output rows per tile; WS: K values per step).",
           default=4, minimum=1, maximum=64, only_for=("architecture", _GRID)),
     Param("cols", int, "PE columns (output columns per tile).", default=4, minimum=1, maximum=64,
@@ -100,6 +104,8 @@ def build(config: Config) -> Design:
     shapes = (shape_of(a_fmt), shape_of(b_fmt), shape_of(acc_fmt))
     encoding = c["encoding"] or ("ent" if c["mac"] in ("opt3", "opt4c", "opt4e") else "booth")
     mode = {"mac": c["mac"], "encoding": encoding}
+    if c["mac"] != "baseline":
+        mode["compressor"] = c["compressor"]
 
     buffered = bool(c.get("result_buffer"))
     os_engine = BufferedOutputStationaryEngine if buffered else OutputStationaryEngine
@@ -130,6 +136,8 @@ def build(config: Config) -> Design:
         engine.m_tile, core.n_tile, core.k_per_step, core.latency, a_fmt, b_fmt, acc_fmt,
         c["mac"] if c["mac"] in DIGIT_SERIAL else "fixed", encoding, buffered)
     mac = c["mac"] if c["encoding"] is None else f"{c['mac']}_{encoding}"
+    if mode.get("compressor", "dadda") != "dadda":
+        mac += "_" + {"wallace": "wallace", "4:2": "c42"}[mode["compressor"]]
     top = c["name"] or (f"bitweight_{arch}_{mac}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
                         + ("_rbuf" if buffered else ""))
     manifest = {
@@ -138,6 +146,7 @@ def build(config: Config) -> Design:
         "architecture": arch,
         "mac": c["mac"],
         "encoding": encoding,
+        "compressor": mode.get("compressor"),
         "description": ARCHITECTURES[arch],
         "core": type(core).__name__,
         "core_doc": " ".join(type(core).__doc__.split()),

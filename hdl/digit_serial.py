@@ -96,14 +96,15 @@ class DigitSerialMatrix(wiring.Component):
     after ``busy`` falls.
     """
 
-    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac, encoding="ent"):
+    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac, encoding="ent",
+                 compressor="dadda"):
         if mac not in DIGIT_SERIAL_MACS:
             raise ValueError(f"mac {mac!r} is not digit-serial")
         self.m_tile, self.n_tile = rows, cols
         self.k_per_step = 1 if mac == "bitslice" else 4
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
         self.mac, self.encoding = mac, encoding
-        self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding)
+        self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding, compressor)
         self.latency = 0
         acc = data.ArrayLayout(data.ArrayLayout(unsigned(acc_shape.width), cols), rows)
         super().__init__({

@@ -25,7 +25,11 @@ from .arith import adder_tree
 from .multiplier import CarrySaveTree, PartialProductGenerator, Term, digit_encoder
 
 __all__ = ["SystolicOSArray", "BroadcastMatrix", "Cube", "SystolicWSArray", "MultiplierAdderTree",
-           "BitWeightDatapath"]
+           "BitWeightDatapath", "COMPRESSORS"]
+
+
+# Carry-save tree schedules: name -> (CarrySaveTree reduction, cell).
+COMPRESSORS = {"dadda": ("dadda", "3:2"), "wallace": ("wallace", "3:2"), "4:2": ("dadda", "4:2")}
 
 
 def _fmt(shape) -> IntFormat:
@@ -39,11 +43,14 @@ class BitWeightDatapath:
     Every other mode computes ``a * b`` as ``sum(d[bw] * b * 4**bw)`` over the radix-4 digits
     of ``a`` (``encoding`` ``"booth"`` or ``"ent"``): digits select partial products
     ``{0, +-b, +-2b}`` and a :class:`CarrySaveTree` reduces them, with no carry-propagate adder
-    until the result leaves the carry-save form.
+    until the result leaves the carry-save form. ``compressor`` picks that tree's schedule (see
+    :data:`COMPRESSORS`).
     """
 
-    def __init__(self, mac, a_shape, b_shape, acc_shape, encoding="booth"):
-        self.mac, self.encoding = mac, encoding
+    def __init__(self, mac, a_shape, b_shape, acc_shape, encoding="booth", compressor="dadda"):
+        if compressor not in COMPRESSORS:
+            raise ValueError(f"unknown compressor {compressor!r}; one of {', '.join(COMPRESSORS)}")
+        self.mac, self.encoding, self.compressor = mac, encoding, compressor
         self.a_fmt, self.b_fmt, self.acc_fmt = _fmt(a_shape), _fmt(b_shape), _fmt(acc_shape)
         self.width = acc_shape.width
 
@@ -72,7 +79,9 @@ class BitWeightDatapath:
 
     def reduce(self, m, rows, name, width=None):
         """Carry-save reduction of ``rows`` to a ``(sum, carry)`` pair of ``width`` bits."""
-        m.submodules[name] = tree = CarrySaveTree([t for _, t in rows], width or self.width)
+        reduction, cell = COMPRESSORS[self.compressor]
+        m.submodules[name] = tree = CarrySaveTree([t for _, t in rows], width or self.width,
+                                                  reduction=reduction, cell=cell)
         m.d.comb += [tree.rows[f"r{i}"].eq(v) for i, (v, _) in enumerate(rows)]
         return tree.sum, tree.carry
 
@@ -114,10 +123,10 @@ class _OutputStationaryCore(wiring.Component):
     """
 
     def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape, mac, encoding,
-                 extra_members=None, result_buffer=False):
+                 extra_members=None, result_buffer=False, compressor="dadda"):
         self.m_tile, self.n_tile, self.k_per_step = m_tile, n_tile, k_per_step
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
-        self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding)
+        self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding, compressor)
         self.result_buffer = result_buffer
         acc = data.ArrayLayout(data.ArrayLayout(unsigned(acc_shape.width), n_tile), m_tile)
         super().__init__({
@@ -188,9 +197,9 @@ class SystolicOSArray(_OutputStationaryCore):
     """
 
     def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
-                 result_buffer=False):
+                 result_buffer=False, compressor="dadda"):
         super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding,
-                         result_buffer=result_buffer)
+                         result_buffer=result_buffer, compressor=compressor)
         self.latency = rows + cols - 1
 
     def elaborate(self, platform):
@@ -224,9 +233,9 @@ class BroadcastMatrix(_OutputStationaryCore):
     """
 
     def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
-                 result_buffer=False):
+                 result_buffer=False, compressor="dadda"):
         super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding,
-                         result_buffer=result_buffer)
+                         result_buffer=result_buffer, compressor=compressor)
         self.latency = 1
 
     def elaborate(self, platform):
@@ -250,9 +259,9 @@ class Cube(_OutputStationaryCore):
     """
 
     def __init__(self, n, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
-                 result_buffer=False):
+                 result_buffer=False, compressor="dadda"):
         super().__init__(n, n, n, a_shape, b_shape, acc_shape, mac, encoding,
-                         result_buffer=result_buffer)
+                         result_buffer=result_buffer, compressor=compressor)
         self.latency = 1
 
     def elaborate(self, platform):
@@ -270,10 +279,10 @@ class Cube(_OutputStationaryCore):
 
 
 class _WeightStationaryCore(wiring.Component):
-    def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape, mac, encoding):
+    def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape, mac, encoding, compressor):
         self.k_per_step, self.n_tile = k_per_step, n_tile
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
-        self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding)
+        self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding, compressor)
         super().__init__({
             "en": In(1),
             "clear": In(1),
@@ -308,8 +317,9 @@ class SystolicWSArray(_WeightStationaryCore):
     MACs per tick: ``rows * cols``. Latency: ``rows + cols`` ticks from an A row to its outputs.
     """
 
-    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
-        super().__init__(rows, cols, a_shape, b_shape, acc_shape, mac, encoding)
+    def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
+                 compressor="dadda"):
+        super().__init__(rows, cols, a_shape, b_shape, acc_shape, mac, encoding, compressor)
         self.latency = rows + cols
 
     def elaborate(self, platform):
@@ -352,8 +362,9 @@ class MultiplierAdderTree(_WeightStationaryCore):
     MACs per tick: ``k * units``. Latency: 2 ticks (operand register, then the registered sum).
     """
 
-    def __init__(self, k, units, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth"):
-        super().__init__(k, units, a_shape, b_shape, acc_shape, mac, encoding)
+    def __init__(self, k, units, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
+                 compressor="dadda"):
+        super().__init__(k, units, a_shape, b_shape, acc_shape, mac, encoding, compressor)
         self.latency = 2
 
     def elaborate(self, platform):

@@ -35,6 +35,7 @@ EXPECTED = {
     "16_unknown_sparse_format": ["'format'", "'csr'", "'nm'"],
     "17_bitmap_tile_below_grid": ["'m_tile'", "4", "rows = 8"],
     "18_result_buffer_digit_serial": ["'result_buffer'", "'opt3'", "'opt1'"],
+    "19_compressor_for_baseline": ["'compressor'", "'baseline' (the default)", "'opt2'"],
 }
 
 

@@ -47,6 +47,11 @@ MAC_CONFIGS = {
                               "result_buffer": True},
     "matrix2d-rbuf": {"architecture": "matrix2d", "rows": 4, "cols": 2, "result_buffer": True},
     "cube-rbuf": {"architecture": "cube", "cube_n": 3, "result_buffer": True},
+    # Carry-save tree schedules other than the default Dadda.
+    "tree-opt2-c42": {"architecture": "tree", "mac": "opt2", "compressor": "4:2", "units": 2,
+                      "tree_k": 3},
+    "systolic_os-opt1-wallace": {"architecture": "systolic_os", "mac": "opt1",
+                                 "compressor": "wallace", "rows": 2, "cols": 3},
     # Weight-stationary buffer with one and two rows: the row read ahead of each output must
     # never be the row still being written.
     "tree-m1": {"architecture": "tree", "units": 2, "tree_k": 3, "m_tile": 1},

@@ -2,7 +2,9 @@
 
 Usage: python benchmarks/bitweight_compare.py [--size standard|small] [--targets asic ...]
                                               [--jobs N] [--timeout-min M] [--name NAME]
-                                              [--skip-synth] [--resume [--redo ARCH ...]]
+                                              [--architectures ARCH ...]
+                                              [--compressors wallace 4:2] [--skip-synth]
+                                              [--resume [--redo ARCH ...]]
 
 For each architecture at the chosen size (standard: 16x16 systolic OS/WS and 2D-Matrix, 16 dot
 products of K=16, 8x8x8 cube; small: half of each edge), INT8 signed, every applicable ``mac``
@@ -56,7 +58,10 @@ def normal_int8(sigma, shape, rng):
 
 
 def config_of(arch, mac, size):
+    """``mac`` is a mac name, or ``mac/compressor`` for a carry-save tree other than Dadda's."""
+    mac, _, compressor = mac.partition("/")
     return validate({"family": "bitweight", "architecture": arch, "mac": mac, "max_k": 256,
+                     **({"compressor": compressor} if compressor else {}),
                      **SIZES[size][arch]}, f"<{arch}/{mac}>")
 
 
@@ -123,6 +128,12 @@ def main():
                         help="stop a design whose tools run longer than this (its row says so)")
     parser.add_argument("--name", default="bitweight",
                         help="results file stem under docs/results (default: bitweight)")
+    parser.add_argument("--architectures", nargs="+", default=list(MACS_BY_ARCHITECTURE),
+                        choices=list(MACS_BY_ARCHITECTURE), metavar="ARCH",
+                        help="synthesise these architectures only (default: all)")
+    parser.add_argument("--compressors", nargs="+", default=[], choices=["wallace", "4:2"],
+                        help="also synthesise every optimised mac with these carry-save trees "
+                             "(rows 'mac/compressor'; the default tree is Dadda's)")
     parser.add_argument("--skip-synth", action="store_true", help="digit statistics only")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows of docs/results/NAME.json measured without error and "
@@ -138,10 +149,12 @@ def main():
             "size": args.size, "clock_ns": args.clock_ns, "workload_sigma": WORKLOAD_SIGMA,
             "digits": digit_statistics(rng)}
     rate = {}
-    for arch, macs in MACS_BY_ARCHITECTURE.items():
-        for mac in macs:
+    for arch in args.architectures:
+        for mac in MACS_BY_ARCHITECTURE[arch]:
             g = EngineGeometry.from_manifest(build(config_of(arch, mac, args.size)).manifest)
             rate[arch, mac] = macs_per_cycle(g, rng)
+            if mac != "baseline":
+                rate.update({(arch, f"{mac}/{c}"): rate[arch, mac] for c in args.compressors})
     data["gemm_cycles"] = gemm_cycle_table(args.size, rng)
     if not args.skip_synth:
         jobs = [(arch, mac, args.size, variant, args.clock_ns, args.timeout_min)
@@ -245,7 +258,11 @@ def _write(data, args):
             "the simulations check exactly."]
     command = (f"python benchmarks/bitweight_compare.py --size {args.size} --targets "
                f"{' '.join(args.targets)}" + (f" --name {args.name}" if args.name != "bitweight" else "")
-               + (" --resume" if args.resume else ""))
+               + (f" --architectures {' '.join(args.architectures)}"
+                  if args.architectures != list(MACS_BY_ARCHITECTURE) else "")
+               + (f" --compressors {' '.join(args.compressors)}" if args.compressors else "")
+               + (" --resume" if args.resume else "")
+               + (f" --redo {' '.join(args.redo)}" if args.redo else ""))
     write(args.name, data, "\n".join(out), command)
 
 

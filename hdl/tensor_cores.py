@@ -279,6 +279,10 @@ class Cube(_OutputStationaryCore):
 
 
 class _WeightStationaryCore(wiring.Component):
+    """Outputs are ``out + out_carry`` (modulo 2**acc bits): the baseline leaves ``out_carry``
+    zero; carry-save modes present both words and leave the carry-propagate addition to the
+    shell, which merges it with its accumulation (one adder instead of two in a row)."""
+
     def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape, mac, encoding, compressor):
         self.k_per_step, self.n_tile = k_per_step, n_tile
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
@@ -291,6 +295,7 @@ class _WeightStationaryCore(wiring.Component):
             "w_data": In(data.ArrayLayout(b_shape, n_tile)),
             "a": In(data.ArrayLayout(a_shape, k_per_step)),
             "out": Out(data.ArrayLayout(acc_shape, n_tile)),
+            "out_carry": Out(data.ArrayLayout(acc_shape, n_tile)),
         })
 
     def _weights(self, m):
@@ -312,7 +317,7 @@ class SystolicWSArray(_WeightStationaryCore):
     ``c`` is delayed ``cols - 1 - c`` ticks so a whole output row appears at once.
 
     With ``mac="opt1"`` each PE encodes its A value and partial sums move down in carry-save
-    form (two words); one carry-propagate adder per column sits at the bottom edge.
+    form (two words) and leave the array in that form.
 
     MACs per tick: ``rows * cols``. Latency: ``rows + cols`` ticks from an A row to its outputs.
     """
@@ -344,9 +349,11 @@ class SystolicWSArray(_WeightStationaryCore):
                 if c + 1 < C:
                     a = _enabled_reg(m, self, a, self.a_shape, f"a_{r}_{c}")
         for c in range(C):
-            edge = psum[c][0] + psum[c][1] if dp.carry_save else psum[c][0]
-            m.d.comb += self.out[c].eq(_delay(m, self, edge[:width], C - 1 - c, self.acc_shape,
+            m.d.comb += self.out[c].eq(_delay(m, self, psum[c][0], C - 1 - c, self.acc_shape,
                                               f"deskew{c}"))
+            if dp.carry_save:
+                m.d.comb += self.out_carry[c].eq(_delay(m, self, psum[c][1], C - 1 - c,
+                                                        self.acc_shape, f"deskew{c}_c"))
         return m
 
 
@@ -356,8 +363,8 @@ class MultiplierAdderTree(_WeightStationaryCore):
 
     With ``mac="opt2"`` (same-bit-weight compressor array) one encoder per A element is shared by
     all units; each unit reduces its ``k`` partial products of one bit weight in a carry-save
-    tree (one per bit weight), then the bit-weight sums are shifted and reduced together and a
-    single carry-propagate adder per unit forms the result.
+    tree (one per bit weight), then the bit-weight sums are shifted and reduced together to one
+    carry-save pair per unit, registered as ``out``/``out_carry``.
 
     MACs per tick: ``k * units``. Latency: 2 ticks (operand register, then the registered sum).
     """
@@ -386,8 +393,9 @@ class MultiplierAdderTree(_WeightStationaryCore):
                     s_bw, c_bw = dp.reduce(m, rows, f"u{j}_bw{bw}_csa", max(1, width - 2 * bw))
                     weight_sums += [(s_bw, Term(len(s_bw), False, 2 * bw)),
                                     (c_bw, Term(len(c_bw), False, 2 * bw))]
-                s_out, c_out = dp.reduce(m, weight_sums, f"u{j}_csa")
-                dot = (s_out + c_out)[:width]
+                dot, carry = dp.reduce(m, weight_sums, f"u{j}_csa")
+                m.d.comb += self.out_carry[j].eq(_enabled_reg(m, self, carry, self.acc_shape,
+                                                              f"carry_{j}"))
             else:
                 dot = adder_tree(a[x] * w[x][j] for x in range(k))
             m.d.comb += self.out[j].eq(_enabled_reg(m, self, dot, self.acc_shape, f"sum_{j}"))

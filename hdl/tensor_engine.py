@@ -40,6 +40,11 @@ def registers(error_flag: bool = False, tiles: bool = False) -> list[Register]:
                    "0 counts as 1.")] if tiles else [])
 
 
+def _index(n, name):
+    """A counter over ``n`` values; at least one bit, as Verilog has no zero-width wires."""
+    return Signal(range(max(n, 2)), name=name)
+
+
 def result_layout(acc_shape, n_tile):
     """One row of the output tile, ``last`` set on the tile's final row."""
     return data.StructLayout({"data": data.ArrayLayout(acc_shape, n_tile), "last": 1})
@@ -126,7 +131,7 @@ class OutputStationaryEngine(_Shell):
         start, busy, done = self._control(m, feeding)
         steps_left = Signal(32)
         flush = Signal(range(core.latency + 1))
-        row = Signal(range(self.m_tile))
+        row = _index(self.m_tile, "row")
         result = self._carry_save_row(row)
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -189,7 +194,7 @@ class BufferedOutputStationaryEngine(_Shell):
         full = Signal()             # the result registers hold a tile not yet read out
         capturing = Signal()        # a token is on its way through the core
         ticks_left = Signal(range(core.latency + 1))
-        row = Signal(range(self.m_tile))
+        row = _index(self.m_tile, "row")
         token = Signal()            # a token enters the core this cycle
         free = ~full & ~capturing
 
@@ -263,8 +268,9 @@ class WeightStationaryEngine(_Shell):
 
     Per step: ``k_per_step`` ``b`` beats load the weight block; ``m_tile`` ``a`` beats stream A
     rows through the core; the core is flushed for ``core.latency`` cycles. Each output row the
-    core produces is added to row ``m`` of an ``m_tile x n_tile`` accumulator buffer. After
-    ``K_STEPS`` steps the buffer leaves on ``c``.
+    core produces (``out + out_carry``: carry-save cores leave the carry-propagate addition to
+    this one three-input adder) is added to row ``m`` of an ``m_tile x n_tile`` accumulator
+    buffer. After ``K_STEPS`` steps the buffer leaves on ``c``.
 
     The buffer row an output will be added to is read one enabled cycle before the output
     arrives (its row index is known from the tracker), so the row multiplexer and the adder sit
@@ -286,15 +292,15 @@ class WeightStationaryEngine(_Shell):
         start, busy, done = self._control(m)
         ks, n, M = core.k_per_step, core.n_tile, self.m_tile
         steps_left = Signal(32)
-        w_row = Signal(range(ks))
-        a_row = Signal(range(M))
+        w_row = _index(ks, "w_row")
+        a_row = _index(M, "a_row")
         flush = Signal(range(core.latency + 1))
-        row = Signal(range(M))
+        row = _index(M, "row")
 
         acc_buf = [Signal(data.ArrayLayout(core.acc_shape, n), name=f"acc_row{i}") for i in range(M)]
         # Which buffer row the core's output belongs to, delayed alongside the core.
         trk_valid = Signal(core.latency)
-        trk_row = [Signal(range(M), name=f"trk_row{d}") for d in range(core.latency)]
+        trk_row = [_index(M, f"trk_row{d}") for d in range(core.latency)]
         feeding = Signal()
         with m.If(core.en):
             m.d.sync += trk_valid.eq(Cat(feeding, trk_valid[:-1]))
@@ -304,7 +310,7 @@ class WeightStationaryEngine(_Shell):
         with m.If(core.en):
             m.d.sync += target.eq(Array(acc_buf)[([a_row] + trk_row)[-2]])
         summed = Signal(data.ArrayLayout(core.acc_shape, n))
-        m.d.comb += [summed[j].eq(target[j] + core.out[j]) for j in range(n)]
+        m.d.comb += [summed[j].eq(target[j] + core.out[j] + core.out_carry[j]) for j in range(n)]
         with m.If(core.clear):
             m.d.sync += [r.eq(0) for r in acc_buf] + [trk_valid.eq(0)]
         with m.Elif(core.en & trk_valid[-1]):
@@ -375,7 +381,7 @@ class VariableStepEngine(OutputStationaryEngine):
         accepted = Signal()
         start, busy, done = self._control(m, accepted)
         steps_left = Signal(32)
-        row = Signal(range(self.m_tile))
+        row = _index(self.m_tile, "row")
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(start):

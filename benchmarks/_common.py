@@ -37,12 +37,15 @@ def write(name: str, data: dict, table: str, command: str):
 # ECP5 runs twice: with DSP blocks and with multipliers in LUTs (-nodsp).
 VARIANTS = {"asic": ("asic", False), "ecp5-85f": ("ecp5-85f", False),
             "ecp5-85f-nodsp": ("ecp5-85f", True)}
+# A with-DSP variant's netlist equals its LUT-only twin's when the core has no multipliers.
+LUT_ONLY_TWIN = {"ecp5-85f": "ecp5-85f-nodsp"}
 
 
 def synth_row(config, variant: str, workdir, clock_ns: float = 5.0,
-              timeout_min: float | None = None, **labels) -> dict:
+              timeout_min: float | None = None, place: bool = True, **labels) -> dict:
     """Synthesise one config for one variant; the row holds ``labels``, the figures or the first
-    lines of the error (a tool stopped by ``timeout_min`` says so)."""
+    lines of the error (a tool stopped by ``timeout_min`` says so). ``place=False``: FPGA
+    netlist only (see :func:`~accelsmith.flows.synth.synthesize`)."""
     from accelsmith.flows import tools
     from accelsmith.flows.synth import synthesize
 
@@ -54,7 +57,7 @@ def synth_row(config, variant: str, workdir, clock_ns: float = 5.0,
             report = synthesize(config, target, workdir,
                                 liberty=str(SKY130) if SKY130.exists() else None,
                                 clock_ns=clock_ns if target == "asic" else None, no_dsp=no_dsp,
-                                quiet=True)
+                                quiet=True, place=place)
         row.update({k: v for k, v in report.figures.items() if not isinstance(v, dict)},
                    seconds=report.seconds, top=report.top, notes=report.notes)
     except tools.ToolError as exc:

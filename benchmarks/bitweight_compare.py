@@ -5,6 +5,7 @@ Usage: python benchmarks/bitweight_compare.py [--size standard|small] [--targets
                                               [--architectures ARCH ...]
                                               [--compressors wallace 4:2] [--skip-synth]
                                               [--resume [--redo ARCH ...]]
+                                              [--skip ARCH/MAC ...]
 
 For each architecture at the chosen size (standard: 16x16 systolic OS/WS and 2D-Matrix, 16 dot
 products of K=16, 8x8x8 cube; small: half of each edge), INT8 signed, every applicable ``mac``
@@ -27,7 +28,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
-from _common import RESULTS, VARIANTS, machine, progress, synth_row, write
+from _common import LUT_ONLY_TWIN, RESULTS, VARIANTS, machine, progress, synth_row, write
 
 from accelsmith.config import validate
 from accelsmith.generators.bitweight import MACS_BY_ARCHITECTURE, build
@@ -86,9 +87,29 @@ def macs_per_cycle(g: EngineGeometry, rng) -> tuple[float, str]:
 
 
 def _measure(job) -> dict:
+    """One row. A with-DSP row whose Yosys netlist equals the LUT-only one (a core without
+    multipliers) is not placed again: it says ``same_netlist_as`` and takes that row's figures."""
     arch, mac, size, variant, clock_ns, timeout_min, workdir = job
-    return synth_row(config_of(arch, mac, size), variant, workdir, clock_ns, timeout_min,
-                     architecture=arch, mac=mac)
+    config = config_of(arch, mac, size)
+    if twin := LUT_ONLY_TWIN.get(variant):
+        rows = [synth_row(config, v, f"{workdir}/{v}", clock_ns, timeout_min, place=False,
+                          architecture=arch, mac=mac) for v in (variant, twin)]
+        digests = {r.get("netlist_sha256") for r in rows}
+        if len(digests) == 1 and None not in digests:
+            return {"architecture": arch, "mac": mac, "target": variant, "same_netlist_as": twin,
+                    "netlist_sha256": digests.pop()}
+    return synth_row(config, variant, workdir, clock_ns, timeout_min, architecture=arch, mac=mac)
+
+
+def _with_twin_figures(rows: list[dict]) -> list[dict]:
+    """Rows with ``same_netlist_as`` filled in from their twin's measured figures."""
+    measured = {(r["architecture"], r["mac"], r["target"]): r for r in rows if "same_netlist_as" not in r}
+    out = []
+    for r in rows:
+        twin = measured.get((r["architecture"], r["mac"], r.get("same_netlist_as")))
+        out.append({**{k: v for k, v in twin.items() if k not in ("target", "notes")}, **r}
+                   if twin else r)
+    return out
 
 
 def digit_statistics(rng) -> list[dict]:
@@ -134,6 +155,9 @@ def main():
     parser.add_argument("--compressors", nargs="+", default=[], choices=["wallace", "4:2"],
                         help="also synthesise every optimised mac with these carry-save trees "
                              "(rows 'mac/compressor'; the default tree is Dadda's)")
+    parser.add_argument("--skip", nargs="+", default=[], metavar="ARCH/MAC",
+                        help="do not synthesise these designs (e.g. one known not to place and "
+                             "route within the timeout); rows kept by --resume stay")
     parser.add_argument("--skip-synth", action="store_true", help="digit statistics only")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows of docs/results/NAME.json measured without error and "
@@ -144,6 +168,9 @@ def main():
     args = parser.parse_args()
     if args.redo and not args.resume:
         parser.error("--redo needs --resume")
+    known = {f"{a}/{m}" for a, macs in MACS_BY_ARCHITECTURE.items() for m in macs}
+    if unknown := [d for d in args.skip if d not in known]:
+        parser.error(f"--skip: unknown design {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     rng = np.random.default_rng(2025)
     data = {"title": "Bit-weight optimisations vs baselines", "machine": machine(),
             "size": args.size, "clock_ns": args.clock_ns, "workload_sigma": WORKLOAD_SIGMA,
@@ -174,14 +201,15 @@ def main():
         with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(max_workers=args.jobs) as pool:
             # Largest designs (cube, tree) first so the pool's tail is short; rows keep job order.
             futures = {pool.submit(_measure, (*job, f"{tmp}/{n}")): n
-                       for n, job in reversed(list(enumerate(jobs))) if n not in done}
+                       for n, job in reversed(list(enumerate(jobs)))
+                       if n not in done and f"{job[0]}/{job[1]}" not in args.skip}
             for future in as_completed(futures):
                 row = future.result()
                 row["macs_per_cycle"], row["macs_basis"] = rate[row["architecture"], row["mac"]]
                 done[futures[future]] = row
-                data["rows"] = [done[n] for n in sorted(done)]
+                data["rows"] = _with_twin_figures([done[n] for n in sorted(done)])
                 _write(data, args)
-        data["rows"] = [done[n] for n in sorted(done)]
+        data["rows"] = _with_twin_figures([done[n] for n in sorted(done)])
     _write(data, args)
 
 
@@ -236,10 +264,15 @@ def _write(data, args):
             base = per_lut.get((r["architecture"], "baseline", r["target"]))
             r["mmacs_per_klut"] = eff and round(eff, 1)
             r["lut_ratio_to_baseline"] = round(eff / base, 3) if eff and base else None
-            out.append(f"| {r['architecture']} | {r['mac']} | {r['target']} | {r.get('luts', '-')} | "
+            out.append(f"| {r['architecture']} | {r['mac']} | {r['target']}"
+                       f"{' *' if 'same_netlist_as' in r else ''} | {r.get('luts', '-')} | "
                        f"{r.get('ffs', '-')} | {r.get('dsps', '-')} | {r.get('fmax_mhz', '-')} | "
                        f"{r.get('fits', r.get('error', '-'))} | {f'{eff:.0f}' if eff else '-'} | "
                        f"{f'{eff / base:.2f}x' if eff and base else '-'} |")
+    if any("same_netlist_as" in r for r in fpga):
+        out += ["", "\\* Yosys's netlist with DSP blocks allowed is identical (SHA-256) to the "
+                "LUT-only one: the core has no multipliers for DSPs to take, so it was placed and "
+                "routed once and both rows show that placement."]
     out += ["", "## Non-zero radix-4 digits per INT8 operand (normal data, rounded, clipped)", "",
             "| sigma | Booth | EN-T |", "| --- | --- | --- |"]
     out += [f"| {d['sigma']} | {d['booth']} | {d['ent']} |" for d in data["digits"]]
@@ -262,7 +295,8 @@ def _write(data, args):
                   if args.architectures != list(MACS_BY_ARCHITECTURE) else "")
                + (f" --compressors {' '.join(args.compressors)}" if args.compressors else "")
                + (" --resume" if args.resume else "")
-               + (f" --redo {' '.join(args.redo)}" if args.redo else ""))
+               + (f" --redo {' '.join(args.redo)}" if args.redo else "")
+               + (f" --skip {' '.join(args.skip)}" if args.skip else ""))
     write(args.name, data, "\n".join(out), command)
 
 

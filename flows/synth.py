@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -143,8 +144,12 @@ def _yosys(script: str, workdir: Path, log_name: str, quiet: bool) -> str:
 
 def synthesize(config: Config, target: str, workdir: str | Path = "build", liberty: str | None = None,
                clock_ns: float | None = None, no_dsp: bool = False, seed: int = 1,
-               quiet: bool = False) -> SynthReport:
-    """Synthesise the design of ``config`` for ``target``; see the module docstring."""
+               quiet: bool = False, place: bool = True) -> SynthReport:
+    """Synthesise the design of ``config`` for ``target``; see the module docstring.
+
+    FPGA reports carry ``netlist_sha256``, the digest of Yosys's netlist: two runs with equal
+    digests place and route alike (nextpnr is deterministic for a netlist, device and seed).
+    ``place=False`` stops an FPGA run after Yosys (``fits`` and ``fmax_mhz`` are then None)."""
     if target not in TARGETS:
         raise tools.ToolError(f"unknown target '{target}'; allowed: {', '.join(TARGETS)}")
     design = generator(config.family).build(config)
@@ -154,7 +159,7 @@ def synthesize(config: Config, target: str, workdir: str | Path = "build", liber
     if target == "asic":
         report = _asic(design, workdir, liberty, clock_ns, quiet)
     else:
-        report = _fpga(design, target, workdir, clock_ns, no_dsp, seed, quiet)
+        report = _fpga(design, target, workdir, clock_ns, no_dsp, seed, quiet, place)
     report.seconds = round(time.monotonic() - t0, 1)
     (workdir / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     return report
@@ -231,7 +236,7 @@ def _asic(design, workdir: Path, liberty_arg, clock_ns, quiet) -> SynthReport:
     return SynthReport("asic", design.top, figures, notes, logs)
 
 
-def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet) -> SynthReport:
+def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -> SynthReport:
     from accelsmith.hdl.harness import ScanHarness
 
     spec = FPGA[target]
@@ -251,13 +256,18 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet) -> Synth
         figures = {"luts": count("SB_LUT4"), "ffs": count("SB_DFF*"), "dsps": count("SB_MAC16"),
                    "brams": count("SB_RAM40_4K")}
     figures["harness_ffs"] = harness.in_bits + harness.out_bits
+    figures["netlist_sha256"] = hashlib.sha256((workdir / "design.json").read_bytes()).hexdigest()
     freq = 1000.0 / clock_ns if clock_ns else (100.0 if spec["family"] == "ecp5" else 30.0)
     notes = [f"{spec['device']}: the core sits behind a serial scan harness (5 pins); its "
              f"{harness.in_bits} input and {harness.out_bits} output flip-flops are included "
              f"in the figures above",
              f"constraint {freq:g} MHz, nextpnr seed {seed}" + (", DSP blocks disabled" if no_dsp else "")]
+    logs = {"yosys": str(workdir / "fpga.log")}
+    if not place:
+        figures.update(fits=None, fmax_mhz=None)
+        return SynthReport(target, design.top, figures, notes[:1] + ["not placed and routed"], logs)
     nextpnr = [tools.nextpnr(spec["family"]), *spec["args"], "--json", "design.json"]
-    logs = {"yosys": str(workdir / "fpga.log"), "nextpnr": str(workdir / "nextpnr.log")}
+    logs["nextpnr"] = str(workdir / "nextpnr.log")
     # nextpnr-ecp5 goes on placing a design that overfills the device; packing alone tells.
     _say(f"[synth] nextpnr-{spec['family']} packing for {spec['device']} ...", quiet)
     packed = tools.run([*nextpnr, "--pack-only"], workdir / "nextpnr_pack.log",

@@ -46,6 +46,18 @@ def test_ecp5_without_dsp(tmp_path):
     assert report.figures["dsps"] == 0 and report.figures["luts"] > 100
 
 
+def test_netlist_digest_tells_when_dsps_change_nothing(tmp_path):
+    """The bit-weight benchmark reuses a LUT-only placement for a design whose netlist is the
+    same with DSPs allowed; that holds only if the digest separates the two cases."""
+    digest = lambda cfg, no_dsp: synthesize(cfg, "ecp5-85f", tmp_path / str(no_dsp), no_dsp=no_dsp,
+                                            quiet=True, place=False).figures
+    opt1 = validate({**SMALL.raw, "mac": "opt1"})       # Booth partial products: no multipliers
+    with_dsp, without = digest(opt1, False), digest(opt1, True)
+    assert with_dsp["fits"] is None and with_dsp["dsps"] == 0
+    assert with_dsp["netlist_sha256"] == without["netlist_sha256"]
+    assert digest(SMALL, False)["netlist_sha256"] != digest(SMALL, True)["netlist_sha256"]
+
+
 def test_ice40(tmp_path):
     report = synthesize(SMALL, "ice40-up5k", tmp_path, quiet=True)
     assert report.figures["luts"] > 50 and report.figures["fmax_mhz"] > 5

@@ -87,8 +87,13 @@ class FamilySchema:
     checks: tuple = ()
     json_rules: tuple = ()      # the same cross-key rules for the JSON Schema (``allOf`` entries)
 
-    def param(self, name: str) -> Param:
-        return next(p for p in self.params if p.name == name)
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def absent_value(self, name: str):
+        """What an absent key means: its default, or None for a required or unknown key."""
+        p = self.param(name)
+        return None if p is None or p.required else p.default
 
     def json_schema(self) -> dict:
         props = {"family": {"const": self.name, "description": "Accelerator family."}}
@@ -106,8 +111,7 @@ class FamilySchema:
                 key, values = p.only_for
                 condition = {"properties": {key: {"not": {"enum": list(values)}}}}
                 # An absent key counts as its default, so the rule fires when that is excluded.
-                other = next((q for q in self.params if q.name == key), None)
-                if other is None or other.required or other.default in values:
+                if self.absent_value(key) in (None, *values):
                     condition["required"] = [key]
                 rules.append({"if": condition, "then": {"not": {"required": [p.name]}}})
             if p.choices_by:
@@ -196,9 +200,8 @@ def validate(raw: Any, source: str = "<config>") -> Config:
         if p.only_for and p.name in values:
             key, allowed = p.only_for
             current, note = values.get(key, raw.get(key)), ""
-            if current is None:
-                other = next((q for q in schema.params if q.name == key and not q.required), None)
-                current, note = (other.default, " (the default)") if other else (None, "")
+            if current is None and schema.absent_value(key) is not None:
+                current, note = schema.absent_value(key), " (the default)"
             if current not in allowed:
                 raise ConfigError(f"{source}: key '{p.name}' does not apply when {key} is "
                                   f"{_describe(current)}{note}; it is used only with {key} "

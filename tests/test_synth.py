@@ -58,6 +58,32 @@ def test_netlist_digest_tells_when_dsps_change_nothing(tmp_path):
     assert digest(SMALL, False)["netlist_sha256"] != digest(SMALL, True)["netlist_sha256"]
 
 
+def test_abc9_failure_is_told_from_other_yosys_failures(tmp_path):
+    from accelsmith.flows.synth import _failed_in_abc9
+
+    log = tmp_path / "fpga.log"
+    head = "2.43. Executing TECHMAP pass (map to technology primitives).\n"
+    abc9 = ("2.44. Executing ABC9 pass.\n2.44.14.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate)."
+            "\nERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed\n")
+    for text, expected in [(head + abc9, True), (head + "ERROR: syntax error\n", False),
+                           (head + abc9.split("\nERROR")[0] + "\n2.45. Executing TECHMAP pass."
+                            "\nERROR: x\n", False), ("ERROR: no steps\n", False)]:
+        log.write_text(text)
+        assert _failed_in_abc9(log) is expected, text
+
+
+@pytest.mark.slow
+def test_ecp5_falls_back_to_classic_lut_mapping_when_abc9_fails(tmp_path):
+    """Yosys 0.70's abc9 asserts on this core (about 10 minutes of Yosys); the flow maps it with
+    classic abc instead and says so. If a later Yosys maps it with abc9, the note is absent."""
+    ws = validate({"family": "bitweight", "architecture": "systolic_ws", "rows": 8, "cols": 8,
+                   "m_tile": 8, "max_k": 256})
+    report = synthesize(ws, "ecp5-85f", tmp_path, no_dsp=True, quiet=True, place=False)
+    assert report.figures["luts"] > 1000
+    if (tmp_path / report.top / "synth_ecp5-85f_nodsp" / "fpga_abc9_failed.log").exists():
+        assert any("classic abc" in n for n in report.notes)
+
+
 def test_ice40(tmp_path):
     report = synthesize(SMALL, "ice40-up5k", tmp_path, quiet=True)
     assert report.figures["luts"] > 50 and report.figures["fmax_mhz"] > 5

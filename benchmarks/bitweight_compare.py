@@ -91,13 +91,15 @@ def _measure(job) -> dict:
     multipliers) is not placed again: it says ``same_netlist_as`` and takes that row's figures."""
     arch, mac, size, variant, clock_ns, timeout_min, workdir = job
     config = config_of(arch, mac, size)
+    netlist = lambda v: synth_row(config, v, f"{workdir}/{v}", clock_ns, timeout_min, place=False,
+                                  architecture=arch, mac=mac)
     if twin := LUT_ONLY_TWIN.get(variant):
-        rows = [synth_row(config, v, f"{workdir}/{v}", clock_ns, timeout_min, place=False,
-                          architecture=arch, mac=mac) for v in (variant, twin)]
-        digests = {r.get("netlist_sha256") for r in rows}
-        if len(digests) == 1 and None not in digests:
+        first = netlist(variant)
+        digest = first.get("netlist_sha256")
+        # A netlist with DSP blocks in it cannot be the LUT-only one: only DSP-free ones are compared.
+        if digest and first.get("dsps") == 0 and netlist(twin).get("netlist_sha256") == digest:
             return {"architecture": arch, "mac": mac, "target": variant, "same_netlist_as": twin,
-                    "netlist_sha256": digests.pop()}
+                    "netlist_sha256": digest}
     return synth_row(config, variant, workdir, clock_ns, timeout_min, architecture=arch, mac=mac)
 
 

@@ -222,6 +222,10 @@ def _efficiency(row):
     return gmacs / (row["area_um2"] / 1e6)                           # GMAC/s per mm^2
 
 
+def _classic_lut_map(row) -> bool:
+    return any("classic abc" in n for n in row.get("notes") or ())
+
+
 def _write(data, args):
     asic = [r for r in data.get("rows", []) if r["target"] == "asic"]
     out = ["## Area efficiency (ASIC, sky130 HD)", "",
@@ -267,7 +271,8 @@ def _write(data, args):
             r["mmacs_per_klut"] = eff and round(eff, 1)
             r["lut_ratio_to_baseline"] = round(eff / base, 3) if eff and base else None
             out.append(f"| {r['architecture']} | {r['mac']} | {r['target']}"
-                       f"{' *' if 'same_netlist_as' in r else ''} | {r.get('luts', '-')} | "
+                       f"{' *' if 'same_netlist_as' in r else ''}{' †' if _classic_lut_map(r) else ''}"
+                       f" | {r.get('luts', '-')} | "
                        f"{r.get('ffs', '-')} | {r.get('dsps', '-')} | {r.get('fmax_mhz', '-')} | "
                        f"{r.get('fits', r.get('error', '-'))} | {f'{eff:.0f}' if eff else '-'} | "
                        f"{f'{eff / base:.2f}x' if eff and base else '-'} |")
@@ -275,6 +280,9 @@ def _write(data, args):
         out += ["", "\\* Yosys's netlist with DSP blocks allowed is identical (SHA-256) to the "
                 "LUT-only one: the core has no multipliers for DSPs to take, so it was placed and "
                 "routed once and both rows show that placement."]
+    if any(_classic_lut_map(r) for r in fpga):
+        out += ["", "† Mapped to LUTs by classic `abc -lut 4:7`: Yosys's abc9 stopped on an internal "
+                "assertion for this netlist (the flow's fallback; see the row's notes in the JSON)."]
     out += ["", "## Non-zero radix-4 digits per INT8 operand (normal data, rounded, clipped)", "",
             "| sigma | Booth | EN-T |", "| --- | --- | --- |"]
     out += [f"| {d['sigma']} | {d['booth']} | {d['ent']} |" for d in data["digits"]]

@@ -200,11 +200,15 @@ def main():
                             macs_basis=rate[job[:2]][1])
                     for n, job in enumerate(jobs) if (job[0], job[1], job[3]) in kept}
             progress(f"--resume: {len(done)} of {len(jobs)} rows kept from {args.name}.json")
+        # A skipped design without a kept row still gets a row, so the table shows the gap.
+        done.update({n: {"architecture": job[0], "mac": job[1], "target": job[3],
+                         "error": "not synthesised in this run (--skip)"}
+                     for n, job in enumerate(jobs)
+                     if n not in done and f"{job[0]}/{job[1]}" in args.skip})
         with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(max_workers=args.jobs) as pool:
             # Largest designs (cube, tree) first so the pool's tail is short; rows keep job order.
             futures = {pool.submit(_measure, (*job, f"{tmp}/{n}")): n
-                       for n, job in reversed(list(enumerate(jobs)))
-                       if n not in done and f"{job[0]}/{job[1]}" not in args.skip}
+                       for n, job in reversed(list(enumerate(jobs))) if n not in done}
             for future in as_completed(futures):
                 row = future.result()
                 row["macs_per_cycle"], row["macs_basis"] = rate[row["architecture"], row["mac"]]

@@ -200,8 +200,8 @@ def validate(raw: Any, source: str = "<config>") -> Config:
         if p.only_for and p.name in values:
             key, allowed = p.only_for
             current, note = values.get(key, raw.get(key)), ""
-            if current is None and schema.absent_value(key) is not None:
-                current, note = schema.absent_value(key), " (the default)"
+            if current is None and (default := schema.absent_value(key)) is not None:
+                current, note = default, " (the default)"
             if current not in allowed:
                 raise ConfigError(f"{source}: key '{p.name}' does not apply when {key} is "
                                   f"{_describe(current)}{note}; it is used only with {key} "

@@ -240,7 +240,31 @@ def _failed_in_abc9(log: Path) -> bool:
     """Whether Yosys stopped inside its abc9 pass (the last numbered step a sub-step of ABC9)."""
     steps = re.findall(r"^([\d.]+) Executing (\S+)", log.read_text(errors="replace"), re.M)
     abc9 = [number for number, name in steps if name == "ABC9"]
-    return bool(steps and abc9) and steps[-1][0].startswith(abc9[-1])
+    return bool(abc9) and steps[-1][0].startswith(abc9[-1])
+
+
+def _yosys_fpga(synth: str, top: str, workdir: Path, quiet: bool) -> list[str]:
+    """Yosys's FPGA mapping of ``design.v`` to ``design.json`` and ``stat.json``; returns notes
+    on how the LUTs were mapped when that is not ``synth``'s own abc9."""
+    tail = "delete t:$scopeinfo\ntee -q -o stat.json stat -json\n"
+    try:
+        _yosys(f"read_verilog design.v\n{synth} -top {top} -json design.json\n{tail}", workdir,
+               "fpga", quiet)
+        return []
+    except tools.ToolError as exc:
+        if not _failed_in_abc9(workdir / "fpga.log"):
+            raise
+        cause = str(exc).splitlines()[-1].strip()[:120]
+    # Yosys 0.70's abc9 asserts in abc_ops_reintegrate on some netlists (a WS 8x8 baseline)
+    # and synth_ecp5 has no switch to avoid it: run its steps up to the LUT mapping, map with
+    # classic ABC (LUT4 plus PFU muxes for up to 7 inputs), then go on.
+    _say("[synth] abc9 failed inside Yosys; mapping LUTs with classic abc instead", quiet)
+    (workdir / "fpga.log").rename(workdir / "fpga_abc9_failed.log")
+    _yosys(f"read_verilog design.v\n{synth} -top {top} -run :map_luts\n"
+           "techmap -map +/lattice/latches_map.v\nabc -lut 4:7 -dress\nclean\n"
+           f"{synth} -top {top} -run map_cells: -json design.json\n{tail}", workdir, "fpga", quiet)
+    return [f"LUTs mapped by classic abc (abc -lut 4:7), not abc9, which failed inside Yosys "
+            f"({cause}; log fpga_abc9_failed.log)"]
 
 
 def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -> SynthReport:
@@ -251,24 +275,7 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -
     top = "harness"
     (workdir / "design.v").write_text(verilog.convert(harness, name=top, emit_src=False))
     synth = spec["synth_nodsp" if no_dsp else "synth"]
-    tail = "delete t:$scopeinfo\ntee -q -o stat.json stat -json\n"
-    mapper = []
-    try:
-        _yosys(f"read_verilog design.v\n{synth} -top {top} -json design.json\n{tail}", workdir,
-               "fpga", quiet)
-    except tools.ToolError as exc:
-        if not _failed_in_abc9(workdir / "fpga.log"):
-            raise
-        # Yosys 0.70's abc9 asserts in abc_ops_reintegrate on some netlists (a WS 8x8 baseline
-        # without DSPs) and synth_ecp5 has no switch to avoid it: run its steps up to the LUT
-        # mapping, map with classic ABC (LUT4 plus PFU muxes for up to 7 inputs), then go on.
-        _say("[synth] abc9 failed inside Yosys; mapping LUTs with classic abc instead", quiet)
-        (workdir / "fpga.log").rename(workdir / "fpga_abc9_failed.log")
-        _yosys(f"read_verilog design.v\n{synth} -top {top} -run :map_luts\n"
-               "techmap -map +/lattice/latches_map.v\nabc -lut 4:7 -dress\nclean\n"
-               f"{synth} -top {top} -run map_cells: -json design.json\n{tail}", workdir, "fpga", quiet)
-        mapper = [f"LUTs mapped by classic abc (abc -lut 4:7), not abc9, which failed inside "
-                  f"Yosys ({str(exc).splitlines()[-1].strip()[:120]}; log fpga_abc9_failed.log)"]
+    mapper = _yosys_fpga(synth, top, workdir, quiet)
     stat = json.loads((workdir / "stat.json").read_text())["design"]["num_cells_by_type"]
     count = lambda *names: sum(n for c, n in stat.items() if c in names or any(
         c.startswith(p[:-1]) for p in names if p.endswith("*")))

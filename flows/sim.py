@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -23,6 +24,34 @@ ICARUS_ARGS = ["-g2005"]
 CLOCK_NS = 10  # the testbenches' clock period
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
                   "-Wno-UNOPTFLAT", "-O2"]
+WAVES_WARN_MB = 200   # estimated waveform size above which --waves warns before the run
+# Waveform bytes per signal bit per random tile, rounded up from ws_4x4_int8 (200 tiles):
+# FST 0.58 (Icarus) and 0.78 (Verilator), VCD 9.4 (Verilator without the lz4 headers).
+BYTES_PER_BIT_TILE = {"fst": 1.0, "vcd": 10.0}
+
+
+def _dump_module(build_dir: Path, top: str) -> Path:
+    """A Verilog-2005 module that dumps ``top`` to ``<top>.fst`` (cocotb 2.1's own uses a
+    SystemVerilog ``string``, which does not parse under the ``-g2005`` Icarus needs)."""
+    path = build_dir / "accelsmith_dump.v"
+    path.write_text("module accelsmith_dump;\ninitial begin\n"
+                    f'    $dumpfile("{build_dir / (top + ".fst")}");\n'
+                    f"    $dumpvars(0, {top});\nend\nendmodule\n")
+    return path
+
+
+def signal_bits(verilog: str) -> int:
+    """Bits of every wire and reg the Verilog declares (what a full dump records)."""
+    total = 0
+    for msb, lsb in re.findall(r"^\s*(?:input|output|inout|wire|reg)\s+(?:signed\s+)?"
+                               r"(?:\[(\d+):(\d+)\])?", verilog, re.M):
+        total += abs(int(msb) - int(lsb)) + 1 if msb else 1
+    return total
+
+
+def waves_estimate_mb(verilog: str, vectors: int, fmt: str) -> float:
+    """Rough size of a full dump (``fmt`` 'fst' or 'vcd') of ``vectors`` random tiles."""
+    return signal_bits(verilog) * vectors * BYTES_PER_BIT_TILE[fmt] / 1e6
 
 
 @dataclass
@@ -75,19 +104,39 @@ def simulate(config: Config, simulator: str = "verilator", seed: int | None = No
     root = Path(workdir).resolve() / design.top
     v_path, m_path = write_design(design, root)
     build_dir = root / f"sim_{simulator}{'_waves' if waves else ''}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    build_args = list(VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS)
+    sources = [v_path]
+    if waves:
+        fmt = "vcd" if simulator == "verilator" and not tools.verilator_fst() else "fst"
+        if simulator == "icarus":
+            sources.append(_dump_module(build_dir, design.top))
+            build_args += ["-s", "accelsmith_dump"]
+        elif fmt == "fst":
+            build_args.append("--trace-fst")
+        else:
+            _say("[sim] note: writing VCD, not FST: Verilator's FST writer needs the lz4 headers "
+                 "(Debian: apt-get install liblz4-dev)", quiet)
+        size = waves_estimate_mb(v_path.read_text(), vectors, fmt)
+        if size > WAVES_WARN_MB:
+            print(f"warning: --waves with {vectors} tiles will write a {fmt.upper()} waveform of "
+                  f"about {size:,.0f} MB; fewer --vectors (e.g. "
+                  f"{max(8, int(vectors * WAVES_WARN_MB / size))}) keep it small",
+                  file=sys.stderr, flush=True)
     if simulator == "verilator":
         os.environ.update(tools.verilator_env())
     runner = get_runner(simulator)
     _say(f"[sim] building {design.top} with {simulator} in {build_dir} ...", quiet)
     t0 = time.monotonic()
     build_log = build_dir / "build.log"
-    build_dir.mkdir(parents=True, exist_ok=True)
     try:
         with tools.heartbeat(f"{simulator} build", build_log):
-            runner.build(sources=[v_path], hdl_toplevel=design.top, build_dir=build_dir,
-                         always=simulator == "icarus",
-                         build_args=VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS,
-                         waves=waves, log_file=build_log, timescale=("1ns", "1ps"))
+            # Verilator's tracing is switched on at build time (--trace-fst above, with cocotb's
+            # --trace); Icarus dumps through accelsmith_dump instead of cocotb's module.
+            runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build_dir,
+                         always=simulator == "icarus", build_args=build_args,
+                         waves=waves and simulator == "verilator", log_file=build_log,
+                         timescale=("1ns", "1ps"))
     except (SystemExit, RuntimeError) as exc:
         raise tools.ToolError(f"{simulator} build failed ({exc}); log: {build_log}\n"
                               + "\n".join(tools.error_lines(build_log.read_text(errors="replace"))))

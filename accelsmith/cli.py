@@ -42,11 +42,12 @@ def _cmd_sim(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    from accelsmith.flows.synth import synthesize
+    from accelsmith.flows.synth import DONT_USE, synthesize
 
     config = load(args.config)
+    dont_use = DONT_USE if args.dont_use is None else tuple(filter(None, args.dont_use.split(",")))
     report = synthesize(config, args.target, args.workdir, args.liberty, args.clock_ns,
-                        args.no_dsp, args.seed)
+                        args.no_dsp, args.seed, dont_use=dont_use)
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
@@ -223,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock-ns", type=float, default=None,
                    help="target clock period (asic: ABC -D and STA clock, default 5 ns; "
                         "FPGA: nextpnr constraint)")
+    p.add_argument("--dont-use", metavar="PATTERNS",
+                   help="asic: comma-separated cell name patterns kept out of the mapping, "
+                        "replacing the default sky130 HD list (probe and lpflow cells); '' for none")
     p.add_argument("--no-dsp", action="store_true", help="FPGA: map multipliers to LUTs")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--workdir", default="build", help="build folder")

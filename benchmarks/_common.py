@@ -34,6 +34,29 @@ def write(name: str, data: dict, table: str, command: str):
     progress(f"wrote {RESULTS / (name + '.md')}")
 
 
+def other_target_rows(path: Path, key: str, targets) -> list[dict]:
+    """The rows under ``key`` of an earlier results file whose target this run does not measure,
+    each marked with the date it was measured (``kept_from``): re-measuring one target keeps the
+    others' rows."""
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    date = old.get("machine", {}).get("date")
+    return [{**r, "kept_from": r.get("kept_from", date)} for r in old.get(key, [])
+            if r.get("target") not in targets]
+
+
+def kept_note(rows: list[dict]) -> str:
+    """A sentence naming the targets whose rows come from an earlier run, or ''."""
+    kept = {}
+    for r in rows:
+        if "kept_from" in r:
+            kept.setdefault(r["target"], r["kept_from"])
+    return "" if not kept else ("\nRows of " + ", ".join(f"{t} (measured {d})" for t, d in kept.items())
+                                + " are kept from an earlier run of this script: this run measured "
+                                "the other targets only.")
+
+
 # ECP5 runs twice: with DSP blocks and with multipliers in LUTs (-nodsp).
 VARIANTS = {"asic": ("asic", False), "ecp5-85f": ("ecp5-85f", False),
             "ecp5-85f-nodsp": ("ecp5-85f", True)}

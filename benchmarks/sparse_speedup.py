@@ -26,7 +26,8 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
-from _common import RESULTS, VARIANTS, machine, progress, synth_row, write
+from _common import (RESULTS, VARIANTS, kept_note, machine, other_target_rows, progress, synth_row,
+                     write)
 
 from accelsmith.config import validate
 from accelsmith.generators import bitweight, sparse
@@ -237,7 +238,7 @@ def write_all(data, args):
     out += ["", "Cycle counts come from the engines' cycle models (`NMGeometry`, `BitmapGeometry`), "
             "which the cocotb simulations check against the CYCLES register exactly; each tile job "
             "includes its readout. ASIC: sky130 HD, `abc -D 5000`, OpenSTA; ECP5: LFE5U-85F via "
-            "nextpnr (scan harness included)."]
+            "nextpnr (scan harness included)." + kept_note(synth)]
     targets = " ".join(args.targets) if not args.skip_synth else "(none)"
     write("sparse", data, "\n".join(out),
           f"python benchmarks/sparse_speedup.py --gemm {args.gemm} --targets {targets}"
@@ -254,10 +255,11 @@ def main():
                         help="keep the synthesis rows of docs/results/sparse.json that finished "
                              "without error; synthesise only the others")
     args = parser.parse_args()
+    # Rows of targets this run does not measure are kept (read before this run writes anything);
+    # with --resume also the rows of the last run that finished without error.
+    others = other_target_rows(RESULTS / "sparse.json", "synth", args.targets)
     kept = {}
     if args.resume:
-        # Synthesis rows of the last run that finished without error are kept (read before
-        # this run writes anything).
         old = json.loads((RESULTS / "sparse.json").read_text())
         kept = {(r["design"], r["target"]): r for r in old.get("synth", []) if "error" not in r}
     rng = np.random.default_rng(2021)
@@ -267,11 +269,12 @@ def main():
     plot(data["dual"], RESULTS / "sparse_dualside.png")
     jobs = [] if args.skip_synth else synth_jobs(args.targets)
     done = {n: kept[job[0], job[2]] for n, job in enumerate(jobs) if (job[0], job[2]) in kept}
+    done.update({len(jobs) + i: row for i, row in enumerate(others)})
     if args.resume:
         progress(f"--resume: {len(done)} of {len(jobs)} synthesis rows kept")
-        data["synth"] = [done[n] for n in sorted(done)]
+    data["synth"] = [done[n] for n in sorted(done)]
     write_all(data, args)
-    if len(done) < len(jobs):
+    if any(n not in done for n in range(len(jobs))):
         with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = {pool.submit(_synth, (*job, f"{tmp}/{n}")): n
                        for n, job in enumerate(jobs) if n not in done}

@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/synth_baselines.py [--configs NAME ...] [--targets asic ecp5-85f ...]
 Writes docs/results/synth_baselines.{json,md}, updated as rows complete (``--jobs`` runs in
-parallel). ECP5 runs twice: with DSP blocks and with multipliers in LUTs (-nodsp); a design that
+parallel); rows of targets not measured in this run are kept from the existing file, so
+``--targets asic`` re-measures the ASIC rows only. ECP5 runs twice: with DSP blocks and with multipliers in LUTs (-nodsp); a design that
 does not fit the device is recorded with Yosys's counts and nextpnr's reason.
 """
 
@@ -12,7 +13,7 @@ import argparse
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
-from _common import CONFIGS, VARIANTS, machine, synth_row, write
+from _common import CONFIGS, RESULTS, VARIANTS, machine, kept_note, other_target_rows, synth_row, write
 
 from accelsmith.config import load
 
@@ -34,6 +35,7 @@ def main():
     parser.add_argument("--name", default="synth_baselines",
                         help="output name under docs/results")
     args = parser.parse_args()
+    kept = other_target_rows(RESULTS / f"{args.name}.json", "rows", args.targets)
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [(name, variant, args.clock_ns, f"{tmp}/{len(args.configs) * i + j}")
                 for i, variant in enumerate(args.targets) for j, name in enumerate(args.configs)]
@@ -41,10 +43,14 @@ def main():
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for row in pool.map(_measure, jobs):   # in job order, so the table's order is stable
                 rows.append(row)
-                _write(rows, args.clock_ns, args.name)
+                _write(_in_target_order(rows + kept), args.clock_ns, args.name, args.targets)
 
 
-def _write(rows, clock_ns, name):
+def _in_target_order(rows):
+    return sorted(rows, key=lambda r: list(VARIANTS).index(r["target"]))
+
+
+def _write(rows, clock_ns, name, measured):
     table = ["| config | target | area um^2 | cells | FFs | LUTs | DSPs | critical path ns | Fmax MHz | placed | s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -61,10 +67,10 @@ def _write(rows, clock_ns, name):
                  "via nextpnr (seed 1), core behind the 5-pin scan harness whose flip-flops are "
                  "included in FFs and LUTs; for designs that do not fit the device, the counts are "
                  "Yosys's mapping and nextpnr's reason is in the JSON notes.")
-    targets = [t for t in VARIANTS if any(r["target"] == t for r in rows)]
+    table.append(kept_note(rows))
     command = "python benchmarks/synth_baselines.py"
-    if targets != list(VARIANTS):
-        command += f" --targets {' '.join(targets)}"
+    if list(measured) != list(VARIANTS):
+        command += f" --targets {' '.join(measured)}"
     if name != "synth_baselines":
         command += f" --name {name}"
     write(name, {"title": "Baseline engines: synthesis", "machine": machine(), "clock_ns": clock_ns,

@@ -1,8 +1,11 @@
 """Synthesis flows: ASIC area/timing on real standard cells, FPGA utilisation and Fmax.
 
-* ``asic``: Yosys maps the core to a Liberty library (sky130 HD) with timing-driven ABC; area
-  and cell counts come from the Liberty, the critical path from OpenSTA. Without a Liberty the
-  flow maps to generic gates and reports counts only.
+* ``asic``: Yosys maps the core to a Liberty library (sky130 HD) with timing-driven ABC, the way
+  OpenROAD-flow-scripts and OpenLane do: the PDK's don't-use cells (:data:`DONT_USE`) are kept
+  out of the mapping and constants are tied through one tie cell per polarity. Area and cell
+  counts come from the Liberty, the critical path and the setup slack against the requested
+  clock from OpenSTA (a violated clock is flagged). Without a Liberty the flow maps to generic
+  gates in its own folder (``synth_asic_generic``) and reports counts only: no area, no timing.
 * ``ecp5-85f`` / ``ice40-up5k``: the core goes behind :class:`~accelsmith.hdl.harness.ScanHarness`
   (five pins), then Yosys + nextpnr place and route it; utilisation and Fmax come from
   nextpnr's report.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -36,6 +40,11 @@ TARGETS = ("asic", "ecp5-85f", "ice40-up5k")
 ABC_SCRIPT = "+strash;&get,-n;&dch,-f;&nf,{D};&put;buffer;upsize,{D};dnsize,{D};stime,-p"
 OUTPUT_LOAD_PF = 0.01  # load on every output port (about two sky130 HD gate inputs)
 SKY130_HD_TT = "sky130_fd_sc_hd__tt_025C_1v80.lib"
+# Cells that sky130 HD flows keep out of synthesis (OpenROAD-flow-scripts' DONT_USE_CELLS for
+# sky130hd, OpenLane's drc-exclude list): probe cells carry metal on every layer, lpflow cells are
+# multi-power-domain cells (isolation, keep-alive clock buffers, level shifters) that ABC otherwise
+# takes as cheap AND gates and buffers. Glob patterns, as Yosys's -dont_use reads them.
+DONT_USE = ("sky130_fd_sc_hd__probe_p_*", "sky130_fd_sc_hd__probec_p_*", "sky130_fd_sc_hd__lpflow_*")
 FPGA = {
     "ecp5-85f": {"family": "ecp5", "synth": "synth_ecp5", "synth_nodsp": "synth_ecp5 -nodsp", "args": ["--85k", "--package", "CABGA381",
                  "--speed", "6", "--lpf-allow-unconstrained"], "device": "LFE5U-85F-6CABGA381"},
@@ -144,8 +153,11 @@ def _yosys(script: str, workdir: Path, log_name: str, quiet: bool) -> str:
 
 def synthesize(config: Config, target: str, workdir: str | Path = "build", liberty: str | None = None,
                clock_ns: float | None = None, no_dsp: bool = False, seed: int = 1,
-               quiet: bool = False, place: bool = True) -> SynthReport:
+               quiet: bool = False, place: bool = True,
+               dont_use: tuple[str, ...] = DONT_USE) -> SynthReport:
     """Synthesise the design of ``config`` for ``target``; see the module docstring.
+
+    ``dont_use``: ASIC cells (glob patterns) kept out of the mapping; ``()`` allows every cell.
 
     FPGA reports carry ``netlist_sha256``, the digest of Yosys's netlist: two runs with equal
     digests place and route alike (nextpnr is deterministic for a netlist, device and seed).
@@ -153,11 +165,17 @@ def synthesize(config: Config, target: str, workdir: str | Path = "build", liber
     if target not in TARGETS:
         raise tools.ToolError(f"unknown target '{target}'; allowed: {', '.join(TARGETS)}")
     design = generator(config.family).build(config)
-    workdir = Path(workdir).resolve() / design.top / f"synth_{target}{'_nodsp' if no_dsp else ''}"
+    lib_src = find_liberty(liberty) if target == "asic" else None
+    # Generic-gate counts never share a folder (or a report.json) with a Liberty run.
+    folder = f"synth_{target}{'_generic' if target == 'asic' and lib_src is None else ''}" \
+             f"{'_nodsp' if no_dsp else ''}"
+    workdir = Path(workdir).resolve() / design.top / folder
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    if target == "asic":
-        report = _asic(design, workdir, liberty, clock_ns, quiet)
+    if target == "asic" and lib_src is None:
+        report = _asic_generic(design, workdir, quiet)
+    elif target == "asic":
+        report = _asic(design, workdir, lib_src, clock_ns, quiet, dont_use)
     else:
         report = _fpga(design, target, workdir, clock_ns, no_dsp, seed, quiet, place)
     report.seconds = round(time.monotonic() - t0, 1)
@@ -165,44 +183,54 @@ def synthesize(config: Config, target: str, workdir: str | Path = "build", liber
     return report
 
 
-def _asic(design, workdir: Path, liberty_arg, clock_ns, quiet) -> SynthReport:
-    (workdir / "design.v").write_text(design.verilog())
-    lib_src = find_liberty(liberty_arg)
-    top = design.top
-    if lib_src is None:
-        _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
-               "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\ndelete t:$scopeinfo\n"
-               "tee -q -o stat.json stat -json -tech cmos\ntee -q -o ltp.txt ltp -noff\n",
-               workdir, "asic_generic", quiet)
-        stat = json.loads((workdir / "stat.json").read_text())["design"]
-        levels = re.search(r"Longest topological path .*?\(length=(\d+)\)",
-                           (workdir / "ltp.txt").read_text())
-        return SynthReport("asic", top, {
-            "cells": stat["num_cells"],
-            "transistors": stat.get("estimated_num_transistors"),
-            "logic_levels": int(levels.group(1)) if levels else None,
-            "cells_by_type": stat["num_cells_by_type"],
-        }, ["no Liberty found (give --liberty or install the sky130 PDK under $PDK_ROOT): "
-            "generic gates, so these figures are only counts, not area or timing"],
-            {"yosys": str(workdir / "asic_generic.log")})
+GENERIC_NOTE = ("NOT an area or timing estimate: no Liberty found (give --liberty FILE or install "
+                "the sky130 PDK under $PDK_ROOT), so the design was mapped to generic gates and "
+                "these figures are gate and transistor counts only")
 
+
+def _asic_generic(design, workdir: Path, quiet) -> SynthReport:
+    """Generic-gate counts for a machine without a Liberty: cells, transistors, logic levels."""
+    (workdir / "design.v").write_text(design.verilog())
+    top = design.top
+    _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
+           "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\ndelete t:$scopeinfo\n"
+           "tee -q -o stat.json stat -json -tech cmos\ntee -q -o ltp.txt ltp -noff\n",
+           workdir, "asic_generic", quiet)
+    stat = json.loads((workdir / "stat.json").read_text())["design"]
+    levels = re.search(r"Longest topological path .*?\(length=(\d+)\)",
+                       (workdir / "ltp.txt").read_text())
+    return SynthReport("asic (generic gates)", top, {
+        "cells": stat["num_cells"],
+        "transistors": stat.get("estimated_num_transistors"),
+        "logic_levels": int(levels.group(1)) if levels else None,
+        "cells_by_type": stat["num_cells_by_type"],
+    }, [GENERIC_NOTE], {"yosys": str(workdir / "asic_generic.log")})
+
+
+def _asic(design, workdir: Path, lib_src: Path, clock_ns, quiet, dont_use) -> SynthReport:
+    (workdir / "design.v").write_text(design.verilog())
+    top = design.top
     lib = _local_liberty(lib_src, workdir)
     period_ns = clock_ns or 5.0
     inverter, tie = _library_cells(lib)
     # With a constraint file ABC also buffers and resizes (buffer; upsize; dnsize): without it a
     # single small gate drives thousands of enable/clear loads and the timing is meaningless.
     (workdir / "abc.constr").write_text(f"set_driving_cell {inverter}\nset_load {OUTPUT_LOAD_PF}\n")
-    tie_map = f"hilomap -hicell {tie} HI -locell {tie} LO\n" if tie else ""
+    # One tie cell per polarity for the whole design, as sky130 flows do (a cell per constant bit
+    # added thousands of conb_1 cells to a 4x4 array).
+    tie_map = f"hilomap -singleton -hicell {tie} HI -locell {tie} LO\n" if tie else ""
+    excluded = "".join(f" -dont_use {pattern}" for pattern in dont_use)
     _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
-           f"dfflibmap -liberty {lib.name}\n"
-           f"abc -liberty {lib.name} -constr abc.constr -D {period_ns * 1000:.0f} -script {ABC_SCRIPT}\n"
+           f"dfflibmap -liberty {lib.name}{excluded}\n"
+           f"abc -liberty {lib.name}{excluded} -constr abc.constr -D {period_ns * 1000:.0f} "
+           f"-script {ABC_SCRIPT}\n"
            f"opt_clean\ndelete t:$scopeinfo\n{tie_map}"
            f"tee -q -o stat.json stat -json -liberty {lib.name}\n"
            "write_verilog -noattr -noexpr netlist.v\n", workdir, "asic", quiet)
     stat = json.loads((workdir / "stat.json").read_text())["design"]
     figures = {"area_um2": round(float(stat["area"]), 2), "cells": stat["num_cells"]}
     notes = [f"Liberty: {lib_src} (abc -D {period_ns * 1000:.0f} ps: choices, &nf mapping, buffering "
-             f"and sizing, no SAT sweeping); "
+             f"and sizing, no SAT sweeping); don't-use cells: {', '.join(dont_use) or 'none'}; "
              f"core ports are the design's own (no IO harness): 0 delay, driven by {inverter}, "
              f"{OUTPUT_LOAD_PF} pF on outputs; no placement, wires or clock tree"]
     logs = {"yosys": str(workdir / "asic.log")}
@@ -228,9 +256,16 @@ def _asic(design, workdir: Path, liberty_arg, clock_ns, quiet) -> SynthReport:
         slack = re.search(r"WORST_SLACK\s+(-?[\d.]+)", text)
         if not slack:
             raise tools.ToolError(f"OpenSTA printed no worst slack; log: {workdir / 'sta.log'}")
-        critical = period_ns - float(slack.group(1))
-        figures.update({"critical_path_ns": round(critical, 3),
+        slack_ns = float(slack.group(1))
+        critical = period_ns - slack_ns
+        figures.update({"clock_ns": period_ns, "setup_slack_ns": round(slack_ns, 3),
+                        "timing_met": slack_ns >= 0, "critical_path_ns": round(critical, 3),
                         "fmax_mhz": round(1000.0 / critical, 1)})
+        if slack_ns < 0:
+            notes.insert(0, f"TIMING VIOLATED: setup slack {slack_ns:.3f} ns against the requested "
+                            f"{period_ns:g} ns clock ({1000 / period_ns:.0f} MHz); the critical path "
+                            f"of {critical:.3f} ns allows at most {1000 / critical:.1f} MHz: ask for "
+                            f"--clock-ns {math.ceil(critical * 10) / 10:g} or pipeline the path")
         logs["sta"] = str(workdir / "sta.log")
     figures["cells_by_type"] = cells
     return SynthReport("asic", design.top, figures, notes, logs)

@@ -16,11 +16,38 @@ def test_asic_sky130(sky130_liberty, tmp_path):
     report = synthesize(SMALL, "asic", tmp_path, liberty=str(sky130_liberty), clock_ns=5, quiet=True)
     f = report.figures
     assert f["area_um2"] > 1000 and f["cells"] > 100 and f["flip_flops"] > 50
-    assert all(c.startswith("sky130_fd_sc_hd__") for c in f["cells_by_type"])
+    cells = f["cells_by_type"]
+    assert all(c.startswith("sky130_fd_sc_hd__") for c in cells)
+    # sky130 practice: no don't-use cells, one tie cell per polarity (not one per constant bit).
+    assert not [c for c in cells if "lpflow" in c or "probe" in c], cells
+    assert cells.get("sky130_fd_sc_hd__conb_1", 0) <= 2, cells
     if tools.opensta() is None:
         pytest.skip("OpenSTA not on PATH (optional; .ci/run installs it): timing unchecked")
     assert 0.3 < f["critical_path_ns"] < 50
     assert f["fmax_mhz"] == pytest.approx(1000 / f["critical_path_ns"], rel=1e-2)
+    assert f["setup_slack_ns"] == pytest.approx(5 - f["critical_path_ns"], abs=1e-3)
+    assert f["timing_met"] is (f["setup_slack_ns"] >= 0)
+
+
+def test_asic_flags_a_violated_clock(sky130_liberty, tmp_path):
+    """A clock no design meets is reported as violated, with the clock it would meet."""
+    report = synthesize(SMALL, "asic", tmp_path, liberty=str(sky130_liberty), clock_ns=0.2,
+                        quiet=True)
+    if tools.opensta() is None:
+        pytest.skip("OpenSTA not on PATH (optional; .ci/run installs it): timing unchecked")
+    f = report.figures
+    assert f["timing_met"] is False and f["setup_slack_ns"] < 0
+    assert report.notes[0].startswith("TIMING VIOLATED") and "--clock-ns" in report.notes[0]
+    assert ["timing_met", "NO"] in [line.split() for line in report.table().splitlines()]
+
+
+def test_asic_dont_use_list_is_overridable(sky130_liberty, tmp_path):
+    """With the don't-use list emptied, ABC is free to pick the lpflow cells again (it does on
+    this core); the default list keeps them out."""
+    free = synthesize(SMALL, "asic", tmp_path / "free", liberty=str(sky130_liberty), clock_ns=5,
+                      quiet=True, dont_use=())
+    assert any("lpflow" in c for c in free.figures["cells_by_type"]), free.figures["cells_by_type"]
+    assert any("don't-use cells: none" in n for n in free.notes)
 
 
 def test_asic_without_liberty_gives_counts_only(tmp_path, monkeypatch):
@@ -28,9 +55,12 @@ def test_asic_without_liberty_gives_counts_only(tmp_path, monkeypatch):
     # Hide PDKs under ~ without moving HOME: YoWASP keeps its compiled tools under ~/.cache.
     monkeypatch.setattr(Path, "home", lambda: tmp_path)
     report = synthesize(SMALL, "asic", tmp_path, quiet=True)
-    assert "area_um2" not in report.figures
+    assert "area_um2" not in report.figures and "critical_path_ns" not in report.figures
     assert report.figures["cells"] > 100 and report.figures["logic_levels"] > 5
-    assert any("only counts" in n for n in report.notes)
+    assert "NOT an area or timing estimate" in report.table()
+    # Its own folder: a Liberty run's report.json is never overwritten by generic counts.
+    assert (tmp_path / report.top / "synth_asic_generic" / "report.json").is_file()
+    assert not (tmp_path / report.top / "synth_asic").exists()
 
 
 def test_ecp5(tmp_path):

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 _REQUIRED = object()
+MAX_FILE_BYTES = 64 * 1024   # a config is a few dozen lines; anything larger is not one
+MAX_DEPTH = 4                # configs are flat mappings; deeper nesting is refused before use
 
 
 class ConfigError(Exception):
@@ -69,8 +71,8 @@ class Param:
                 schema["minimum"] = self.minimum
             if self.maximum is not None:
                 schema["maximum"] = self.maximum
-            if self.pattern:
-                schema["pattern"] = self.pattern
+            if self.pattern:   # JSON Schema patterns search; validation matches the whole value
+                schema["pattern"] = f"^(?:{self.pattern})$"
         if not self.required and self.default is not None:
             schema["default"] = self.default
         return schema
@@ -159,8 +161,10 @@ def validate(raw: Any, source: str = "<config>") -> Config:
                           f"family, one of: {', '.join(FAMILIES)}.")
     family = raw["family"]
     if family not in FAMILIES:
+        close = difflib.get_close_matches(str(family), FAMILIES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{source}: key 'family' has value {_describe(family)}, which is not a "
-                          f"known family; allowed: {', '.join(FAMILIES)}.")
+                          f"known family; allowed: {', '.join(FAMILIES)}.{hint}")
     schema = family_schema(family)
     known = {p.name: p for p in schema.params}
     for key in raw:
@@ -226,17 +230,68 @@ def validate(raw: Any, source: str = "<config>") -> Config:
     return Config(family, values, source, dict(raw))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key stated twice in one mapping (PyYAML keeps the
+    last silently) and nesting deeper than :data:`MAX_DEPTH`."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise ConfigError(
+                        f"key {_describe(key)} is stated twice (lines {seen[key] + 1} and "
+                        f"{key_node.start_mark.line + 1}); state each key once")
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def _depth(node, limit: int, level: int = 1) -> None:
+    if level > limit:
+        raise ConfigError(f"values nested more than {limit} levels deep (line "
+                          f"{node.start_mark.line + 1}); a config is a flat mapping of keys to "
+                          f"plain values")
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            _depth(k, limit, level + 1)
+            _depth(v, limit, level + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value:
+            _depth(v, limit, level + 1)
+
+
+def safe_yaml(text: str, source: str, max_depth: int = MAX_DEPTH):
+    """Parse YAML data (never code): safe tags only, no duplicate keys, bounded nesting; raises
+    :class:`ConfigError` naming ``source``."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _depth(node, max_depth)
+        return loader.construct_document(node)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}.") from None
+    finally:
+        loader.dispose()
+
+
 def load(path: str | Path) -> Config:
     """Read and validate a YAML config file."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: the file has {size:,} bytes; a config is at most "
+                              f"{MAX_FILE_BYTES:,} bytes (a mapping of 'key: value' lines).")
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file.") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc}).") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_yaml(text, str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

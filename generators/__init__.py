@@ -12,7 +12,8 @@ from amaranth.lib import wiring
 from accelsmith.config import Param
 from accelsmith.models.intformat import IntFormat, accumulator_format
 
-__all__ = ["Design", "NUMBER_PARAMS", "number_formats", "ports_of", "semantics", "write_design"]
+__all__ = ["Design", "NUMBER_CHECKS", "NUMBER_PARAMS", "number_formats", "ports_of", "semantics",
+           "write_design"]
 
 # Operand and accumulator formats and the module name: the same keys in every tensor family.
 NUMBER_PARAMS = (
@@ -25,6 +26,9 @@ NUMBER_PARAMS = (
     Param("acc_bits", int, "Accumulator width. Narrower than the default, sums wrap modulo "
           "2**acc_bits (two's complement if either operand is signed).", default=None, minimum=2,
           maximum=64, default_doc="just wide enough for `max_k`"),
+    Param("acc_wraps", bool, "States that an accumulator too narrow for even one product "
+          "(K = 1) is wanted: its sums wrap modulo 2**acc_bits from the first step. Required for "
+          "such an `acc_bits`, so a too-small width is never taken silently.", default=False),
     Param("name", str, "Verilog module name of the top level.", default=None,
           pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
 )
@@ -38,6 +42,24 @@ def number_formats(values: dict) -> tuple[IntFormat, IntFormat, IntFormat]:
     if values["acc_bits"] is not None:
         acc_fmt = IntFormat(values["acc_bits"], acc_fmt.signed)
     return a_fmt, b_fmt, acc_fmt
+
+
+def _narrow_accumulator_stated(values: dict) -> str | None:
+    """An accumulator that overflows at K = 1 needs ``acc_wraps: true``."""
+    if values["acc_bits"] is None or values["acc_wraps"]:
+        return None
+    a_fmt, b_fmt, acc_fmt = number_formats(values)
+    if _overflow_free_k(a_fmt, b_fmt, acc_fmt) >= 1:
+        return None
+    need = accumulator_format(a_fmt, b_fmt, 1).bits
+    return (f"key 'acc_bits' has value {values['acc_bits']}, too narrow for even one {a_fmt} x "
+            f"{b_fmt} product ({need} bits): sums would wrap from K = 1. Give acc_bits >= {need}, "
+            f"leave it out (the default never overflows up to max_k = {values['max_k']}), or add "
+            f"'acc_wraps: true' to state that wrap-around is wanted.")
+
+
+# Rules across the number keys, shared by every family that has them.
+NUMBER_CHECKS = (_narrow_accumulator_stated,)
 
 
 def semantics(a_fmt: IntFormat, b_fmt: IntFormat, acc_fmt: IntFormat) -> dict:

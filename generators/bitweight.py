@@ -16,7 +16,7 @@ from accelsmith.hdl.multiplier import shape_of
 from accelsmith.hdl.tensor_engine import (BufferedOutputStationaryEngine, OutputStationaryEngine,
                                           VariableStepEngine, WeightStationaryEngine)
 from accelsmith.models.bitweight import DIGIT_SERIAL, EngineGeometry
-from . import NUMBER_PARAMS, Design, number_formats, ports_of, semantics
+from . import NUMBER_CHECKS, NUMBER_PARAMS, Design, number_formats, ports_of, semantics
 
 ARCHITECTURES = {
     "systolic_os": "output-stationary systolic array (rows x cols PEs, skewed operands)",
@@ -91,7 +91,7 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
           "accumulates (not with the digit-serial macs).", default=False,
           only_for=("architecture", _OUTPUT_STATIONARY)),
     *NUMBER_PARAMS,
-), checks=(_buffer_needs_fixed_schedule,), json_rules=(
+), checks=(_buffer_needs_fixed_schedule, *NUMBER_CHECKS), json_rules=(
     {"if": {"properties": {"mac": {"enum": list(DIGIT_SERIAL)}}, "required": ["mac"]},
      "then": {"properties": {"result_buffer": {"const": False}}}},))
 

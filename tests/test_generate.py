@@ -81,7 +81,7 @@ def test_architectures_report_throughput(arch, extra, macs, latency):
 
 def test_narrow_accumulator_documented():
     design = generator("bitweight").build(validate({"family": "bitweight", "architecture": "matrix2d",
-                                                    "acc_bits": 12}))
+                                                    "acc_bits": 12, "acc_wraps": True}))
     assert design.manifest["geometry"]["acc"]["bits"] == 12
     assert "wrap modulo 2**12" in design.manifest["semantics"]["accumulator"]
     assert design.manifest["semantics"]["never_overflows_up_to_k"] == 0

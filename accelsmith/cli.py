@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -89,6 +90,17 @@ def _cmd_schema(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _target(text: str) -> str:
+    from accelsmith.flows.synth import TARGET_ALIASES, TARGETS
+
+    if text in TARGETS:
+        return text
+    hint = TARGET_ALIASES.get(text.lower()) or next(iter(difflib.get_close_matches(
+        text.lower(), TARGETS, n=1)), None)
+    raise argparse.ArgumentTypeError(f"unknown target {text!r}; allowed: {', '.join(TARGETS)}."
+                                     + (f" Did you mean {hint!r}?" if hint else ""))
 
 
 def _background(text: str):
@@ -218,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="synthesise for an ASIC estimate or an FPGA")
     p.add_argument("config")
-    p.add_argument("--target", required=True, choices=["asic", "ecp5-85f", "ice40-up5k"])
+    p.add_argument("--target", required=True, type=_target, metavar="{asic,ecp5-85f,ice40-up5k}",
+                   help="asic (sky130 estimate), ecp5-85f (LFE5U-85F) or ice40-up5k")
     p.add_argument("--json", help="also write the report as JSON to this file")
     p.add_argument("--liberty", help="Liberty file for asic (default: sky130 HD from $PDK_ROOT)")
     p.add_argument("--clock-ns", type=float, default=None,

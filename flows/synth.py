@@ -45,12 +45,18 @@ SKY130_HD_TT = "sky130_fd_sc_hd__tt_025C_1v80.lib"
 # multi-power-domain cells (isolation, keep-alive clock buffers, level shifters) that ABC otherwise
 # takes as cheap AND gates and buffers. Glob patterns, as Yosys's -dont_use reads them.
 DONT_USE = ("sky130_fd_sc_hd__probe_p_*", "sky130_fd_sc_hd__probec_p_*", "sky130_fd_sc_hd__lpflow_*")
+# "logic": nextpnr's name for the device's logic cells, the unit its capacity is counted in.
 FPGA = {
     "ecp5-85f": {"family": "ecp5", "synth": "synth_ecp5", "synth_nodsp": "synth_ecp5 -nodsp", "args": ["--85k", "--package", "CABGA381",
-                 "--speed", "6", "--lpf-allow-unconstrained"], "device": "LFE5U-85F-6CABGA381"},
+                 "--speed", "6", "--lpf-allow-unconstrained"], "device": "LFE5U-85F-6CABGA381",
+                 "logic": "TRELLIS_COMB"},
     "ice40-up5k": {"family": "ice40", "synth": "synth_ice40 -dsp", "synth_nodsp": "synth_ice40", "args": ["--up5k", "--package", "sg48",
-                   "--pcf-allow-unconstrained"], "device": "iCE40UP5K-SG48"},
+                   "--pcf-allow-unconstrained"], "device": "iCE40UP5K-SG48", "logic": "ICESTORM_LC"},
 }
+# Other spellings of the targets, answered with the name to use.
+TARGET_ALIASES = {"ecp5": "ecp5-85f", "ecp5-85": "ecp5-85f", "lfe5u-85f": "ecp5-85f",
+                  "ice40": "ice40-up5k", "up5k": "ice40-up5k", "ice40up5k": "ice40-up5k",
+                  "sky130": "asic"}
 
 
 @dataclass
@@ -127,12 +133,18 @@ def _library_cells(lib: Path) -> tuple[str, str | None]:
     return inverter, tie
 
 
+def _utilisation(log: str) -> dict[str, tuple[int, int]]:
+    """nextpnr's device utilisation table: resource -> (used, available); the last table wins."""
+    return {name: (int(used), int(avail)) for name, used, avail in
+            re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log, re.M)}
+
+
 def _overfull(log: str) -> str | None:
     """From nextpnr's device utilisation table: the resources a design needs more of than the
     device has, e.g. ``TRELLIS_COMB 123730 of 83640``; None if everything fits."""
-    over = [f"{name} {used} of {avail}" for name, used, avail in
-            re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log, re.M) if int(used) > int(avail)]
-    return ("needs " + ", ".join(dict.fromkeys(over))) if over else None
+    over = [f"{name} {used} of {avail}" for name, (used, avail) in _utilisation(log).items()
+            if used > avail]
+    return ("needs " + ", ".join(over)) if over else None
 
 
 def _capacity_error(log: str) -> str | None:
@@ -314,12 +326,14 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -
     stat = json.loads((workdir / "stat.json").read_text())["design"]["num_cells_by_type"]
     count = lambda *names: sum(n for c, n in stat.items() if c in names or any(
         c.startswith(p[:-1]) for p in names if p.endswith("*")))
+    # Yosys's LUT count stands until nextpnr's packing replaces it with the device's own count.
     if spec["family"] == "ecp5":
         figures = {"luts": count("LUT4") + 2 * count("CCU2C"), "ffs": count("TRELLIS_FF"),
                    "dsps": count("MULT18X18D"), "brams": count("DP16KD")}
     else:
         figures = {"luts": count("SB_LUT4"), "ffs": count("SB_DFF*"), "dsps": count("SB_MAC16"),
                    "brams": count("SB_RAM40_4K")}
+    figures["luts_from"] = "yosys (LUT4 cells, a carry cell as 2; before packing)"
     figures["harness_ffs"] = harness.in_bits + harness.out_bits
     figures["netlist_sha256"] = hashlib.sha256((workdir / "design.json").read_bytes()).hexdigest()
     freq = 1000.0 / clock_ns if clock_ns else (100.0 if spec["family"] == "ecp5" else 30.0)
@@ -340,6 +354,9 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -
     packed = tools.run([*nextpnr, "--pack-only"], workdir / "nextpnr_pack.log",
                        f"nextpnr-{spec['family']} (pack)", cwd=workdir)
     reason = _overfull(packed)
+    used, available = _utilisation(packed)[spec["logic"]]
+    figures.update(luts=used, luts_pct=round(100 * used / available, 1),
+                   luts_from=f"nextpnr ({spec['logic']} cells used after packing, of {available:,})")
     if reason is None:
         _say(f"[synth] nextpnr-{spec['family']} place and route ...", quiet)
         try:

@@ -68,6 +68,9 @@ def test_ecp5(tmp_path):
     f = report.figures
     assert f["dsps"] == 4 and f["luts"] > 50 and f["ffs"] >= f["harness_ffs"]
     assert f["fmax_mhz"] > 10
+    # One LUT figure: the device's own count, the same the utilisation table shows.
+    assert f["luts"] == f["utilization"]["TRELLIS_COMB"]["used"] and f["luts_from"].startswith("nextpnr")
+    assert f["luts_pct"] == pytest.approx(100 * f["luts"] / 83640, abs=0.05)
     assert any("scan harness" in n for n in report.notes)
 
 
@@ -117,6 +120,7 @@ def test_ecp5_falls_back_to_classic_lut_mapping_when_abc9_fails(tmp_path):
 def test_ice40(tmp_path):
     report = synthesize(SMALL, "ice40-up5k", tmp_path, quiet=True)
     assert report.figures["luts"] > 50 and report.figures["fmax_mhz"] > 5
+    assert report.figures["luts"] == report.figures["utilization"]["ICESTORM_LC"]["used"]
 
 
 def test_bad_liberty_path(tmp_path):

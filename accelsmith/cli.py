@@ -1,4 +1,4 @@
-"""The ``accelsmith`` command: generate, sim, synth, list, schema, render, train-sorter."""
+"""The accelsmith command: generate, sim, synth, list, schema, render, train-sorter."""
 
 from __future__ import annotations
 
@@ -69,14 +69,17 @@ def _cmd_list(args) -> int:
         macs = getattr(gen, "MACS", ())
         if macs:
             print(f"  mac: {', '.join(macs)}")
-    print("reference configs:")
-    for path in reference_configs():
+    configs = reference_configs()
+    print(f"reference configs (use by name, e.g. 'accelsmith generate {configs[0].stem}'), in "
+          f"{configs[0].parent}:")
+    for path in configs:
         try:
             cfg = load(path)
             summary = ", ".join(f"{k}={v}" for k, v in cfg.raw.items() if k != "family")
-            print(f"  {path.name:<34} {cfg.family}: {summary}")
+            print(f"  {path.stem:<32} {cfg.family}: {summary}")
         except ConfigError as exc:
-            print(f"  {path.name:<34} INVALID: {exc}")
+            print(f"  {path.stem:<32} INVALID: {exc}")
+        print(f"  {'':<32} {path}")
     return 0
 
 
@@ -145,6 +148,9 @@ def _cmd_render(args) -> int:
         elif args.depth_weight:
             weights = oit.depth_weight(bins.proj.depth, *args.depth_weight)
         else:
+            print(f"note: --mode {args.mode} without --sorter or --depth-weight: every Gaussian "
+                  "gets weight 1 (no sorting network); give --sorter sorter.npz from "
+                  "train-sorter for the trained weights", file=sys.stderr)
             weights = np.ones(len(bins.proj))
         if args.mode == "oit":
             img = oit.render_oit(bins, weights, args.blend, args.background)
@@ -209,17 +215,21 @@ def _cmd_train_sorter(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from accelsmith import __version__
+
     parser = argparse.ArgumentParser(prog="accelsmith", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"accelsmith {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    config_help = "a config file, or a reference config by name (see: accelsmith list)"
     p = sub.add_parser("generate", help="Verilog + JSON manifest for a config")
-    p.add_argument("config")
+    p.add_argument("config", help=config_help)
     p.add_argument("-o", "--output", default="build/generated", help="output folder")
     p.add_argument("--lint", action="store_true", help="also run verilator --lint-only on the output")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("sim", help="run the family's cocotb testbench against the golden model")
-    p.add_argument("config")
+    p.add_argument("config", help=config_help)
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
     p.add_argument("--seed", type=int, default=None, help="random seed (printed to reproduce)")
     p.add_argument("--vectors", type=int, default=2000,
@@ -229,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser("synth", help="synthesise for an ASIC estimate or an FPGA")
-    p.add_argument("config")
+    p.add_argument("config", help=config_help)
     p.add_argument("--target", required=True, type=_target, metavar="{asic,ecp5-85f,ice40-up5k}",
                    help="asic (sky130 estimate), ecp5-85f (LFE5U-85F) or ice40-up5k")
     p.add_argument("--json", help="also write the report as JSON to this file")
@@ -248,8 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="render a 3DGS scene view (sorted reference, OIT, fixed-point)")
     p.add_argument("scene", help=".npz point cloud with cameras (e.g. test_garden.npz) or 3DGS .ply")
     p.add_argument("--camera", type=int, default=0, help="camera index of the scene")
-    p.add_argument("--mode", choices=["sorted", "oit", "fixed"], default="sorted")
-    p.add_argument("--blend", choices=["authors", "coverage"], default="coverage")
+    p.add_argument("--mode", choices=["sorted", "oit", "fixed"], default="sorted",
+                   help="sorted reference, order-independent (oit) or bit-accurate fixed point "
+                        "(default: sorted)")
+    p.add_argument("--blend", choices=["authors", "coverage"], default="coverage",
+                   help="order-independent blend of oit/fixed (default: coverage)")
     p.add_argument("--sorter", help="trained sorter weights (sorter.npz of train-sorter)")
     p.add_argument("--depth-weight", type=_pair, metavar="A,B",
                    help="without --sorter: weight exp(-A depth^B) (default: weight 1)")

@@ -277,9 +277,27 @@ def safe_yaml(text: str, source: str, max_depth: int = MAX_DEPTH):
         loader.dispose()
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate a YAML config file."""
+def resolve(path: str | Path) -> Path:
+    """A config file: ``path`` itself, or a shipped reference config named by its stem
+    (``os_4x4_int8`` or ``os_4x4_int8.yaml``) when no such file exists here."""
+    from .registry import reference_configs
+
     path = Path(path)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    shipped = {p.stem: p for p in reference_configs()}
+    name = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    if name in shipped:
+        return shipped[name]
+    close = difflib.get_close_matches(name, shipped, n=1)
+    raise ConfigError(f"{path}: no such file, and no reference config of that name"
+                      + (f" (did you mean {close[0]!r}?)" if close else "")
+                      + "; 'accelsmith list' shows the reference configs.")
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a YAML config file (or a reference config by name, see :func:`resolve`)."""
+    path = resolve(path)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:

@@ -211,7 +211,7 @@ def _asic_generic(design, workdir: Path, quiet) -> SynthReport:
     stat = json.loads((workdir / "stat.json").read_text())["design"]
     levels = re.search(r"Longest topological path .*?\(length=(\d+)\)",
                        (workdir / "ltp.txt").read_text())
-    return SynthReport("asic (generic gates)", top, {
+    return SynthReport("asic", top, {
         "cells": stat["num_cells"],
         "transistors": stat.get("estimated_num_transistors"),
         "logic_levels": int(levels.group(1)) if levels else None,

@@ -55,3 +55,33 @@ def test_tool_failure_is_reported_without_traceback(tmp_path):
                tmp_path / "nope.lib", "--workdir", tmp_path)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "nope.lib" in proc.stderr
+
+
+def test_version_and_plain_help():
+    from accelsmith import __version__
+
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"accelsmith {__version__}"
+    for command in ([], ["generate"], ["sim"], ["synth"], ["render"], ["train-sorter"], ["list"],
+                    ["schema"]):
+        proc = run(*command, "--help")
+        assert proc.returncode == 0 and "usage: accelsmith" in proc.stdout
+        assert "`" not in proc.stdout, f"reStructuredText in accelsmith {' '.join(command)} --help"
+    assert "(default: coverage)" in " ".join(run("render", "--help").stdout.split())
+
+
+def test_reference_config_by_name_from_anywhere(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "accelsmith.cli", "generate", "os_4x4_int8", "-o",
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "bitweight_systolic_os_baseline_4x4_s8xs8_acc24.v").is_file()
+    proc = subprocess.run([sys.executable, "-m", "accelsmith.cli", "generate", "os_4x4_int9"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean 'os_4x4_int8'?" in proc.stderr
+    listing = run("list").stdout
+    assert str(CONFIGS / "os_4x4_int8.yaml") in listing
+
+
+def test_synth_target_did_you_mean():
+    proc = run("synth", "os_4x4_int8", "--target", "ecp5")
+    assert proc.returncode == 2 and "Did you mean 'ecp5-85f'?" in proc.stderr

@@ -441,3 +441,13 @@ def test_garden_reference_and_oit_baselines():
     fv = fixed.quantise_view(bins.proj)
     img_q = fixed.render_fixed(bins, fv, np.round(w * fixed.ONE16).astype(np.int64))
     assert psnr(fixed.to_float(img_q), float_oit) >= 45
+
+
+def test_cli_render_without_sorter_says_weight_one(small_npz, tmp_path, capsys):
+    from accelsmith.cli import main
+
+    for mode in ("oit", "fixed"):
+        assert main(["render", str(small_npz), "--mode", mode, "-o", str(tmp_path / "w.png")]) == 0
+        assert "every Gaussian gets weight 1" in capsys.readouterr().err
+    assert main(["render", str(small_npz), "--mode", "sorted", "-o", str(tmp_path / "s.png")]) == 0
+    assert "weight 1" not in capsys.readouterr().err

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 
 class ToolError(RuntimeError):
@@ -123,16 +124,19 @@ def simulators() -> list[str]:
 
 
 @contextmanager
-def heartbeat(what: str, log: Path | None = None, every: float = 15.0):
-    """While the body runs, print a line to stderr every ``every`` seconds (long tool steps)."""
+def heartbeat(what: str, log: Path | None = None, every: float = 15.0,
+              status: Callable[[], str | None] | None = None):
+    """While the body runs, print a line to stderr every ``every`` seconds (long tool steps);
+    ``status`` adds what the step reports of itself (e.g. tiles done)."""
     stop = threading.Event()
     start = time.monotonic()
 
     def beat():
         while not stop.wait(every):
             where = f" (log: {log})" if log else ""
-            print(f"  ... {what} running, {time.monotonic() - start:.0f} s{where}",
-                  file=sys.stderr, flush=True)
+            said = status() if status else None
+            print(f"  ... {what} running, {time.monotonic() - start:.0f} s"
+                  + (f": {said}" if said else where), file=sys.stderr, flush=True)
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()

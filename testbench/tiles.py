@@ -7,8 +7,9 @@ checked row by row by a scoreboard that names lost, duplicated, reordered and wr
 CYCLES register is checked against the model (exactly when no stream stalls, as a lower bound
 otherwise). Every seventh job gets a second START and a different K_STEPS while it runs, which
 the engine must ignore. Parameters come from the environment (set by :mod:`accelsmith.flows.sim`):
-``ACCELSMITH_MANIFEST``, ``ACCELSMITH_VECTORS`` (random tiles besides the corner cases) and the
-seed.
+``ACCELSMITH_MANIFEST``, ``ACCELSMITH_VECTORS`` (random tiles besides the corner cases), the
+seed, and ``ACCELSMITH_PROGRESS``: a file the runner rewrites with the tiles checked and the
+cycles simulated so far, which the flow prints while the simulation runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -60,6 +62,26 @@ def batch(g, jobs: list[Job]) -> Job:
                [w for j in jobs for w in j.b_words], jobs[0].steps,
                np.vstack([job.expected for job in jobs]), g.job_cycles(jobs[0].steps, len(jobs)),
                any(job.error for job in jobs), len(jobs))
+
+
+class Progress:
+    """Tile jobs checked and cycles simulated, written to ``path`` (if any) at most every
+    ``every`` seconds, atomically, as one JSON object."""
+
+    def __init__(self, path: str | None, total: int, every: float = 1.0):
+        self.path, self.total, self.every = path, total, every
+        self.jobs = 0
+        self._last = 0.0
+
+    def job_done(self, cycle: int):
+        self.jobs += 1
+        now = time.monotonic()
+        if self.path and (now - self._last >= self.every or self.jobs >= self.total):
+            self._last = now
+            tmp = f"{self.path}.tmp"
+            with open(tmp, "w") as fh:
+                json.dump({"jobs": self.jobs, "total": self.total, "cycles": cycle}, fh)
+            os.replace(tmp, self.path)
 
 
 class Scoreboard:
@@ -110,7 +132,8 @@ class Scoreboard:
         return len(self.expected) - self.checked
 
 
-async def run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, exact_cycles, log):
+async def run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, exact_cycles, log,
+                   progress: Progress | None = None):
     """Queue every job's operands, then start the jobs one after another and check them."""
     has_error_flag = hasattr(regs.STATUS, "ERROR")
     has_tiles = hasattr(regs, "TILES")
@@ -153,6 +176,8 @@ async def run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, exa
         if cycles < job.cycles:
             raise MismatchError(f"job '{job.name}': CYCLES = {cycles} below the stall-free "
                                 f"minimum {job.cycles}")
+        if progress is not None:
+            progress.job_done(loop.cycle)
         if (index + 1) % 500 == 0:
             log.info("%d/%d tiles checked", index + 1, len(jobs))
     await ClockCycles(dut.clk, 4)
@@ -195,7 +220,9 @@ async def run_tile_test(dut, geometry: Callable[[dict], object],
     corners = corner_jobs(g, rng)
     n_quiet = min(vectors, max(8, vectors // 4))
     quiet = corners + [random_job(g, i, rng) for i in range(n_quiet)]
-    await run_jobs(dut, quiet, g, regs, csr, a_src, b_src, sink, board, loop, True, dut._log)
+    progress = Progress(os.environ.get("ACCELSMITH_PROGRESS"), len(corners) + vectors)
+    await run_jobs(dut, quiet, g, regs, csr, a_src, b_src, sink, board, loop, True, dut._log,
+                   progress)
     dut._log.info("%d tiles without stalls passed with exact cycle counts", len(quiet))
 
     stalled = 0
@@ -205,7 +232,8 @@ async def run_tile_test(dut, geometry: Callable[[dict], object],
         for endpoint in (a_src, b_src, sink):
             endpoint.stall = prng.choice([0.1, 0.3, 0.6, 0.9])
         jobs = [random_job(g, n_quiet + stalled + i, rng) for i in range(batch)]
-        await run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, False, dut._log)
+        await run_jobs(dut, jobs, g, regs, csr, a_src, b_src, sink, board, loop, False, dut._log,
+                       progress)
         stalled += batch
     dut._log.info("PASS: %d random tiles (%d without stalls, %d with random stalls) and %d corner "
                   "cases, %d result rows, seed %d", n_quiet + stalled, n_quiet, stalled, len(corners),

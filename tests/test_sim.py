@@ -1,5 +1,7 @@
 """cocotb against the golden model: every architecture, both simulators, 2,000 tiles each."""
 
+import json
+
 import pytest
 
 from accelsmith.config import load, validate
@@ -113,3 +115,10 @@ def test_waves(simulator, tmp_path):
     size_mb = result.waves.stat().st_size / 1e6
     estimate = waves_estimate_mb((tmp_path / result.top / f"{result.top}.v").read_text(), 40, "fst" if fst else "vcd")
     assert size_mb > 0.05 and size_mb <= estimate < 20 * size_mb, (size_mb, estimate)
+    # The progress the flow prints while simulating: every tile job counted, its cycles too.
+    from accelsmith.flows.sim import _progress_line
+
+    progress = result.waves.parent / "progress.json"
+    done = json.loads(progress.read_text())
+    assert done["jobs"] == done["total"] >= 40 and done["cycles"] > 1000
+    assert _progress_line(progress, 0.0).startswith(f"{done['jobs']}/{done['total']} tile jobs, ")

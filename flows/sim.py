@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accelsmith.config import Config
-from accelsmith.generators import write_design
+from accelsmith.generators import Design, write_design
 from accelsmith.registry import generator, testbench_module
 
 from . import tools
@@ -91,8 +91,11 @@ def _say(msg: str, quiet: bool):
 
 def simulate(config: Config, simulator: str = "verilator", seed: int | None = None,
              vectors: int = 2000, waves: bool = False, workdir: str | Path = "build",
-             quiet: bool = False) -> SimResult:
-    """Generate the design of ``config``, build it and run its cocotb testbench."""
+             quiet: bool = False, design: Design | None = None) -> SimResult:
+    """Generate the design of ``config``, build it and run its cocotb testbench.
+
+    ``design``: simulate this elaboration of ``config`` instead (same ports and manifest; the
+    suite's mutation tests pass deliberately broken engines to check the testbench fails)."""
     from cocotb_tools.runner import get_runner
 
     if simulator not in ("verilator", "icarus"):
@@ -101,7 +104,7 @@ def simulate(config: Config, simulator: str = "verilator", seed: int | None = No
         raise tools.ToolError("'iverilog' is not on PATH; install Icarus Verilog (Debian: "
                               "apt-get install iverilog) or use --sim verilator")
     seed = random.randrange(1 << 31) if seed is None else seed
-    design = generator(config.family).build(config)
+    design = design or generator(config.family).build(config)
     root = Path(workdir).resolve() / design.top
     v_path, m_path = write_design(design, root)
     build_dir = root / f"sim_{simulator}{'_waves' if waves else ''}"

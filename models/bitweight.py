@@ -176,7 +176,14 @@ def buffered_job_cycles(steps: int, tiles: int, latency: int, m_tile: int) -> in
     """Stall-free BUSY cycles of one job of :class:`~accelsmith.hdl.tensor_engine.
     BufferedOutputStationaryEngine`: a cycle-by-cycle model of its sequencer (the simulations
     check it against the CYCLES register). Tiles follow each other without a gap while
-    ``steps >= latency + m_tile + 1``; one job of one tile takes ``steps + 1 + latency + m_tile``."""
+    ``steps >= latency + m_tile + 1``; one job of one tile takes ``steps + 1 + latency + m_tile``.
+
+    Raises :class:`ValueError` for impossible arguments, or if the model runs past twice the
+    longest job its geometry allows (a sequencer change that never reaches IDLE)."""
+    if steps < 0 or tiles < 0 or latency < 1 or m_tile < 1:
+        raise ValueError(f"buffered_job_cycles: steps {steps}, tiles {tiles}, latency {latency}, "
+                         f"m_tile {m_tile}: need steps, tiles >= 0 and latency, m_tile >= 1")
+    bound = 2 * (max(tiles, 1) * (steps + latency + m_tile + 2) + latency + m_tile) + 16
     state = "TOKEN" if steps == 0 else "FEED"
     first_step = opening = True
     steps_left, tiles_left = steps, max(tiles, 1)
@@ -184,6 +191,10 @@ def buffered_job_cycles(steps: int, tiles: int, latency: int, m_tile: int) -> in
     ticks = row = cycles = 0
     while state != "IDLE":
         cycles += 1
+        if cycles > bound:
+            raise ValueError(f"buffered_job_cycles: no IDLE after {bound} cycles (steps {steps}, "
+                             f"tiles {tiles}, latency {latency}, m_tile {m_tile}): the model "
+                             f"never finishes")
         free = not full and not capturing
         read_last = full and row == m_tile - 1
         token = en = False

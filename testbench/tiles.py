@@ -117,6 +117,8 @@ class Scoreboard:
     def _diagnose(self, word) -> str:
         name, row, want = self.expected[self.checked]
         head = f"job '{name}' row {row}: got {self._show(word)}, expected {self._show(want)}"
+        if word ^ want == 1 << (self.g.n_tile * self.g.acc_fmt.bits):
+            return head + " -- the data is right, the last flag is wrong"
         if self.checked and word == self.expected[self.checked - 1][2]:
             return head + " -- the previous row was duplicated"
         later = [i for i in range(self.checked + 1, min(len(self.expected), self.checked + 64))

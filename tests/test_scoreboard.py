@@ -24,6 +24,7 @@ def _board():
 
 def test_in_order_passes():
     board, rows = _board()
+    assert [w >> 32 for w in rows] == [0, 0, 1, 0, 0, 1]     # last row of each 3-row tile
     board.check(deque(rows))
     assert board.pending == 0 and board.checked == 6
 
@@ -34,6 +35,9 @@ def test_in_order_passes():
     (lambda r: [r[1], r[0]] + r[2:], "lost or reordered"),
     (lambda r: [r[0] ^ 1] + r[1:], "wrong value"),
     (lambda r: r + [r[-1]], "extra result row"),
+    # The last flag sits above the data: 2 columns of 16 bits.
+    (lambda r: [r[0] | 1 << 32] + r[1:], "the last flag is wrong"),
+    (lambda r: r[:2] + [r[2] & ~(1 << 32)] + r[3:], "the last flag is wrong"),
 ])
 def test_detects(mutate, message):
     board, rows = _board()

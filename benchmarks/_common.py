@@ -64,11 +64,12 @@ VARIANTS = {"asic": ("asic", False), "ecp5-85f": ("ecp5-85f", False),
 LUT_ONLY_TWIN = {"ecp5-85f": "ecp5-85f-nodsp"}
 
 
-def synth_row(config, variant: str, workdir, clock_ns: float = 5.0,
+def synth_row(config, variant: str, workdir, /, clock_ns: float = 5.0,
               timeout_min: float | None = None, place: bool = True, **labels) -> dict:
     """Synthesise one config for one variant; the row holds ``labels``, the figures or the first
     lines of the error (a tool stopped by ``timeout_min`` says so). ``place=False``: FPGA
-    netlist only (see :func:`~accelsmith.flows.synth.synthesize`)."""
+    netlist only (see :func:`~accelsmith.flows.synth.synthesize`). The first three are
+    positional-only, so a label may be called ``config``."""
     from accelsmith.flows import tools
     from accelsmith.flows.synth import synthesize
 

@@ -334,6 +334,20 @@ def test_lru_fetch_counts(small_view):
     assert small == sorted(small, reverse=True)
 
 
+def test_fetch_count_is_lru_not_fifo():
+    """Tiles [1, 2], [1], [3], [1] through 2 entries: LRU keeps the re-used Gaussian 1 (3
+    fetches), FIFO would evict it for 3 and fetch it again (4)."""
+    class Bins:
+        lists = [[1, 2], [1], [3], [1]]
+
+        def tile(self, t):
+            return np.array(self.lists[t])
+
+    assert schedule.count_fetches(Bins(), np.arange(4), 2) == 3
+    assert schedule.count_fetches(Bins(), np.arange(4), 1) == 5
+    assert schedule.count_fetches(Bins(), np.arange(4), 3) == 3
+
+
 # ------------------------------------------------------------------ fixed-point model
 
 def test_exp_table_error_bound():

@@ -132,7 +132,12 @@ def test_step_cycles_hand_computed():
     assert step_cycles(a, b, "opt3", S8, S8, "ent") == 5
     assert step_cycles(a, b, "opt4c", S8, S8, "ent") == 5
     assert step_cycles(a, b, "opt4e", S8, S8, "ent") == 2
-    assert step_cycles(np.zeros((2, 4), dtype=np.int64), b, "opt3", S8, S8, "ent") == 4
+    # An all-zero step still costs a cycle per issue slot: 4 bit weights (opt3/opt4c), 1 (opt4e).
+    zeros = np.zeros((2, 4), dtype=np.int64)
+    assert step_cycles(zeros, b, "opt3", S8, S8, "ent") == 4
+    assert step_cycles(zeros, b, "opt4c", S8, S8, "booth") == 4
+    assert step_cycles(zeros, b, "opt4e", S8, S8, "ent") == 1
+    assert step_cycles(zeros, b, "opt4e", S8, S8, "booth") == 1
     # bitslice: P = most A terms (3 -> 2 terms), Q = most B terms (1 -> 1 term); zeros -> 1 cycle
     assert step_cycles(np.array([[3], [2]]), np.array([[1, 0]]), "bitslice", S8, S8, "ent") == 2
     assert step_cycles(np.array([[3], [2]]), np.array([[0, 0]]), "bitslice", S8, S8, "ent") == 1
@@ -158,3 +163,11 @@ def test_buffered_job_cycles():
     # TILES = 0 counts as 1; K = 0 gives zero tiles through tokens alone.
     assert buffered_job_cycles(3, 0, 1, 4) == buffered_job_cycles(3, 1, 1, 4)
     assert buffered_job_cycles(0, 1, 1, 4) == 1 + 1 + 4
+
+
+def test_buffered_job_cycles_refuses_impossible_geometry_instead_of_looping():
+    from accelsmith.models.bitweight import buffered_job_cycles
+
+    for args in [(3, 2, 1, 0), (3, 2, 0, 4), (-1, 1, 1, 4)]:
+        with pytest.raises(ValueError, match="need steps, tiles >= 0"):
+            buffered_job_cycles(*args)

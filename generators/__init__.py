@@ -12,8 +12,8 @@ from amaranth.lib import wiring
 from accelsmith.config import Param
 from accelsmith.models.intformat import IntFormat, accumulator_format
 
-__all__ = ["Design", "NUMBER_CHECKS", "NUMBER_PARAMS", "number_formats", "ports_of", "semantics",
-           "write_design"]
+__all__ = ["Design", "NUMBER_CHECKS", "NUMBER_PARAMS", "integration", "number_formats", "ports_of",
+           "semantics", "write_design"]
 
 # Operand and accumulator formats and the module name: the same keys in every tensor family.
 NUMBER_PARAMS = (
@@ -77,6 +77,54 @@ def _overflow_free_k(a_fmt, b_fmt, acc_fmt) -> int:
         need = accumulator_format(a_fmt, b_fmt, mid)
         lo, hi = (mid, hi) if need.bits <= acc_fmt.bits else (lo, mid - 1)
     return lo
+
+
+def integration(component: wiring.Component, geometry) -> tuple[dict, dict]:
+    """``(streams, integration)`` for a manifest: each stream's ports and exact payload layout,
+    and the facts an integrator needs (clock, reset, register bus timing, handshake, Verilog
+    dialect), in the manifest's machine-readable form; docs/integration.md explains them."""
+    layouts = geometry.stream_layouts()
+    streams = {}
+    for name, direction, fmt in (("a", "in", geometry.a_fmt), ("b", "in", geometry.b_fmt),
+                                 ("c", "out", geometry.acc_fmt)):
+        payload = len(getattr(component, name).payload.as_value())
+        if payload != layouts[name]["payload_bits"]:
+            raise AssertionError(f"stream {name}: the layout describes "
+                                 f"{layouts[name]['payload_bits']} bits, the port has {payload}")
+        streams[name] = {"direction": direction, "element": str(fmt), "ports": {
+            "valid": f"{name}__valid", "ready": f"{name}__ready", "payload": f"{name}__payload"},
+            **layouts[name]}
+    addr_width = len(component.csr.addr)
+    facts = {
+        "clock": {"port": "clk", "edge": "rising", "domains": 1,
+                  "note": "every port is synchronous to clk; cross clock domains outside the engine"},
+        "reset": {"port": "rst", "polarity": "active high", "synchronous": True,
+                  "min_cycles": 1, "note": "sampled on the rising edge of clk: after one edge "
+                  "with rst high the engine is idle (STATUS 0, registers at their reset values, "
+                  "no result beat offered); registers also start at those values in simulation "
+                  "and on FPGAs (Verilog initial values)"},
+        "register_bus": {"ports": {"addr": "csr__addr", "w_en": "csr__w_en",
+                                   "w_data": "csr__w_data", "r_data": "csr__r_data"},
+                         "addr_width": addr_width, "data_width": 32, "addressing": "word",
+                         "read_latency_cycles": 0,
+                         "read": "combinational: r_data shows the register at addr in the same "
+                                 "cycle; 'wo' registers read 0",
+                         "write": "w_en high for one cycle writes w_data at the rising edge "
+                                  "ending it; a 'wo' register acts on that edge only"},
+        "streams": {"protocol": "valid/ready (amaranth.lib.stream)",
+                    "transfer": "a beat moves on a rising edge of clk where valid and ready are "
+                                "both high",
+                    "rules": "once valid is high, valid and payload stay unchanged until the beat "
+                             "is accepted (the testbench checks this on c and holds to it on a and "
+                             "b); ready may be high before valid"},
+        "verilog": {"dialect": "Verilog-2005 (Yosys write_verilog of the Amaranth design)",
+                    "icarus": "iverilog -g2005: under the default -g2012 declaration initialisers "
+                              "run before any process starts, so Yosys's 'always @*' blocks may "
+                              "not be evaluated at time 0 and outputs can stay X",
+                    "verilator": "build with -Wno-WIDTHEXPAND -Wno-WIDTHTRUNC (Amaranth's "
+                                 "arithmetic widens and truncates on purpose)"},
+    }
+    return streams, facts
 
 
 @dataclass

@@ -16,7 +16,8 @@ from accelsmith.hdl.multiplier import shape_of
 from accelsmith.hdl.tensor_engine import (BufferedOutputStationaryEngine, OutputStationaryEngine,
                                           VariableStepEngine, WeightStationaryEngine)
 from accelsmith.models.bitweight import DIGIT_SERIAL, EngineGeometry
-from . import NUMBER_CHECKS, NUMBER_PARAMS, Design, number_formats, ports_of, semantics
+from . import (NUMBER_CHECKS, NUMBER_PARAMS, Design, integration, number_formats, ports_of,
+                semantics)
 
 ARCHITECTURES = {
     "systolic_os": "output-stationary systolic array (rows x cols PEs, skewed operands)",
@@ -138,6 +139,7 @@ def build(config: Config) -> Design:
     mac = c["mac"] if c["encoding"] is None else f"{c['mac']}_{encoding}"
     if mode.get("compressor", "dadda") != "dadda":
         mac += "_" + {"wallace": "wallace", "4:2": "c42"}[mode["compressor"]]
+    streams, facts = integration(engine, geometry)
     top = c["name"] or (f"bitweight_{arch}_{mac}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
                         + ("_rbuf" if buffered else ""))
     manifest = {
@@ -151,12 +153,8 @@ def build(config: Config) -> Design:
         "core": type(core).__name__,
         "core_doc": " ".join(type(core).__doc__.split()),
         "ports": ports_of(engine),
-        "streams": {
-            "a": {"direction": "in", "element": str(a_fmt), "elements": geometry.a_beat_len},
-            "b": {"direction": "in", "element": str(b_fmt), "elements": geometry.b_beat_len},
-            "c": {"direction": "out", "element": str(acc_fmt), "elements": geometry.n_tile,
-                  "extra": "last (1 bit above the data) marks the final row of a tile"},
-        },
+        "streams": streams,
+        "integration": facts,
         "registers": engine.regs.describe(),
         "geometry": geometry.to_manifest(),
         "performance": {

@@ -18,7 +18,8 @@ from accelsmith.hdl.multiplier import shape_of
 from accelsmith.hdl.sparse_cores import NMSparseMatrix, OuterProductArray
 from accelsmith.hdl.tensor_engine import BufferedOutputStationaryEngine, VariableStepEngine
 from accelsmith.models.sparse import BitmapGeometry, NMGeometry
-from . import NUMBER_CHECKS, NUMBER_PARAMS, Design, number_formats, ports_of, semantics
+from . import (NUMBER_CHECKS, NUMBER_PARAMS, Design, integration, number_formats, ports_of,
+                semantics)
 
 FORMATS = {
     "nm": "N:M structured-sparse A (compressed values + log2(m)-bit indices) times dense B",
@@ -86,9 +87,10 @@ def build(config: Config) -> Design:
     return _build_bitmap(config, a_fmt, b_fmt, acc_fmt, shapes)
 
 
-def _manifest(config, top, engine, geometry, a_extra, b_extra, performance, errors) -> dict:
+def _manifest(config, top, engine, geometry, performance, errors) -> dict:
     core = engine.core
     a_fmt, b_fmt, acc_fmt = geometry.a_fmt, geometry.b_fmt, geometry.acc_fmt
+    streams, facts = integration(engine, geometry)
     return {
         "family": "sparse",
         "top": top,
@@ -97,12 +99,8 @@ def _manifest(config, top, engine, geometry, a_extra, b_extra, performance, erro
         "core": type(core).__name__,
         "core_doc": " ".join(type(core).__doc__.split()),
         "ports": ports_of(engine),
-        "streams": {
-            "a": {"direction": "in", "element": str(a_fmt), "extra": a_extra},
-            "b": {"direction": "in", "element": str(b_fmt), "extra": b_extra},
-            "c": {"direction": "out", "element": str(acc_fmt), "elements": geometry.n_tile,
-                  "extra": "last (1 bit above the data) marks the final row of a tile"},
-        },
+        "streams": streams,
+        "integration": facts,
         "registers": engine.regs.describe(),
         "geometry": geometry.to_manifest(),
         "performance": performance,
@@ -135,10 +133,7 @@ def _build_nm(config, a_fmt, b_fmt, acc_fmt, shapes) -> Design:
                       "tile's steps",
     }
     return Design(top, engine, _manifest(
-        config, top, engine, geometry,
-        f"{geometry.a_beat_len} values, then as many {geometry.index_bits}-bit indices "
-        "(accelsmith.models.sparse.NMGeometry.job_words)",
-        f"{geometry.b_beat_len} values, the dense B block row-major", performance,
+        config, top, engine, geometry, performance,
         "a group whose indices are not strictly ascending contributes zero and sets "
         "STATUS.ERROR for the job; the job's timing and every other group are unaffected"))
 
@@ -161,10 +156,7 @@ def _build_bitmap(config, a_fmt, b_fmt, acc_fmt, shapes) -> Design:
         "job_cycles_one_step": geometry.job_cycles(1),
         "throughput": "one pass (rows x cols products) per cycle; one step per pass count",
     }
-    beat = "per step (one k): bitmap ({n} bits), count ({c} bits), {n} values front-packed"
     return Design(top, engine, _manifest(
-        config, top, engine, geometry,
-        beat.format(n=core.m_tile, c=core.m_tile.bit_length()) + " (A column)",
-        beat.format(n=core.n_tile, c=core.n_tile.bit_length()) + " (B row)", performance,
+        config, top, engine, geometry, performance,
         "a vector whose count differs from its bitmap's popcount is taken as empty: its step adds "
         "nothing, takes one cycle and sets STATUS.ERROR for the job; other steps are unaffected"))

@@ -82,6 +82,34 @@ class EngineGeometry:
                 "schedule": self.schedule, "encoding": self.encoding, "buffered": self.buffered,
                 **extra}
 
+    def stream_layouts(self) -> dict:
+        """The exact bit layout of each stream's payload and the order of beats in a job, for
+        the manifest (``streams``) and docs/integration.md. Step ``s`` covers K indices
+        ``s*k_per_step ... (s+1)*k_per_step - 1``; K is zero-padded to whole steps."""
+        a, b, ks, n = self.a_fmt.bits, self.b_fmt.bits, self.k_per_step, self.n_tile
+        if self.output_stationary:
+            a_text = (f"one beat per step: element i = r*{ks} + k holds A[r][s*{ks} + k] "
+                      f"(r < {self.m_tile}, k < {ks}) in bits [i*{a}, (i+1)*{a})")
+            b_text = (f"one beat per step: element i = k*{n} + c holds B[s*{ks} + k][c] "
+                      f"(k < {ks}, c < {n}) in bits [i*{b}, (i+1)*{b})")
+        else:
+            a_text = (f"{self.m_tile} beats per step, one per output row r: element k holds "
+                      f"A[r][s*{ks} + k] (k < {ks}) in bits [k*{a}, (k+1)*{a})")
+            b_text = (f"{ks} beats per step (the weights of the step, loaded before its A rows "
+                      f"stream): beat j, element c holds B[s*{ks} + j][c] (c < {n}) in bits "
+                      f"[c*{b}, (c+1)*{b})")
+        return {"a": {"payload_bits": self.a_beat_len * a, "layout": a_text},
+                "b": {"payload_bits": self.b_beat_len * b, "layout": b_text},
+                "c": self.result_layout()}
+
+    def result_layout(self) -> dict:
+        acc, n = self.acc_fmt.bits, self.n_tile
+        return {"payload_bits": n * acc + 1, "last_bit": n * acc,
+                "layout": (f"{self.m_tile} beats per tile, rows r = 0 .. {self.m_tile - 1} in "
+                           f"order: element c holds C[r][c] (c < {n}) in bits [c*{acc}, "
+                           f"(c+1)*{acc}), {self.acc_fmt}; bit {n * acc} ('last') is 1 on row "
+                           f"{self.m_tile - 1} only; with TILES > 1 the tiles follow in order")}
+
     @property
     def output_stationary(self) -> bool:
         return self.dataflow == "output_stationary"

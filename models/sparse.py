@@ -492,6 +492,17 @@ class NMGeometry(EngineGeometry):
     def a_beat_len(self) -> int:
         return self.m_tile * self.kept_per_step
 
+    def stream_layouts(self) -> dict:
+        kept, a, ib = self.kept_per_step, self.a_fmt.bits, self.index_bits
+        values = self.a_beat_len * a
+        layouts = super().stream_layouts()
+        layouts["a"] = {"payload_bits": values + self.a_beat_len * ib, "layout": (
+            f"one beat per step: element i = r*{kept} + j holds the j-th kept value of row r "
+            f"(r < {self.m_tile}, j < {kept}; {self.n} per group of {self.m}, groups in K order) "
+            f"in bits [i*{a}, (i+1)*{a}); its index within the group (0 .. {self.m - 1}, "
+            f"strictly ascending within a group) in bits [{values} + i*{ib}, {values} + (i+1)*{ib})")}
+        return layouts
+
     def compress(self, A) -> NMMatrix:
         return NMMatrix.compress(A, self.n, self.m, self.a_fmt)
 
@@ -588,6 +599,18 @@ class BitmapGeometry(EngineGeometry):
         ks = np.flatnonzero(a_vec.bitmaps.any(axis=1) & b_vec.bitmaps.any(axis=1))
         return OuterProductJob(ks, *_condensed(a_vec, ks, self.m_tile),
                                *_condensed(b_vec, ks, self.n_tile))
+
+    def stream_layouts(self) -> dict:
+        def vector(length, fmt, what):
+            c = length.bit_length()
+            return {"payload_bits": length + c + length * fmt.bits, "layout": (
+                f"one beat per step (one k with a non-zero {what}): bits [0, {length}) the "
+                f"bitmap (bit i = element i is non-zero), bits [{length}, {length + c}) the count "
+                f"of non-zeros, then the non-zero values front-packed in index order, value j in "
+                f"bits [{length + c} + j*{fmt.bits}, {length + c} + (j+1)*{fmt.bits})")}
+
+        return {"a": vector(self.m_tile, self.a_fmt, "A column"),
+                "b": vector(self.n_tile, self.b_fmt, "B row"), "c": self.result_layout()}
 
     def _words(self, bitmaps, counts, values, length, fmt):
         count_bits = length.bit_length()

@@ -132,14 +132,18 @@ def _cmd_render(args) -> int:
     from accelsmith.models.gaussian.pipeline import load_scene, save_png
     from accelsmith.models.gaussian.render import bin_tiles, project, render_sorted
     from accelsmith.models.gaussian.scene import SceneError
-    from accelsmith.models.gaussian.sorter import SorterMLP
+    from accelsmith.models.gaussian.sorter import SorterMLP, tuned_scene
 
     scene, cams = load_scene(args.scene, init=args.init, seed=args.seed)
     if not 0 <= args.camera < len(cams):
         raise SceneError(f"{args.scene}: --camera {args.camera} does not exist; allowed "
                          f"0..{len(cams) - 1}")
-    bins = bin_tiles(project(scene, cams[args.camera]))
     mlp = SorterMLP.load(args.sorter) if args.sorter else None
+    if args.sorter and args.mode != "sorted" and (tuned := tuned_scene(args.sorter, scene)):
+        print(f"note: {args.sorter} holds fine-tuned opacities and colours; rendering with them",
+              file=sys.stderr)
+        scene = tuned
+    bins = bin_tiles(project(scene, cams[args.camera]))
     if args.mode == "sorted":
         img = render_sorted(bins, args.background)
     else:
@@ -200,7 +204,7 @@ def _cmd_train_sorter(args) -> int:
         tuned_res = fits["mlp+finetune"]
         tuned = sorter.finetuned_scene(scene, tuned_res)
         write_ply(tuned, out / "scene_finetuned.ply")
-        tuned_res.mlp.save(out / "sorter_finetuned.npz")
+        sorter.save_result(out / "sorter_finetuned.npz", tuned_res, scene)
         weightings["mlp+finetune"] = lambda bl: tuned_res.mlp.weights
         scenes = {("mlp+finetune", args.blend): tuned}
     rows = evaluate(scene, held, weightings, (args.blend,), args.background, scenes=scenes,

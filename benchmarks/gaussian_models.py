@@ -249,7 +249,7 @@ def main():
     pictures(scene, cams[0], trained)
     for (n, b), res in trained.items():
         if n != "analytic":
-            res.mlp.save(RESULTS / f"gaussian_sorter_{b}_{n.replace('+', '_')}.npz")
+            sorter.save_result(RESULTS / f"gaussian_sorter_{b}_{n.replace('+', '_')}.npz", res, scene)
     data["losses"] = {f"{b} {n}": res.losses for (n, b), res in trained.items() if n != "analytic"}
     cmd = "python benchmarks/gaussian_models.py " + " ".join(sys.argv[1:])
     write("gaussian", data, table(data), cmd.strip())

@@ -422,6 +422,17 @@ def test_cli_train_sorter_and_render(small_npz, tmp_path, capsys):
         assert main(["render", str(small_npz), "--camera", "1", "--mode", mode,
                      "--sorter", str(out / "sorter.npz"), "-o", str(png)]) == 0
         assert Image.open(png).size == (96, 64)
+    # The fine-tuned file carries its opacities and colours: a render with it uses them (and
+    # differs from one with the network alone); another scene is refused, not silently used.
+    capsys.readouterr()
+    tuned_png, plain_png = tmp_path / "tuned.png", tmp_path / "oit.png"
+    assert main(["render", str(small_npz), "--camera", "1", "--mode", "oit", "--sorter",
+                 str(out / "sorter_finetuned.npz"), "-o", str(tuned_png)]) == 0
+    assert "holds fine-tuned opacities and colours" in capsys.readouterr().err
+    assert not np.array_equal(np.asarray(Image.open(tuned_png)), np.asarray(Image.open(plain_png)))
+    assert main(["render", str(small_npz), "--init", "random", "--mode", "oit", "--sorter",
+                 str(out / "sorter_finetuned.npz"), "-o", str(tuned_png)]) == 2
+    assert "fine-tuned for another scene" in capsys.readouterr().err
 
 
 def test_cli_render_bad_input(small_npz, tmp_path, capsys):

@@ -100,6 +100,56 @@ class SorterMLP:
                    float(d["depth_scale"]))
 
 
+def scene_digest(scene) -> str:
+    """A short fingerprint of a scene's Gaussians (every parameter), so tuned parameters are
+    only ever applied to the scene they were trained on."""
+    import hashlib
+
+    h = hashlib.sha256(np.int64(len(scene.means)).tobytes())
+    for arr in (scene.means, scene.scales, scene.quats, scene.opacities, scene.sh):
+        h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def save_result(path, result: "TrainResult", scene) -> Path:
+    """The network and, for a fine-tuned result, the tuned opacity logits and DC colour changes
+    of ``scene`` (float32) with the scene's fingerprint: everything a render of the result needs
+    besides the scene file itself."""
+    path = result.mlp.save(path)
+    if result.opacity_logit is None:
+        return path
+    with np.load(path) as d:
+        arrays = {k: d[k] for k in d.files}
+    np.savez_compressed(path, **arrays, tuned_opacity_logit=result.opacity_logit.astype(np.float32),
+                        tuned_colour=result.colour.astype(np.float32),
+                        scene_gaussians=np.int64(len(scene.means)),
+                        scene_digest=np.array(scene_digest(scene)))
+    return path
+
+
+def tuned_scene(path, scene):
+    """``scene`` with the fine-tuned opacities and colours stored in sorter file ``path``, or
+    ``None`` if the file holds a network only. Refuses a file trained on another scene."""
+    from .scene import SceneError
+
+    with np.load(path) as d:
+        if "tuned_opacity_logit" not in d.files:
+            return None
+        n = int(d["scene_gaussians"])
+        logit, colour = d["tuned_opacity_logit"], d["tuned_colour"]
+        digest = str(d["scene_digest"])
+    if n != len(scene.means) or logit.shape != (n,) or colour.shape != (n, 3):
+        raise SceneError(f"{path}: fine-tuned for a scene of {n:,} Gaussians (opacities "
+                         f"{logit.shape}, colours {colour.shape}), but this scene has "
+                         f"{len(scene.means):,}; render the scene it was trained on")
+    if digest != scene_digest(scene):
+        raise SceneError(f"{path}: fine-tuned for another scene (fingerprint {digest}, this scene "
+                         f"{scene_digest(scene)}): same count, other parameters (another "
+                         f"initialisation or seed?)")
+    return finetuned_scene(scene, TrainResult(None, logit.astype(np.float64),
+                                              colour.astype(np.float64)))
+
+
 @dataclass
 class ViewPairs:
     """The (pixel, Gaussian) pairs of one view that can contribute, for a subset of pixels.

@@ -52,7 +52,7 @@ def kept_note(rows: list[dict]) -> str:
     for r in rows:
         if "kept_from" in r:
             kept.setdefault(r["target"], r["kept_from"])
-    return "" if not kept else ("\nRows of " + ", ".join(f"{t} (measured {d})" for t, d in kept.items())
+    return "" if not kept else ("Rows of " + ", ".join(f"{t} (measured {d})" for t, d in kept.items())
                                 + " are kept from an earlier run of this script: this run measured "
                                 "the other targets only.")
 

@@ -238,7 +238,7 @@ def write_all(data, args):
     out += ["", "Cycle counts come from the engines' cycle models (`NMGeometry`, `BitmapGeometry`), "
             "which the cocotb simulations check against the CYCLES register exactly; each tile job "
             "includes its readout. ASIC: sky130 HD, `abc -D 5000`, OpenSTA; ECP5: LFE5U-85F via "
-            "nextpnr (scan harness included)." + kept_note(synth)]
+            "nextpnr (scan harness included).", "", kept_note(synth)]
     targets = " ".join(args.targets) if not args.skip_synth else "(none)"
     write("sparse", data, "\n".join(out),
           f"python benchmarks/sparse_speedup.py --gemm {args.gemm} --targets {targets}"

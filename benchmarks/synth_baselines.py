@@ -67,7 +67,7 @@ def _write(rows, clock_ns, name, measured):
                  "via nextpnr (seed 1), core behind the 5-pin scan harness whose flip-flops are "
                  "included in FFs and LUTs; for designs that do not fit the device, the counts are "
                  "Yosys's mapping and nextpnr's reason is in the JSON notes.")
-    table.append(kept_note(rows))
+    table += ["", kept_note(rows)]
     command = "python benchmarks/synth_baselines.py"
     if list(measured) != list(VARIANTS):
         command += f" --targets {' '.join(measured)}"

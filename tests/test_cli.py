@@ -78,8 +78,8 @@ def test_reference_config_by_name_from_anywhere(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "accelsmith.cli", "generate", "os_4x4_int9"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "did you mean 'os_4x4_int8'?" in proc.stderr
-    listing = run("list").stdout
-    assert str(CONFIGS / "os_4x4_int8.yaml") in listing
+    listed = [Path(w) for w in run("list").stdout.split() if w.endswith("os_4x4_int8.yaml")]
+    assert [p.resolve() for p in listed] == [(CONFIGS / "os_4x4_int8.yaml").resolve()]
 
 
 def test_synth_target_did_you_mean():

@@ -135,8 +135,8 @@ def simulate(config: Config, simulator: str = "verilator", seed: int | None = No
     build_log = build_dir / "build.log"
     try:
         with tools.heartbeat(f"{simulator} build", build_log):
-            # Verilator's tracing is switched on at build time (--trace-fst above, with cocotb's
-            # --trace); Icarus dumps through accelsmith_dump instead of cocotb's module.
+            # Verilator traces when cocotb's runner is told waves (its --trace; FST with the
+            # --trace-fst above); Icarus dumps through accelsmith_dump, not cocotb's module.
             runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build_dir,
                          always=simulator == "icarus", build_args=build_args,
                          waves=waves and simulator == "verilator", log_file=build_log,

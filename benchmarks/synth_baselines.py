@@ -51,16 +51,19 @@ def _in_target_order(rows):
 
 
 def _write(rows, clock_ns, name, measured):
-    table = ["| config | target | area um^2 | cells | FFs | LUTs | DSPs | critical path ns | Fmax MHz | placed | s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    table = ["| config | target | area um^2 | cells | FFs | LUTs | DSPs | critical path ns | "
+             f"slack at {clock_ns:g} ns | Fmax MHz | placed | s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "error" in r:
-            table.append(f"| {r['config']} | {r['target']} | failed: {r['error'][:120]} ||||||||| ")
+            table.append(f"| {r['config']} | {r['target']} | failed: {r['error'][:120]} |||||||||| ")
             continue
         fmt = lambda k: f"{r[k]:,}" if isinstance(r.get(k), (int, float)) else "-"
+        slack = ("-" if "setup_slack_ns" not in r else
+                 f"{r['setup_slack_ns']:+.2f}" + ("" if r["timing_met"] else " (violated)"))
         table.append(f"| {r['config']} | {r['target']} | {fmt('area_um2')} | {fmt('cells')} | "
                      f"{fmt('flip_flops') if r['target'] == 'asic' else fmt('ffs')} | {fmt('luts')} | "
-                     f"{fmt('dsps')} | {fmt('critical_path_ns')} | {fmt('fmax_mhz')} | "
+                     f"{fmt('dsps')} | {fmt('critical_path_ns')} | {slack} | {fmt('fmax_mhz')} | "
                      f"{'-' if 'fits' not in r else 'yes' if r['fits'] else 'does not fit'} | {r['seconds']} |")
     table.append(f"\nASIC: sky130 HD typical corner, `abc -D {clock_ns * 1000:.0f}`, OpenSTA "
                  "critical path with inputs/outputs at 0 delay, no IO harness. ECP5: LFE5U-85F speed 6 "

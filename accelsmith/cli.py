@@ -126,47 +126,25 @@ def _pair(text: str):
 
 
 def _cmd_render(args) -> int:
-    import numpy as np
-
-    from accelsmith.models.gaussian import fixed, oit
-    from accelsmith.models.gaussian.pipeline import load_scene, save_png
+    from accelsmith.models.gaussian.metrics import psnr, ssim
+    from accelsmith.models.gaussian.pipeline import load_scene, render_view, save_png
     from accelsmith.models.gaussian.render import bin_tiles, project, render_sorted
     from accelsmith.models.gaussian.scene import SceneError
-    from accelsmith.models.gaussian.sorter import SorterMLP, tuned_scene
 
     scene, cams = load_scene(args.scene, init=args.init, seed=args.seed)
     if not 0 <= args.camera < len(cams):
         raise SceneError(f"{args.scene}: --camera {args.camera} does not exist; allowed "
                          f"0..{len(cams) - 1}")
-    mlp = SorterMLP.load(args.sorter) if args.sorter else None
-    if args.sorter and args.mode != "sorted" and (tuned := tuned_scene(args.sorter, scene)):
-        print(f"note: {args.sorter} holds fine-tuned opacities and colours; rendering with them",
-              file=sys.stderr)
-        scene = tuned
-    bins = bin_tiles(project(scene, cams[args.camera]))
-    if args.mode == "sorted":
-        img = render_sorted(bins, args.background)
-    else:
-        if mlp is not None:
-            weights = mlp.weights(bins.proj)
-        elif args.depth_weight:
-            weights = oit.depth_weight(bins.proj.depth, *args.depth_weight)
-        else:
-            print(f"note: --mode {args.mode} without --sorter or --depth-weight: every Gaussian "
-                  "gets weight 1 (no sorting network); give --sorter sorter.npz from "
-                  "train-sorter for the trained weights", file=sys.stderr)
-            weights = np.ones(len(bins.proj))
-        if args.mode == "oit":
-            img = oit.render_oit(bins, weights, args.blend, args.background)
-        else:
-            fv = fixed.quantise_view(bins.proj, mlp.depth_scale if mlp else 0.125)
-            w_q = (fixed.mlp_fixed(fixed.quantise_mlp(mlp), fv.features) if mlp is not None
-                   else np.round(weights * fixed.ONE16).astype(np.int64))
-            bg_q = np.round(np.array(args.background) * (1 << fixed.COLOUR_FRAC)).astype(int)
-            img = fixed.to_float(fixed.render_fixed(bins, fv, w_q, args.blend, bg_q))
+    cam = cams[args.camera]
+    img, bins = render_view(scene, cam, args.mode, args.blend, args.sorter, args.depth_weight,
+                            args.background, say=lambda msg: print(msg, file=sys.stderr))
     path = save_png(img, args.output)
     print(f"{args.mode} render of camera {args.camera}: {len(bins.proj):,} Gaussians in view, "
           f"{len(bins.entries):,} tile entries -> {path}")
+    if args.psnr:
+        ref = render_sorted(bin_tiles(project(scene, cam)), args.background)
+        print(f"  against the sorted render of the scene: PSNR {psnr(img, ref):.2f} dB, "
+              f"SSIM {ssim(img, ref):.4f}")
     return 0
 
 
@@ -274,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", choices=["knn", "random"], default="knn",
                    help=".npz point clouds: Gaussian initialisation")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--psnr", action="store_true",
+                   help="also print PSNR/SSIM against the sorted render of the scene (as the "
+                        "results pages measure quality)")
     p.add_argument("-o", "--output", required=True, help="PNG file")
     p.set_defaults(func=_cmd_render)
 

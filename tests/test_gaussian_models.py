@@ -476,3 +476,27 @@ def test_cli_render_without_sorter_says_weight_one(small_npz, tmp_path, capsys):
         assert "every Gaussian gets weight 1" in capsys.readouterr().err
     assert main(["render", str(small_npz), "--mode", "sorted", "-o", str(tmp_path / "s.png")]) == 0
     assert "weight 1" not in capsys.readouterr().err
+
+
+@needs_garden
+@pytest.mark.parametrize("blend", ["authors", "coverage"])
+def test_shipped_finetuned_sorters_reproduce_the_reported_figures(blend, capsys, tmp_path):
+    """`accelsmith render ... --sorter docs/results/gaussian_sorter_*_mlp_finetune.npz --psnr`
+    gives the held-out PSNR that docs/results/gaussian.json reports for camera 0."""
+    import json
+    import re
+
+    from accelsmith.cli import main
+
+    from .conftest import ROOT
+
+    results = ROOT / "docs" / "results"
+    reported = next(r["psnr"] for r in json.loads((results / "gaussian.json").read_text())["quality"]
+                    if (r["camera"], r["blend"], r["weighting"]) == (0, blend, "mlp+finetune"))
+    assert main(["render", str(GARDEN), "--camera", "0", "--mode", "oit", "--blend", blend,
+                 "--sorter", str(results / f"gaussian_sorter_{blend}_mlp_finetune.npz"), "--psnr",
+                 "-o", str(tmp_path / f"shipped_{blend}.png")]) == 0
+    out = capsys.readouterr()
+    assert "holds fine-tuned opacities and colours" in out.err
+    measured = float(re.search(r"PSNR ([\d.]+) dB", out.out).group(1))
+    assert measured == pytest.approx(reported, abs=0.02), (measured, reported)

@@ -76,6 +76,42 @@ def evaluate(scene, cameras, weightings: dict, blends=oit.BLENDS, background=(0,
     return rows
 
 
+def render_view(scene, camera, mode: str = "sorted", blend: str = "coverage", sorter=None,
+                depth_weight=None, background=(0.0, 0.0, 0.0), say=None):
+    """One view the way ``accelsmith render`` draws it: ``(image, bins)``.
+
+    ``mode`` is ``sorted`` (the reference), ``oit`` (order-independent, float) or ``fixed`` (the
+    bit-accurate fixed-point model). Weights: the network of ``sorter`` (a ``sorter.npz`` path),
+    else ``exp(-a depth^b)`` for ``depth_weight = (a, b)``, else 1 (``say`` is told). A sorter file
+    holding fine-tuned opacities and colours makes oit/fixed render the tuned scene."""
+    from . import fixed
+    from .sorter import SorterMLP, tuned_scene
+
+    say = say or (lambda msg: None)
+    mlp = SorterMLP.load(sorter) if sorter else None
+    if mlp is not None and mode != "sorted" and (tuned := tuned_scene(sorter, scene)) is not None:
+        say(f"note: {sorter} holds fine-tuned opacities and colours; rendering with them")
+        scene = tuned
+    bins = bin_tiles(project(scene, camera))
+    if mode == "sorted":
+        return render_sorted(bins, background), bins
+    if mlp is not None:
+        weights = mlp.weights(bins.proj)
+    elif depth_weight:
+        weights = oit.depth_weight(bins.proj.depth, *depth_weight)
+    else:
+        say(f"note: --mode {mode} without --sorter or --depth-weight: every Gaussian gets weight 1 "
+            "(no sorting network); give --sorter sorter.npz from train-sorter for the trained weights")
+        weights = np.ones(len(bins.proj))
+    if mode == "oit":
+        return oit.render_oit(bins, weights, blend, background), bins
+    fv = fixed.quantise_view(bins.proj, mlp.depth_scale if mlp else 0.125)
+    w_q = (fixed.mlp_fixed(fixed.quantise_mlp(mlp), fv.features) if mlp is not None
+           else np.round(weights * fixed.ONE16).astype(np.int64))
+    bg_q = np.round(np.array(background) * (1 << fixed.COLOUR_FRAC)).astype(int)
+    return fixed.to_float(fixed.render_fixed(bins, fv, w_q, blend, bg_q)), bins
+
+
 def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 

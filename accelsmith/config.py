@@ -247,18 +247,34 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _depth(node, limit: int, level: int = 1) -> None:
-    if level > limit:
+def _children(node) -> list:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
+def _depth(root, limit: int) -> None:
+    """Refuse nesting deeper than ``limit`` levels. Heights are computed once per node (an alias
+    is the node it names), so anchors and aliases cannot multiply the work however they nest."""
+    height: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in height:
+            continue
+        kids = _children(node)
+        if expanded or not kids:
+            height[id(node)] = 1 + max((height[id(k)] for k in kids), default=0)
+        else:
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in height)
+    if height[id(root)] > limit:
+        node = root
+        for _ in range(limit):   # follow the deepest branch to the first level past the limit
+            node = max(_children(node), key=lambda k: height[id(k)])
         raise ConfigError(f"values nested more than {limit} levels deep (line "
                           f"{node.start_mark.line + 1}); a config is a flat mapping of keys to "
                           f"plain values")
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            _depth(k, limit, level + 1)
-            _depth(v, limit, level + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for v in node.value:
-            _depth(v, limit, level + 1)
 
 
 def safe_yaml(text: str, source: str, max_depth: int = MAX_DEPTH):

@@ -42,6 +42,7 @@ EXPECTED = {
     "23_bitmap_n_tile_below_cols": ["'n_tile'", "4", "cols = 8"],
     "24_bad_top_name": ["'name'", "'4x4-engine'", "matching"],
     "25_nested_too_deep": ["nested more than 4 levels", "line"],
+    "26_alias_bomb": ["nested more than 4 levels", "line 3"],
 }
 
 
@@ -65,8 +66,9 @@ def test_bad_config_cli_error(path, tmp_path):
 
 
 # Rules a JSON Schema cannot state: a duplicate key is gone once YAML is parsed (editors' YAML
-# servers flag it themselves); the width of one product is arithmetic over four keys.
-NOT_IN_JSON_SCHEMA = {"20_duplicate_key", "21_acc_overflows_at_k1"}
+# servers flag it themselves); the width of one product is arithmetic over four keys; the alias
+# bomb is the loader's limit (expanded, as plain YAML tools do, it is 10^12 values).
+NOT_IN_JSON_SCHEMA = {"20_duplicate_key", "21_acc_overflows_at_k1", "26_alias_bomb"}
 
 
 @pytest.mark.parametrize("path", [p for p in BAD if p.stem not in NOT_IN_JSON_SCHEMA],

@@ -12,7 +12,7 @@ from amaranth.lib import wiring
 from accelsmith.config import Param
 from accelsmith.models.intformat import IntFormat, accumulator_format
 
-__all__ = ["Design", "NUMBER_CHECKS", "NUMBER_PARAMS", "integration", "number_formats", "ports_of",
+__all__ = ["Design", "NUMBER_CHECKS", "NUMBER_PARAMS", "SOC_PARAMS", "integration", "number_formats", "ports_of",
            "semantics", "write_design"]
 
 # Operand and accumulator formats and the module name: the same keys in every tensor family.
@@ -33,6 +33,23 @@ NUMBER_PARAMS = (
           pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
 )
 
+
+# The SoC around an engine (``generate --soc``, ``run``, ``sim-server``): the same keys in every
+# family, part of the config hash the driver checks.
+SOC_PARAMS = (
+    Param("soc_a_beats", int, "SoC: beats the A operand buffer holds.", default=4096, minimum=16,
+          maximum=1 << 18),
+    Param("soc_b_beats", int, "SoC: beats the B operand buffer holds.", default=4096, minimum=16,
+          maximum=1 << 18),
+    Param("soc_c_rows", int, "SoC: result rows the C buffer holds.", default=1024, minimum=16,
+          maximum=1 << 18),
+    Param("soc_jobs", int, "SoC: engine jobs per run (job buffer words).", default=256, minimum=1,
+          maximum=1 << 16),
+    Param("soc_clock_mhz", int, "SoC: clock frequency the watchdog is counted in.", default=100,
+          minimum=1, maximum=1000),
+    Param("soc_watchdog_us", int, "SoC: the bridge drops a frame not finished within this time "
+          "(LiteX UARTBone: 100 ms).", default=100_000, minimum=1, maximum=10_000_000),
+)
 
 def number_formats(values: dict) -> tuple[IntFormat, IntFormat, IntFormat]:
     """(A, B, accumulator) formats of a validated config with :data:`NUMBER_PARAMS`."""

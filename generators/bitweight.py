@@ -16,7 +16,7 @@ from accelsmith.hdl.multiplier import shape_of
 from accelsmith.hdl.tensor_engine import (BufferedOutputStationaryEngine, OutputStationaryEngine,
                                           VariableStepEngine, WeightStationaryEngine)
 from accelsmith.models.bitweight import DIGIT_SERIAL, EngineGeometry
-from . import (NUMBER_CHECKS, NUMBER_PARAMS, Design, integration, number_formats, ports_of,
+from . import (NUMBER_CHECKS, NUMBER_PARAMS, SOC_PARAMS, Design, integration, number_formats, ports_of,
                 semantics)
 
 ARCHITECTURES = {
@@ -92,6 +92,7 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
           "accumulates (not with the digit-serial macs).", default=False,
           only_for=("architecture", _OUTPUT_STATIONARY)),
     *NUMBER_PARAMS,
+    *SOC_PARAMS,
 ), checks=(_buffer_needs_fixed_schedule, *NUMBER_CHECKS), json_rules=(
     {"if": {"properties": {"mac": {"enum": list(DIGIT_SERIAL)}}, "required": ["mac"]},
      "then": {"properties": {"result_buffer": {"const": False}}}},))

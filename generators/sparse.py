@@ -18,7 +18,7 @@ from accelsmith.hdl.multiplier import shape_of
 from accelsmith.hdl.sparse_cores import NMSparseMatrix, OuterProductArray
 from accelsmith.hdl.tensor_engine import BufferedOutputStationaryEngine, VariableStepEngine
 from accelsmith.models.sparse import BitmapGeometry, NMGeometry
-from . import (NUMBER_CHECKS, NUMBER_PARAMS, Design, integration, number_formats, ports_of,
+from . import (NUMBER_CHECKS, NUMBER_PARAMS, SOC_PARAMS, Design, integration, number_formats, ports_of,
                 semantics)
 
 FORMATS = {
@@ -66,6 +66,7 @@ SCHEMA = FamilySchema("sparse", "Sparse tensor engines computing C = A @ B tile 
           "(Booth digits and a carry-save accumulator, as in the bitweight family).",
           default="baseline", choices=("baseline", "opt1"), only_for=_NM),
     *NUMBER_PARAMS,
+    *SOC_PARAMS,
 ), checks=(_n_not_above_m, _tile_covers_grid, *NUMBER_CHECKS), json_rules=tuple(
     {"if": {"properties": {"m": {"const": m}}, "required": ["m"]},
      "then": {"properties": {"n": {"maximum": m}}}} for m in (2, 4, 8)) + (

@@ -1,0 +1,408 @@
+"""One driver class for a generated SoC on any transport: simulation, serial port, socket.
+
+:class:`Accelerator` reads the SoC manifest (or rebuilds it from the config), checks the
+identification registers, and runs workloads: :meth:`Accelerator.gemm` tiles a GEMM of any
+size onto the engine, streams it through the SoC's buffers in runs that the SoC's sequencer
+executes on its own, checks every transfer against the SoC's CRC-32 registers, and returns C
+with the golden model's semantics.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from accelsmith.models.sparse import NMGeometry
+
+from .bridge import UARTBone
+from .gemm import GemmError, TileJob, check_operand, dims, geometry_of, golden, plan, prepare_a
+from .transport import Transport, TransportError
+
+__all__ = ["DriverError", "IdentityError", "EngineError", "ChecksumError", "GemmResult",
+           "Accelerator"]
+
+
+class DriverError(RuntimeError):
+    """The hardware did not do what was asked; the message says what and where."""
+
+
+class IdentityError(DriverError):
+    """The hardware on the transport is not the SoC of this config."""
+
+
+class EngineError(DriverError):
+    """The engine flagged a job (STATUS.ERROR: malformed sparse metadata)."""
+
+    def __init__(self, message: str, tiles: list[tuple[int, int]]):
+        super().__init__(message)
+        self.tiles = tiles
+
+
+class ChecksumError(DriverError):
+    """What the SoC received or sent differs from what the host sent or received."""
+
+
+@dataclass
+class GemmResult:
+    """C and how the hardware got there."""
+
+    C: np.ndarray
+    cycles: int                 # SoC sequencer cycles of all runs (engine plus job overhead)
+    engine_cycles: int          # sum of the engine's CYCLES over every job
+    macs: int                   # useful multiply-accumulates (M * N * K)
+    peak_macs_per_cycle: float
+    jobs: int
+    runs: int
+    wall_seconds: float
+    bytes_sent: int
+    bytes_received: int
+    retries: int = 0
+    model_cycles: int = 0       # the engines' cycle models, summed over jobs (stall-free)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def macs_per_cycle(self) -> float:
+        return self.macs / self.engine_cycles if self.engine_cycles else 0.0
+
+    def summary(self) -> str:
+        return (f"{self.C.shape[0]}x{self.C.shape[1]} result, {self.jobs} jobs in {self.runs} "
+                f"runs: {self.engine_cycles} engine cycles ({self.cycles} with job overhead), "
+                f"{self.macs_per_cycle:.2f} MACs/cycle of {self.peak_macs_per_cycle:g} peak "
+                f"({100 * self.macs_per_cycle / self.peak_macs_per_cycle:.1f} %), "
+                f"{self.wall_seconds:.2f} s wall, {self.bytes_sent + self.bytes_received} bytes "
+                f"on the link" + (f", {self.retries} retries" if self.retries else ""))
+
+
+def _crc(words: np.ndarray, value: int = 0) -> int:
+    return zlib.crc32(np.asarray(words, dtype="<u4").tobytes(), value)
+
+
+def _beat_words(beats: list[int], words_per_beat: int) -> np.ndarray:
+    """Beats (integers up to words_per_beat * 32 bits) as 32-bit words, least significant first."""
+    out = np.zeros((len(beats), words_per_beat), dtype=np.uint32)
+    for lane in range(words_per_beat):
+        shift = 32 * lane
+        out[:, lane] = [(b >> shift) & 0xFFFFFFFF for b in beats]
+    return out.reshape(-1)
+
+
+class Accelerator:
+    """A generated SoC behind a :class:`Transport`.
+
+    ``soc_manifest`` is what ``generate --soc`` writes (``<top>_soc.manifest.json``). Registers
+    are named as in ``csr.csv`` (``seq_status``, ``engine_k_steps``...). ``retries`` bounds how
+    often a run is redone after a transfer fails its checksum or the link drops a reply.
+    """
+
+    def __init__(self, soc_manifest: dict, transport: Transport, *, retries: int = 3,
+                 check_identity: bool = True, link_timeout: float = 5.0):
+        if soc_manifest.get("kind") != "soc":
+            raise DriverError("the manifest is an engine's, not a SoC's: generate it with "
+                              "'accelsmith generate CONFIG --soc'")
+        self.manifest = soc_manifest
+        self.soc = soc_manifest["soc"]
+        self.engine = soc_manifest["engine"]
+        self.geometry = geometry_of(self.engine)
+        self.transport = transport
+        self.retries = retries
+        self.registers = {r["name"]: r for r in self.soc["registers"]}
+        self.buffers = self.soc["buffers"]
+        self.clock_hz = self.soc["clock_hz"]
+        self.watchdog_cycles = self.soc["watchdog_cycles"]
+        self.watchdog_seconds = self.watchdog_cycles / self.clock_hz
+        rate = transport.bytes_per_second
+        # A frame must finish within half the watchdog time: 6 header bytes + 4 per word.
+        burst = 255 if rate is None else int((self.watchdog_seconds / 2 * rate - 6) // 4)
+        if burst < 1:
+            raise DriverError(f"the link ({rate:.0f} bytes/s) cannot carry one word within the "
+                              f"bridge watchdog ({self.watchdog_seconds * 1e3:.3g} ms)")
+        self.bus = UARTBone(transport, burst, timeout=link_timeout)
+        self.link_retries = 0
+        if check_identity:
+            self.check_identity()
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def simulated(cls, config, *, max_cycles: int = 1 << 34, quiet: bool = False, **kwargs):
+        """The SoC of ``config`` (a :class:`~accelsmith.config.Config` or a path) as a native
+        Verilator model in this process; built on first use, then cached."""
+        from accelsmith.config import Config, load
+        from accelsmith.flows.native import NativeSoC, SimTransport, build_native
+        from accelsmith.generators.soc import build_soc
+        from accelsmith.registry import generator
+
+        config = config if isinstance(config, Config) else load(config)
+        soc = build_soc(generator(config.family).build(config))
+        lib = build_native(soc.verilog(), soc.top, quiet=quiet)
+        return cls(soc.manifest, SimTransport(NativeSoC(lib), max_cycles), **kwargs)
+
+    @classmethod
+    def open(cls, config, url: str, baudrate: int = 115200, **kwargs):
+        """The SoC of ``config`` behind a pyserial URL (a board's UART, ``socket://`` of
+        ``accelsmith sim-server``)."""
+        from accelsmith.config import Config, load
+        from accelsmith.generators.soc import build_soc
+        from accelsmith.registry import generator
+
+        from .transport import SerialTransport
+
+        config = config if isinstance(config, Config) else load(config)
+        soc = build_soc(generator(config.family).build(config))
+        return cls(soc.manifest, SerialTransport(url, baudrate), **kwargs)
+
+    def close(self):
+        self.transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- registers -----------------------------------------------------------------------------
+
+    def _reg(self, name: str) -> dict:
+        try:
+            return self.registers[name]
+        except KeyError:
+            raise DriverError(f"no register {name!r}; the SoC has "
+                              f"{', '.join(self.registers)}") from None
+
+    def read(self, name: str) -> int:
+        return self.bus.read(self._reg(name)["byte_address"])[0]
+
+    def write(self, name: str, value: int):
+        self.bus.write(self._reg(name)["byte_address"], [value])
+
+    def field(self, register: str, name: str) -> int:
+        """The mask of a register field, e.g. ``field("seq_ctrl", "START")``."""
+        for f in self._reg(register)["fields"]:
+            if f["name"] == name:
+                return ((1 << f["width"]) - 1) << f["offset"]
+        raise DriverError(f"register {register} has no field {name}")
+
+    def check_identity(self):
+        """Refuse hardware that is not this config's SoC (magic, version, config hash, sizes)."""
+        try:
+            got = self.bus.read(self._reg("ident_magic")["byte_address"], 8)
+        except TransportError as exc:
+            raise IdentityError(f"{self.transport.name}: no answer to the identification read "
+                                f"({exc}); is the SoC there and the baud rate right?") from None
+        want = [self.soc["magic"], self.soc["version"], self.soc["config_hash"],
+                self.buffers["a"]["depth"], self.buffers["b"]["depth"],
+                self.buffers["c"]["depth"], self.buffers["jobs"]["depth"], self.watchdog_cycles]
+        if got[0] != want[0]:
+            raise IdentityError(f"{self.transport.name}: magic {got[0]:#010x}, not an accelsmith "
+                                f"SoC ({want[0]:#010x})")
+        if got[1] != want[1]:
+            raise IdentityError(f"{self.transport.name}: register map version {got[1]}, this "
+                                f"driver speaks version {want[1]}")
+        if got[2:] != want[2:]:
+            raise IdentityError(
+                f"{self.transport.name}: the hardware was built from another config (config hash "
+                f"{got[2]:#010x}, buffers {got[3:7]}, watchdog {got[7]}; this config: "
+                f"{want[2]:#010x}, {want[3:7]}, {want[7]}). Rebuild it from this config or "
+                f"pass the config it was built from.")
+
+    # -- GEMM ----------------------------------------------------------------------------------
+
+    def gemm(self, A, B, *, prune: bool = False,
+             progress: Callable[[int, int], None] | None = None) -> GemmResult:
+        """``C = A @ B`` on the hardware, with the golden model's semantics (wrap-around in the
+        accumulator format). A: dense, or on N:M engines an ``NMMatrix`` (a dense A must be N:M
+        unless ``prune``). ``progress(done, total)`` is called after every run with jobs done."""
+        start = time.monotonic()
+        g = self.geometry
+        A = prepare_a(g, A, prune)
+        B = check_operand("B", B, g.b_fmt)
+        M, K = dims(A)
+        if B.shape[0] != K:
+            raise GemmError(f"A is {M}x{K} and B is {B.shape[0]}x{B.shape[1]}: A's columns "
+                            f"must equal B's rows")
+        N = B.shape[1]
+        sent0, received0 = self.bus.bytes_sent, self.bus.bytes_received
+        retries0 = self.link_retries
+        mt, nt = g.m_tile, g.n_tile
+        tiles_i = -(-M // mt)
+        C = np.zeros((tiles_i * mt, -(-N // nt) * nt), dtype=np.int64)
+        jobs = list(plan(g, A, B, self.buffers["a"]["depth"], self.buffers["b"]["depth"]))
+        totals = {"cycles": 0, "engine_cycles": 0, "runs": 0, "model": 0}
+        done = 0
+        for run in self._runs(jobs):
+            rows, stats = self._execute(run)
+            for index, job in enumerate(run):
+                i, j = job.tile
+                C[i * mt:(i + 1) * mt, j * nt:(j + 1) * nt] += rows[index]
+            totals["cycles"] += stats["cycles"]
+            totals["engine_cycles"] += stats["engine_cycles"]
+            totals["model"] += sum(job.cycles for job in run)
+            totals["runs"] += 1
+            done += len(run)
+            if progress:
+                progress(done, len(jobs))
+        C = g.acc_fmt.wrap(C[:M, :N])
+        return GemmResult(C, totals["cycles"], totals["engine_cycles"], M * N * K,
+                          g.macs_per_cycle(), len(jobs), totals["runs"],
+                          time.monotonic() - start, self.bus.bytes_sent - sent0,
+                          self.bus.bytes_received - received0, self.link_retries - retries0,
+                          totals["model"])
+
+    def golden(self, A, B, prune: bool = False) -> np.ndarray:
+        """What :meth:`gemm` must return (the NumPy model)."""
+        g = self.geometry
+        return golden(g, prepare_a(g, A, prune), check_operand("B", B, g.b_fmt))
+
+    @property
+    def _tiles_register(self) -> bool:
+        return "engine_tiles" in self.registers
+
+    def _runs(self, jobs: list[TileJob]):
+        """Group tile jobs into runs that fit the buffers. Engines with a TILES register take a
+        run as one engine job of many tiles, so a run's tiles share one K_STEPS."""
+        a_cap, b_cap = self.buffers["a"]["depth"], self.buffers["b"]["depth"]
+        c_cap, j_cap = self.buffers["c"]["depth"], self.buffers["jobs"]["depth"]
+        mt = self.geometry.m_tile
+        run: list[TileJob] = []
+        a = b = 0
+        for job in jobs:
+            fits = (a + len(job.a_words) <= a_cap and b + len(job.b_words) <= b_cap
+                    and (len(run) + 1) * mt <= c_cap and len(run) < j_cap
+                    and not (self._tiles_register and run and run[0].steps != job.steps))
+            if run and not fits:
+                yield run
+                run, a, b = [], 0, 0
+            run.append(job)
+            a += len(job.a_words)
+            b += len(job.b_words)
+        if run:
+            yield run
+
+    def _execute(self, run: list[TileJob]) -> tuple[np.ndarray, dict]:
+        """One run through the SoC, redone after link or checksum failures (bounded)."""
+        last = None
+        for attempt in range(self.retries + 1):
+            try:
+                return self._execute_once(run)
+            except (TransportError, ChecksumError) as exc:
+                last = exc
+                self.link_retries += 1
+                self.transport.recover(self.watchdog_seconds, self.watchdog_cycles)
+        raise DriverError(f"run of tiles {run[0].tile}..{run[-1].tile} failed {self.retries + 1} "
+                          f"times on {self.transport.name}; last: {last}")
+
+    def _upload(self, name: str, beats: list[int]) -> np.ndarray:
+        buf = self.buffers[name]
+        words = _beat_words(beats, buf["words_per_beat"]) if beats else np.zeros(0, np.uint32)
+        if len(words):
+            self.bus.write(buf["base"], words.tolist())
+        return words
+
+    def _execute_once(self, run: list[TileJob]):
+        g = self.geometry
+        seq = self._reg("seq_ctrl")["byte_address"]
+        ctrl = lambda *names: sum(self.field("seq_ctrl", n) for n in names)
+        self.write("seq_ctrl", ctrl("ABORT", "CLEAR_CRC"))
+        tiles = len(run) if self._tiles_register else 1
+        job_steps = [run[0].steps] if self._tiles_register else [job.steps for job in run]
+        a_beats = [w for job in run for w in job.a_words]
+        b_beats = [w for job in run for w in job.b_words]
+        crc = 0
+        for name, beats in (("a", a_beats), ("b", b_beats), ("jobs", job_steps)):
+            crc = _crc(self._upload(name, beats), crc)
+        self.bus.write(self._reg("seq_jobs")["byte_address"], [len(job_steps), len(a_beats),
+                                                                 len(b_beats)])
+        if self._tiles_register:
+            self.write("engine_tiles", tiles)
+        # One read back of the sequencer block: counts, checksum, and that nothing started.
+        regs = self.bus.read(seq, 14)
+        status, jobs_n, a_n, b_n, write_crc = regs[1], regs[2], regs[3], regs[4], regs[10]
+        if write_crc != crc:
+            raise ChecksumError(f"operands arrived corrupted (CRC {write_crc:#010x}, sent "
+                                f"{crc:#010x})")
+        if (jobs_n, a_n, b_n) != (len(job_steps), len(a_beats), len(b_beats)):
+            raise ChecksumError(f"run registers read back as {jobs_n}, {a_n}, {b_n}")
+        if status & 0x3:
+            raise ChecksumError(f"the sequencer started by itself (status {status:#x}): a "
+                                f"corrupted frame")
+        engine_status = self.read("engine_status")
+        if engine_status & 0x3:
+            raise ChecksumError(f"the engine started by itself (status {engine_status:#x})")
+        if self._tiles_register and self.read("engine_tiles") != tiles:
+            raise ChecksumError("engine TILES read back wrong")
+
+        self.write("seq_ctrl", ctrl("START"))
+        predicted = sum(job.cycles for job in run) + 16 * len(run)
+        self._wait_done(predicted)
+        regs = self.bus.read(seq, 14)
+        status, c_count, cycles, engine_cycles = regs[1], regs[5], regs[6], regs[7]
+        error_job, error_count = regs[8], regs[9]
+        mask = lambda n: self.field("seq_status", n)
+        if status & mask("REFUSED"):
+            raise DriverError(f"the SoC refused the run ({len(job_steps)} jobs, {len(a_beats)} A "
+                              f"and {len(b_beats)} B beats): more than its buffers hold")
+        rows_expected = len(run) * g.m_tile
+        if c_count != rows_expected or status & mask("OVERFLOW"):
+            raise DriverError(f"the run wrote {c_count} result rows, {rows_expected} expected "
+                              f"(status {status:#x})")
+        rows = self._download(rows_expected)
+        if error_count:
+            first = run[error_job].tile if not self._tiles_register else run[0].tile
+            raise EngineError(f"the engine flagged {error_count} job(s) with STATUS.ERROR "
+                              f"(malformed sparse metadata), first at output tile {first} (tile "
+                              f"row {first[0]}, column {first[1]}); those groups contributed "
+                              f"zero", [first])
+        return rows, {"cycles": cycles, "engine_cycles": engine_cycles}
+
+    def _wait_done(self, predicted_cycles: int):
+        busy = self.field("seq_status", "BUSY")
+        done = self.field("seq_status", "DONE")
+        limit = max(4 * predicted_cycles + 100_000, 1_000_000)
+        timeout = 2.0 + 4 * predicted_cycles / self.clock_hz
+        deadline = time.monotonic() + timeout
+        self.transport.settle(timeout, limit)
+        while True:
+            status = self.read("seq_status")
+            if status & done and not status & busy:
+                return
+            if time.monotonic() > deadline:
+                self.write("seq_ctrl", self.field("seq_ctrl", "ABORT"))
+                raise DriverError(f"the run did not finish within {timeout:.1f} s (about "
+                                  f"{predicted_cycles} cycles expected; status {status:#x}); "
+                                  f"aborted")
+            time.sleep(min(0.01, predicted_cycles / self.clock_hz))
+
+    def _download(self, rows: int) -> np.ndarray:
+        g = self.geometry
+        buf = self.buffers["c"]
+        wpb = buf["words_per_beat"]
+        for attempt in range(self.retries + 1):
+            self.write("seq_ctrl", self.field("seq_ctrl", "CLEAR_CRC"))
+            words = np.array(self.bus.read(buf["base"], rows * wpb), dtype=np.uint32)
+            read_crc = self.read("seq_read_crc")
+            if read_crc == _crc(words):
+                break
+            self.link_retries += 1
+        else:
+            raise ChecksumError("result rows arrived corrupted on every attempt")
+        acc, n = g.acc_fmt, g.n_tile
+        out = np.zeros((rows, n), dtype=np.int64)
+        lanes = words.reshape(rows, wpb).astype(object)
+        mask = (1 << acc.bits) - 1
+        for r in range(rows):
+            value = 0
+            for lane in range(wpb - 1, -1, -1):
+                value = value << 32 | int(lanes[r, lane])
+            last = (value >> (n * acc.bits)) & 1
+            if last != (r % g.m_tile == g.m_tile - 1):
+                raise DriverError(f"result row {r}: the 'last' flag is {last}; rows were lost "
+                                  f"or reordered")
+            out[r] = [(value >> (c * acc.bits)) & mask for c in range(n)]
+        if acc.signed:
+            out = np.where(out > acc.max, out - (1 << acc.bits), out)
+        return out.reshape(-1, g.m_tile, n)
+

@@ -1,4 +1,4 @@
-"""The accelsmith command: generate, sim, synth, list, schema, render, train-sorter."""
+"""The accelsmith command: generate, sim, synth, run, sim-server, list, schema, render, train-sorter."""
 
 from __future__ import annotations
 
@@ -19,13 +19,22 @@ def _cmd_generate(args) -> int:
     design = generator(config.family).build(config)
     v_path, m_path = write_design(design, args.output)
     print(f"{design.top}: wrote {v_path} and {m_path}")
+    outputs = [(v_path, design.top)]
+    if args.soc:
+        from accelsmith.generators.soc import build_soc, write_soc
+
+        soc = build_soc(design)
+        sv_path, sm_path, csv_path = write_soc(soc, args.output)
+        print(f"{soc.top}: wrote {sv_path}, {sm_path} and {csv_path}")
+        outputs.append((sv_path, soc.top))
     if args.lint:
         from accelsmith.flows.tools import verilator_lint
 
-        ok, output = verilator_lint(v_path, design.top)
-        print("  verilator --lint-only: " + ("clean" if ok else "FAILED\n" + output))
-        if not ok:
-            return 1
+        for path, top in outputs:
+            ok, output = verilator_lint(path, top)
+            print(f"  verilator --lint-only {path.name}: " + ("clean" if ok else "FAILED\n" + output))
+            if not ok:
+                return 1
     perf = design.manifest.get("performance", {})
     if perf:
         print(f"  {perf['macs_per_cycle']} MACs/cycle, pipeline latency {perf['pipeline_latency']} "
@@ -130,6 +139,9 @@ def _cmd_render(args) -> int:
     from accelsmith.models.gaussian.pipeline import load_scene, render_view, save_png
     from accelsmith.models.gaussian.render import bin_tiles, project, render_sorted
     from accelsmith.models.gaussian.scene import SceneError
+    from accelsmith.sw_driver.accelerator import DriverError
+    from accelsmith.sw_driver.gemm import GemmError
+    from accelsmith.sw_driver.transport import TransportError
 
     scene, cams = load_scene(args.scene, init=args.init, seed=args.seed)
     if not 0 <= args.camera < len(cams):
@@ -208,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help=config_help)
     p.add_argument("-o", "--output", default="build/generated", help="output folder")
     p.add_argument("--lint", action="store_true", help="also run verilator --lint-only on the output")
+    p.add_argument("--soc", action="store_true", help="also the SoC around the engine (host "
+                   "bridge, buffers, sequencer) and its csr.csv")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("sim", help="run the family's cocotb testbench against the golden model")
@@ -274,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="build/sorter", help="output folder")
     p.set_defaults(func=_cmd_train_sorter)
 
+    from .cli_soc import add_parsers
+
+    add_parsers(sub, config_help)
+
     p = sub.add_parser("list", help="families, architectures and reference configs")
     p.set_defaults(func=_cmd_list)
 
@@ -287,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from accelsmith.flows.tools import ToolError
     from accelsmith.models.gaussian.scene import SceneError
+    from accelsmith.sw_driver.accelerator import DriverError
+    from accelsmith.sw_driver.gemm import GemmError
+    from accelsmith.sw_driver.transport import TransportError
 
     args = build_parser().parse_args(argv)
     try:
@@ -294,9 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SceneError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ToolError as exc:
+    except (ToolError, DriverError, TransportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except GemmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -61,7 +61,8 @@ void sim_close(void* h) {
 uint64_t sim_cycles(void* h) { return ((Sim*)h)->cycles; }
 
 // Up to max_cycles cycles; stops early when out is full or, with stop_when_idle, when every
-// input byte is taken and the SoC is idle. Returns the cycles run.
+// input byte is taken and the SoC is idle. out_cap 0: the host takes no reply bytes (tx stalls)
+// and the clock runs on. Returns the cycles run.
 uint64_t sim_run(void* h, const uint8_t* in, uint64_t n_in, uint64_t* consumed, uint8_t* out,
                  uint64_t out_cap, uint64_t* produced, uint64_t max_cycles, int stop_when_idle) {
     Sim* s = (Sim*)h;
@@ -74,7 +75,7 @@ uint64_t sim_run(void* h, const uint8_t* in, uint64_t n_in, uint64_t* consumed, 
         t->tx___05Fready = o < out_cap;
         t->eval();
         if (stop_when_idle && !have && t->idle) break;
-        if (o >= out_cap && t->tx___05Fvalid) break;
+        if (out_cap && o >= out_cap) break;
         bool rx_fire = have && t->rx___05Fready;
         bool tx_fire = t->tx___05Fvalid && o < out_cap;
         uint8_t byte = t->tx___05Fpayload;
@@ -98,11 +99,12 @@ def cache_dir() -> Path:
     return Path(base) / "accelsmith" / "native"
 
 
-def build_native(verilog: str, top: str, cache: Path | None = None, quiet: bool = False) -> Path:
+def build_native(verilog: str, top: str, cache: Path | None = None, quiet: bool = False,
+                 opt: str = "-O2") -> Path:
     """The shared library of the SoC ``top`` in ``verilog``, built once per Verilog text and
     Verilator version (cached; concurrent builds of the same model wait for each other)."""
     verilator_bin = verilator()
-    key = hashlib.sha256("\0".join([verilog, HARNESS, top, verilator_bin, *_FLAGS]).encode())
+    key = hashlib.sha256("\0".join([verilog, HARNESS, top, verilator_bin, opt, *_FLAGS]).encode())
     folder = (cache or cache_dir()) / f"{top[:80]}-{key.hexdigest()[:16]}"
     lib = folder / "libsoc.so"
     if lib.exists():
@@ -121,6 +123,8 @@ def build_native(verilog: str, top: str, cache: Path | None = None, quiet: bool 
                "--top-module", top, "-CFLAGS", "-fPIC -O2", "-LDFLAGS", "-shared",
                "-o", "libsoc.tmp.so", "--Mdir", "obj", f"{top}.v", "harness.cpp"]
         env = dict(os.environ, **verilator_env())
+        # The model sets the pace here (unlike under cocotb), so its code is optimised.
+        env["MAKEFLAGS"] = env["MAKEFLAGS"].replace("OPT_FAST=-O0", f"OPT_FAST={opt}")
         run(cmd, folder / "build.log", "verilator (native SoC model)", cwd=folder, env=env)
         os.replace(folder / "obj" / "libsoc.tmp.so", lib)
     return lib

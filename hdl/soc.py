@@ -419,7 +419,8 @@ class SoC(wiring.Component):
     engine's streams.
 
     Buffers are written (A, B, jobs) or read (C) by the host, one 32-bit word per bus access;
-    the sequencer reads / writes whole beats. ``idle`` is high while the bridge waits for a
+    the sequencer reads / writes whole beats. Host writes past a buffer's end are dropped (and
+    left out of WRITE_CRC); reads of the write-only buffers and of unmapped addresses return 0. ``idle`` is high while the bridge waits for a
     command and no run is in progress (a simulation may stop clocking then).
     """
 

@@ -240,7 +240,7 @@ class Accelerator:
                 C[i * mt:(i + 1) * mt, j * nt:(j + 1) * nt] += rows[index]
             totals["cycles"] += stats["cycles"]
             totals["engine_cycles"] += stats["engine_cycles"]
-            totals["model"] += sum(job.cycles for job in run)
+            totals["model"] += self._model_cycles(run)
             totals["runs"] += 1
             done += len(run)
             if progress:
@@ -260,6 +260,12 @@ class Accelerator:
     @property
     def _tiles_register(self) -> bool:
         return "engine_tiles" in self.registers
+
+    def _model_cycles(self, run: list[TileJob]) -> int:
+        """The engine cycles a run takes by the cycle models, without stalls."""
+        if self._tiles_register:
+            return self.geometry.job_cycles(run[0].steps, len(run))
+        return sum(job.cycles for job in run)
 
     def _runs(self, jobs: list[TileJob]):
         """Group tile jobs into runs that fit the buffers. Engines with a TILES register take a
@@ -336,7 +342,7 @@ class Accelerator:
             raise ChecksumError("engine TILES read back wrong")
 
         self.write("seq_ctrl", ctrl("START"))
-        predicted = sum(job.cycles for job in run) + 16 * len(run)
+        predicted = self._model_cycles(run) + 16 * len(run)
         self._wait_done(predicted)
         regs = self.bus.read(seq, 14)
         status, c_count, cycles, engine_cycles = regs[1], regs[5], regs[6], regs[7]
@@ -350,12 +356,19 @@ class Accelerator:
             raise DriverError(f"the run wrote {c_count} result rows, {rows_expected} expected "
                               f"(status {status:#x})")
         rows = self._download(rows_expected)
-        if error_count:
-            first = run[error_job].tile if not self._tiles_register else run[0].tile
-            raise EngineError(f"the engine flagged {error_count} job(s) with STATUS.ERROR "
-                              f"(malformed sparse metadata), first at output tile {first} (tile "
-                              f"row {first[0]}, column {first[1]}); those groups contributed "
-                              f"zero", [first])
+        # The engine flags whole jobs; on engines with TILES a job is the whole run, so the
+        # tiles are named by their metadata, checked against the flag.
+        flagged = [job for index, job in enumerate(run) if job.malformed]
+        if error_count and flagged:
+            tiles = [job.tile for job in flagged]
+            raise EngineError(f"the engine flagged {len(tiles)} output tile(s) with STATUS.ERROR "
+                              f"(malformed N:M metadata: indices not strictly ascending), first "
+                              f"tile {tiles[0]} (tile row {tiles[0][0]}, column {tiles[0][1]}); "
+                              f"the malformed groups contributed zero", tiles)
+        if bool(error_count) != bool(flagged):
+            where = run[error_job].tile if error_count else flagged[0].tile
+            raise DriverError(f"the engine's STATUS.ERROR ({error_count} jobs, first at tile "
+                              f"{where}) disagrees with the operands' metadata: a hardware fault")
         return rows, {"cycles": cycles, "engine_cycles": engine_cycles}
 
     def _wait_done(self, predicted_cycles: int):

@@ -36,6 +36,7 @@ class TileJob:
     steps: int
     macs: int               # useful multiply-accumulates (dense count)
     cycles: int             # stall-free engine cycles predicted by the model
+    malformed: bool = False  # N:M metadata the engine will flag (STATUS.ERROR)
 
 
 def geometry_of(manifest: dict) -> EngineGeometry:
@@ -143,10 +144,12 @@ def plan(g: EngineGeometry, A, B, a_depth: int, b_depth: int):
                 if isinstance(A, NMMatrix):
                     a_t = _nm_slice(A, rows, k0 // g.m, -(-k1 // g.m), mt)
                     operands = (a_t, b_t)
+                    malformed = bool(a_t.invalid_groups().any())
                 else:
+                    malformed = False
                     a_t = np.zeros((mt, k1 - k0), dtype=np.int64)
                     a_t[:rows.stop - rows.start] = A[rows, k0:k1]
                     operands = (g.job(a_t, b_t),) if isinstance(g, BitmapGeometry) else (a_t, b_t)
                 a_words, b_words, steps = g.job_words(*operands)
                 yield TileJob((i, j), c, a_words, b_words, steps, macs,
-                              g.job_cycles_for(*operands))
+                              g.job_cycles_for(*operands), malformed)

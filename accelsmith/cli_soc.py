@@ -1,0 +1,175 @@
+"""The SoC commands of ``accelsmith``: ``run`` (a GEMM through the driver) and ``sim-server``."""
+
+from __future__ import annotations
+
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, load
+
+__all__ = ["InputError", "load_matrix", "add_parsers"]
+
+
+class InputError(ConfigError):
+    """A workload file that cannot be used (missing, not an array, pickled, wrong shape)."""
+
+
+def load_matrix(path: str, what: str) -> np.ndarray:
+    """A 2-D integer array from ``.npy`` or ``.npz`` (its only array, or the one named like
+    ``what``), read without unpickling."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what}: file {path} does not exist")
+    try:
+        data = np.load(p, allow_pickle=False, mmap_mode=None)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError(f"{what}: {path} holds Python objects (pickled); only plain numeric "
+                             f"arrays are read, never unpickled") from None
+        raise InputError(f"{what}: {path} is not a valid .npy/.npz array file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{what}: cannot read {path} as .npy/.npz ({exc})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            names = list(data.files)
+            key = next((n for n in names if n.lower() == what.lower()), None)
+            if key is None and len(names) == 1:
+                key = names[0]
+            if key is None:
+                raise InputError(f"{what}: {path} holds arrays {names}; name one '{what}' or "
+                                 f"store only one")
+            try:
+                data = data[key]
+            except ValueError as exc:
+                raise InputError(f"{what}: {path}[{key}] cannot be read without unpickling "
+                                 f"({exc})") from None
+    if data.ndim != 2:
+        raise InputError(f"{what}: {path} holds an array of shape {data.shape}; a 2-D matrix "
+                         f"is needed")
+    if data.dtype.kind not in "iub":
+        if data.dtype.kind == "f" and np.all(np.isfinite(data)) and np.all(data == np.round(data)):
+            return data.astype(np.int64)
+        raise InputError(f"{what}: {path} holds {data.dtype} values; integers are needed "
+                         f"(quantise first)")
+    return data.astype(np.int64)
+
+
+class _Progress:
+    """A one-line progress report on stderr for runs that take longer than a second."""
+
+    def __init__(self):
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int):
+        now = time.monotonic() - self.start
+        if now - self.last < 1.0 and done < total:
+            return
+        self.last = now
+        if now > 1.0:
+            left = now / done * (total - done) if done else 0
+            print(f"  jobs {done}/{total} ({100 * done / total:.0f} %), {now:.0f} s, about "
+                  f"{left:.0f} s left", file=sys.stderr, flush=True)
+
+
+def _cmd_run(args) -> int:
+    from accelsmith.sw_driver.accelerator import Accelerator
+
+    config = load(args.config)
+    A = load_matrix(args.a, "A")
+    B = load_matrix(args.b, "B")
+    if A.shape[1] != B.shape[0]:
+        raise InputError(f"A ({args.a}) is {A.shape[0]}x{A.shape[1]} and B ({args.b}) is "
+                         f"{B.shape[0]}x{B.shape[1]}: A's columns must equal B's rows")
+    if args.port:
+        acc = Accelerator.open(config, args.port, args.baud, link_timeout=args.timeout)
+    else:
+        acc = Accelerator.simulated(config)
+    with acc:
+        result = acc.gemm(A, B, prune=args.prune, progress=_Progress())
+    where = args.port or "simulation (native Verilator model)"
+    print(f"{acc.manifest['top']} on {where}")
+    print("  " + result.summary())
+    if args.output:
+        np.save(args.output, result.C)
+        print(f"  C written to {args.output}")
+    if args.check:
+        want = acc.golden(A, B, prune=args.prune)
+        if np.array_equal(result.C, want):
+            print("  check: C equals the golden model (bit-exact)")
+        else:
+            bad = np.argwhere(result.C != want)
+            r, c = bad[0]
+            print(f"  check: FAILED, {len(bad)} elements differ; first C[{r}][{c}] = "
+                  f"{result.C[r, c]}, golden {want[r, c]}")
+            return 1
+    return 0
+
+
+def _address(text: str) -> tuple[str, int]:
+    import argparse
+
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"'{text}' is not HOST:PORT (e.g. 127.0.0.1:1234)")
+    return host or "127.0.0.1", int(port)
+
+
+def _cmd_sim_server(args) -> int:
+    from accelsmith.flows.native import NativeSoC, build_native, serve
+    from accelsmith.generators.soc import build_soc, csr_csv
+    from accelsmith.registry import generator
+    import json
+
+    config = load(args.config)
+    soc = build_soc(generator(config.family).build(config))
+    out = Path(args.output or f"build/sim-server/{soc.top}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "csr.csv").write_text(csr_csv(soc.manifest))
+    (out / f"{soc.top}.manifest.json").write_text(json.dumps(soc.manifest, indent=2) + "\n")
+    model = NativeSoC(build_native(soc.verilog(), soc.top))
+    host, port = args.tcp
+
+    def ready(bound):
+        print(f"sim-server: {soc.top} listening on {host}:{bound} (UARTBone over TCP); "
+              f"csr.csv: {out / 'csr.csv'}", flush=True)
+        print(f"  e.g. litex_server --uart --uart-port socket://{host}:{bound}", flush=True)
+
+    try:
+        serve(model, host, port, ready=ready, once=args.once,
+              log=lambda msg: print(msg, flush=True))
+    finally:
+        model.close()
+    return 0
+
+
+def add_parsers(sub, config_help: str):
+    p = sub.add_parser("run", help="C = A @ B on the hardware (the simulated SoC unless --port)")
+    p.add_argument("config", help=config_help)
+    p.add_argument("--a", required=True, metavar="A.npy", help="A matrix (.npy or .npz)")
+    p.add_argument("--b", required=True, metavar="B.npy", help="B matrix (.npy or .npz)")
+    p.add_argument("-o", "--output", metavar="C.npy", help="write C here")
+    p.add_argument("--port", metavar="URL", help="a serial port or pyserial URL "
+                   "(/dev/ttyUSB0, socket://127.0.0.1:1234 of sim-server)")
+    p.add_argument("--baud", type=int, default=115200, help="serial baud rate")
+    p.add_argument("--timeout", type=float, default=5.0,
+                   help="seconds to wait for a reply on --port")
+    p.add_argument("--prune", action="store_true",
+                   help="N:M engines: prune a dense A to N:M instead of refusing it")
+    p.add_argument("--check", action="store_true",
+                   help="compare C with the golden model (exit status 1 if it differs)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("sim-server", help="the simulated SoC behind a TCP socket, for "
+                       "litex_server / RemoteClient / run --port")
+    p.add_argument("config", help=config_help)
+    p.add_argument("--tcp", type=_address, default=("127.0.0.1", 1234), metavar="HOST:PORT",
+                   help="where to listen (default 127.0.0.1:1234; port 0 picks a free one)")
+    p.add_argument("-o", "--output", help="folder for csr.csv and the manifest "
+                   "(default build/sim-server/<top>)")
+    p.add_argument("--once", action="store_true", help="exit when the first client leaves")
+    p.set_defaults(func=_cmd_sim_server)

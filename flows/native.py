@@ -150,6 +150,8 @@ class NativeSoC:
     @property
     def cycles(self) -> int:
         """Cycles simulated since reset."""
+        if self._handle is None:
+            raise TransportError("the native model is closed")
         return self._lib.sim_cycles(self._handle)
 
     def run(self, data: bytes = b"", max_cycles: int = 1 << 62, out_cap: int = 1 << 16,

@@ -310,7 +310,6 @@ class Accelerator:
 
     def _execute_once(self, run: list[TileJob]):
         g = self.geometry
-        seq = self._reg("seq_ctrl")["byte_address"]
         ctrl = lambda *names: sum(self.field("seq_ctrl", n) for n in names)
         self.write("seq_ctrl", ctrl("ABORT", "CLEAR_CRC"))
         tiles = len(run) if self._tiles_register else 1
@@ -325,18 +324,20 @@ class Accelerator:
         if self._tiles_register:
             self.write("engine_tiles", tiles)
         # One read back of the sequencer block: counts, checksum, and that nothing started.
-        regs = self.bus.read(seq, 14)
-        status, jobs_n, a_n, b_n, write_crc = regs[1], regs[2], regs[3], regs[4], regs[10]
+        regs = self._read_seq_block()
+        status, write_crc = regs["seq_status"], regs["seq_write_crc"]
+        jobs_n, a_n, b_n = regs["seq_jobs"], regs["seq_a_count"], regs["seq_b_count"]
         if write_crc != crc:
             raise ChecksumError(f"operands arrived corrupted (CRC {write_crc:#010x}, sent "
                                 f"{crc:#010x})")
         if (jobs_n, a_n, b_n) != (len(job_steps), len(a_beats), len(b_beats)):
             raise ChecksumError(f"run registers read back as {jobs_n}, {a_n}, {b_n}")
-        if status & 0x3:
+        running = self.field("seq_status", "BUSY") | self.field("seq_status", "DONE")
+        if status & running:
             raise ChecksumError(f"the sequencer started by itself (status {status:#x}): a "
                                 f"corrupted frame")
         engine_status = self.read("engine_status")
-        if engine_status & 0x3:
+        if engine_status & (self.field("engine_status", "BUSY") | self.field("engine_status", "DONE")):
             raise ChecksumError(f"the engine started by itself (status {engine_status:#x})")
         if self._tiles_register and self.read("engine_tiles") != tiles:
             raise ChecksumError("engine TILES read back wrong")
@@ -344,9 +345,10 @@ class Accelerator:
         self.write("seq_ctrl", ctrl("START"))
         predicted = self._model_cycles(run) + 16 * len(run)
         self._wait_done(predicted)
-        regs = self.bus.read(seq, 14)
-        status, c_count, cycles, engine_cycles = regs[1], regs[5], regs[6], regs[7]
-        error_job, error_count = regs[8], regs[9]
+        regs = self._read_seq_block()
+        status, c_count = regs["seq_status"], regs["seq_c_count"]
+        cycles, engine_cycles = regs["seq_cycles"], regs["seq_engine_cycles"]
+        error_job, error_count = regs["seq_error_job"], regs["seq_error_count"]
         mask = lambda n: self.field("seq_status", n)
         if status & mask("REFUSED"):
             raise DriverError(f"the SoC refused the run ({len(job_steps)} jobs, {len(a_beats)} A "
@@ -370,6 +372,13 @@ class Accelerator:
             raise DriverError(f"the engine's STATUS.ERROR ({error_count} jobs, first at tile "
                               f"{where}) disagrees with the operands' metadata: a hardware fault")
         return rows, {"cycles": cycles, "engine_cycles": engine_cycles}
+
+    def _read_seq_block(self) -> dict[str, int]:
+        """Every sequencer register in one burst, by name."""
+        regs = sorted((r for r in self.soc["registers"] if r["block"] == "seq"),
+                      key=lambda r: r["byte_address"])
+        words = self.bus.read(regs[0]["byte_address"], len(regs))
+        return {r["name"]: w for r, w in zip(regs, words)}
 
     def _wait_done(self, predicted_cycles: int):
         busy = self.field("seq_status", "BUSY")

@@ -132,9 +132,13 @@ def plot(rows: list[dict], board: list[dict]):
     ax1.set_title("Simulation speed")
     ax1.legend()
     labels = [f"{b['baud']:,} baud" for b in board]
-    ax2.barh(labels, [b["wire_seconds"] for b in board], label="bytes on the UART")
-    ax2.barh(labels, [b["compute_seconds"] for b in board], left=[b["wire_seconds"] for b in board],
+    y = np.arange(len(board))
+    floor = 1e-4      # log axis: bars start here
+    ax2.barh(y - 0.2, [b["wire_seconds"] - floor for b in board], 0.4, left=floor,
+             label="bytes on the UART")
+    ax2.barh(y + 0.2, [b["compute_seconds"] - floor for b in board], 0.4, left=floor,
              label=f"compute at {board[0]['fmax_mhz']:.0f} MHz")
+    ax2.set_yticks(y, labels)
     ax2.set_xscale("log")
     ax2.set_xlabel("seconds")
     ax2.set_title(f"{board[0]['gemm']} GEMM on a {board[0]['size']} engine, ECP5 board")

@@ -269,6 +269,8 @@ def _carry(model: NativeSoC, conn: socket.socket, batch: int, stop):
             if not data:
                 return
             pending += data
+            if hasattr(socket, "TCP_QUICKACK"):     # acknowledge at once: hosts send small writes
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         used, out, cycles = model.run(bytes(pending), batch, 1 << 16, stop_when_idle=True)
         del pending[:used]
         if out:

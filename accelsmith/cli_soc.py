@@ -154,7 +154,8 @@ def add_parsers(sub, config_help: str):
     p.add_argument("--b", required=True, metavar="B.npy", help="B matrix (.npy or .npz)")
     p.add_argument("-o", "--output", metavar="C.npy", help="write C here")
     p.add_argument("--port", metavar="URL", help="a serial port or pyserial URL "
-                   "(/dev/ttyUSB0, socket://127.0.0.1:1234 of sim-server)")
+                   "(/dev/ttyUSB0, socket://127.0.0.1:1234 of sim-server), or "
+                   "etherbone://HOST:PORT of a litex_server")
     p.add_argument("--baud", type=int, default=115200, help="serial baud rate")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds to wait for a reply on --port")

@@ -18,7 +18,6 @@ import numpy as np
 
 from accelsmith.models.sparse import NMGeometry
 
-from .bridge import UARTBone
 from .gemm import GemmError, TileJob, check_operand, dims, geometry_of, golden, plan, prepare_a
 from .transport import Transport, TransportError
 
@@ -120,7 +119,7 @@ class Accelerator:
         if burst < 1:
             raise DriverError(f"the link ({rate:.0f} bytes/s) cannot carry one word within the "
                               f"bridge watchdog ({self.watchdog_seconds * 1e3:.3g} ms)")
-        self.bus = UARTBone(transport, burst, timeout=link_timeout)
+        self.bus = transport.frames(burst, link_timeout)
         self.link_retries = 0
         if check_identity:
             self.check_identity()
@@ -144,16 +143,19 @@ class Accelerator:
     @classmethod
     def open(cls, config, url: str, baudrate: int = 115200, **kwargs):
         """The SoC of ``config`` behind a pyserial URL (a board's UART, ``socket://`` of
-        ``accelsmith sim-server``)."""
+        ``accelsmith sim-server``) or ``etherbone://HOST:PORT`` (a ``litex_server``)."""
         from accelsmith.config import Config, load
         from accelsmith.generators.soc import build_soc
         from accelsmith.registry import generator
 
+        from .etherbone import EtherboneTransport
         from .transport import SerialTransport
 
         config = config if isinstance(config, Config) else load(config)
         soc = build_soc(generator(config.family).build(config))
-        return cls(soc.manifest, SerialTransport(url, baudrate), **kwargs)
+        link = EtherboneTransport(url) if url.startswith("etherbone://") else \
+            SerialTransport(url, baudrate)
+        return cls(soc.manifest, link, **kwargs)
 
     def close(self):
         self.transport.close()

@@ -47,6 +47,12 @@ class Transport(ABC):
     def discard_input(self):
         """Drop reply bytes already received."""
 
+    def frames(self, burst_words: int, timeout: float):
+        """The word-access layer over this transport: UARTBone frames (Etherbone overrides)."""
+        from .bridge import UARTBone
+
+        return UARTBone(self, burst_words, timeout)
+
     def close(self):
         pass
 

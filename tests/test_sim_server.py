@@ -92,6 +92,24 @@ def test_litex_server_and_remote_client_read_and_write(sim_server):
             assert ident[2] == int(hash_row.group(1))
         finally:
             client.close()
+        # The driver as another client of the same litex_server, over Etherbone.
+        from accelsmith.sw_driver.accelerator import Accelerator
+        from accelsmith.sw_driver.etherbone import packet
+        from litex.tools.remote.etherbone import (EtherbonePacket, EtherboneReads,
+                                                  EtherboneRecord)
+
+        record = EtherboneRecord(4)
+        record.reads = EtherboneReads(addr_size=4, addrs=[0x100, 0x104])
+        record.rcount = 2
+        litex_packet = EtherbonePacket(32)
+        litex_packet.records = [record]
+        litex_packet.encode()
+        assert packet(reads=[0x100, 0x104]) == bytes(litex_packet.bytes)   # same wire format
+        rng = np.random.default_rng(8)
+        A, B = rng.integers(-128, 128, (6, 9)), rng.integers(-128, 128, (9, 5))
+        with Accelerator.open(CONFIG, f"etherbone://127.0.0.1:{bind}") as acc:
+            assert acc.read("seq_scratch") == 0x5EED1234
+            assert np.array_equal(acc.gemm(A, B).C, acc.golden(A, B))
     finally:
         server.terminate()
         server.wait(10)

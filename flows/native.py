@@ -12,6 +12,7 @@ import ctypes
 import fcntl
 import hashlib
 import os
+import re
 import select
 import socket
 import sys
@@ -94,6 +95,27 @@ _FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wn
           "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-lint", "-Wno-style"]
 
 
+_ZERO_INIT = re.compile(r"  initial begin\n((?:    ([A-Za-z_]\w*)\[\d+\] = \d+'[hdb]0+;\n)+)  end\n")
+
+
+def compact_memory_inits(verilog: str) -> str:
+    """Yosys initialises every element of a memory on its own line (Amaranth's ``init=[]``);
+    Verilator turns each into C++, which dominates the compile time of a SoC's buffers. An
+    all-zero initialisation of ``name[0 .. N-1]`` becomes the equivalent loop."""
+
+    def loop(match):
+        lines = match.group(1).splitlines()
+        name = match.group(2)
+        indices = [int(line.split("[", 1)[1].split("]", 1)[0]) for line in lines]
+        if any(not line.startswith(f"    {name}[") for line in lines) or indices != list(range(len(lines))):
+            return match.group(0)
+        var = f"{name}__init"
+        return (f"  integer {var};\n  initial begin\n    for ({var} = 0; {var} < {len(lines)}; "
+                f"{var} = {var} + 1)\n      {name}[{var}] = 0;\n  end\n")
+
+    return _ZERO_INIT.sub(loop, verilog)
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "accelsmith" / "native"
@@ -104,6 +126,7 @@ def build_native(verilog: str, top: str, cache: Path | None = None, quiet: bool 
     """The shared library of the SoC ``top`` in ``verilog``, built once per Verilog text and
     Verilator version (cached; concurrent builds of the same model wait for each other)."""
     verilator_bin = verilator()
+    verilog = compact_memory_inits(verilog)
     key = hashlib.sha256("\0".join([verilog, HARNESS, top, verilator_bin, opt, *_FLAGS]).encode())
     folder = (cache or cache_dir()) / f"{top[:80]}-{key.hexdigest()[:16]}"
     lib = folder / "libsoc.so"

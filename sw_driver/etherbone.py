@@ -120,24 +120,19 @@ class EtherboneTransport(Transport):
             raise TransportError(f"{self.url}: write failed: {exc}") from None
 
     def read(self, n: int, timeout: float) -> bytes:
-        deadline = time.monotonic() + timeout
-        out = bytearray()
-        while len(out) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TransportError(f"{self.url}: {len(out)} of {n} reply bytes within "
-                                     f"{timeout:.2f} s")
+        def receive(count, left):
             self._sock.settimeout(left)
             try:
-                chunk = self._sock.recv(n - len(out))
+                chunk = self._sock.recv(count)
             except (TimeoutError, socket.timeout):
-                continue
+                return b""
             except OSError as exc:
                 raise TransportError(f"{self.url}: read failed: {exc}") from None
             if not chunk:
                 raise TransportError(f"{self.url}: the server closed the connection")
-            out += chunk
-        return bytes(out)
+            return chunk
+
+        return self._gather(n, timeout, receive)
 
     def recover(self, watchdog_seconds: float, watchdog_cycles: int):
         # A lost packet leaves the stream unaligned: start a new connection.

@@ -47,6 +47,19 @@ class Transport(ABC):
     def discard_input(self):
         """Drop reply bytes already received."""
 
+    def _gather(self, n: int, timeout: float, receive) -> bytes:
+        """``n`` bytes from ``receive(max_bytes, seconds_left)`` (which may return fewer, or
+        b"" on a quiet link), or :class:`TransportError` when ``timeout`` has passed."""
+        deadline = time.monotonic() + timeout
+        out = bytearray()
+        while len(out) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransportError(f"{self.name}: {len(out)} of {n} reply bytes within "
+                                     f"{timeout:.2f} s")
+            out += receive(n - len(out), left)
+        return bytes(out)
+
     def frames(self, burst_words: int, timeout: float):
         """The word-access layer over this transport: UARTBone frames (Etherbone overrides)."""
         from .bridge import UARTBone
@@ -87,20 +100,14 @@ class SerialTransport(Transport):
             raise TransportError(f"{self.url}: write failed: {exc}") from None
 
     def read(self, n: int, timeout: float) -> bytes:
-        deadline = time.monotonic() + timeout
-        out = bytearray()
-        while len(out) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TransportError(f"{self.url}: {len(out)} of {n} reply bytes within "
-                                     f"{timeout:.2f} s")
+        def receive(count, left):
             self._port.timeout = min(left, 0.5)
             try:
-                chunk = self._port.read(n - len(out))
+                return self._port.read(count)
             except (self._serial.SerialException, OSError) as exc:
                 raise TransportError(f"{self.url}: read failed: {exc}") from None
-            out += chunk
-        return bytes(out)
+
+        return self._gather(n, timeout, receive)
 
     def discard_input(self):
         try:

@@ -93,3 +93,14 @@ def test_a_port_that_does_not_answer(files):
         server.close()
     assert code == 1 and "no answer to the identification read" in stderr
     assert "Traceback" not in stderr
+
+
+def test_generate_soc_writes_a_lint_clean_soc_and_csr_csv(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "accelsmith.cli", "generate", CONFIG, "--soc",
+                           "--lint", "-o", str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(": clean") == 2
+    csv = (tmp_path / "csr.csv").read_text()
+    assert "csr_register,seq_status,0x00000104,1,ro" in csv
+    assert any(p.name.endswith("_soc.manifest.json") for p in tmp_path.iterdir())

@@ -1,0 +1,168 @@
+"""8N1 UART: the byte stream of the SoC's host bridge on two pins.
+
+One start bit (0), eight data bits least significant first, one stop bit (1); the bit time is
+``divisor`` clock cycles (:func:`uart_divisor` picks it from the clock and the baud rate, at
+least 4).
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["uart_divisor", "UARTTransmitter", "UARTReceiver", "UARTPHY"]
+
+
+def uart_divisor(clock_hz: int, baud: int, tolerance: float = 0.01) -> int:
+    """Clock cycles per bit for ``baud`` at ``clock_hz``: at least 4, and the rounded divisor's
+    baud rate within ``tolerance`` of the one asked for (a receiver tolerates about 4 % in all,
+    shared between both ends)."""
+    if baud <= 0 or clock_hz <= 0:
+        raise ValueError(f"baud {baud} and clock {clock_hz} Hz must be positive")
+    divisor = round(clock_hz / baud)
+    if divisor < 4:
+        raise ValueError(f"{baud} baud needs at least 4 clock cycles per bit: {clock_hz} Hz allows "
+                         f"at most {clock_hz // 4} baud")
+    error = abs(clock_hz / divisor - baud) / baud
+    if error > tolerance:
+        raise ValueError(f"{baud} baud at {clock_hz} Hz: the nearest divisor {divisor} gives "
+                         f"{clock_hz / divisor:.0f} baud, {100 * error:.2f} % off (at most "
+                         f"{100 * tolerance:g} %)")
+    return divisor
+
+
+class UARTTransmitter(wiring.Component):
+    """Sends each byte accepted on ``data`` as an 8N1 frame on ``tx`` (a register, idle high).
+
+    Timing: a byte is accepted when the previous frame's stop bit has ended; one byte per
+    ``10 * divisor`` cycles; ``tx`` changes one cycle after the byte is accepted."""
+
+    def __init__(self, divisor: int):
+        if divisor < 4:
+            raise ValueError(f"divisor {divisor}: at least 4 cycles per bit")
+        self.divisor = divisor
+        super().__init__({"data": In(stream.Signature(8)), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        frame = Signal(10)                     # stop, data[7:0], start; sent from bit 0
+        bits = Signal(range(11))
+        count = Signal(range(self.divisor))
+        m.d.comb += self.data.ready.eq(bits == 0)
+        with m.If(bits == 0):
+            with m.If(self.data.valid):
+                m.d.sync += [frame.eq(Cat(C(0, 1), self.data.payload, C(1, 1))),
+                             bits.eq(10), count.eq(self.divisor - 1), self.tx.eq(0)]
+        with m.Elif(count == 0):
+            m.d.sync += [frame.eq(frame >> 1), bits.eq(bits - 1), count.eq(self.divisor - 1),
+                         self.tx.eq(Mux(bits == 1, 1, frame[1]))]
+        with m.Else():
+            m.d.sync += count.eq(count - 1)
+        return m
+
+
+class UARTReceiver(wiring.Component):
+    """Receives 8N1 frames on ``rx`` into bytes on ``data``.
+
+    ``rx`` passes two synchronising flip-flops; every bit is the majority of three samples
+    around its middle (from 8 cycles per bit; below, the middle sample), so a glitch of one
+    cycle changes nothing. A falling edge starts a frame
+    only if the start bit is still low at its middle (a glitch on an idle line is ignored). A
+    stop bit found low is a framing error: the byte is dropped, ``framing_errors`` counts it and
+    the receiver waits for the line to return high before the next frame, so a break or a line
+    held low never produces bytes. A byte arriving while the previous one is still on offer is
+    dropped and counted in ``overruns``.
+
+    Timing: a byte is offered about ``9.5 * divisor + 4`` cycles after its start edge; ``data``
+    keeps the stream rules (held until accepted). Tolerates a baud-rate mismatch of a few per
+    cent (tested at +-2 % from 4 cycles per bit up)."""
+
+    def __init__(self, divisor: int):
+        if divisor < 4:
+            raise ValueError(f"divisor {divisor}: at least 4 cycles per bit")
+        self.divisor = divisor
+        super().__init__({"rx": In(1, init=1), "data": Out(stream.Signature(8)),
+                          "framing_errors": Out(16), "overruns": Out(16)})
+
+    def elaborate(self, platform):
+        m = Module()
+        d = self.divisor
+        sync = Signal(2, init=0b11)
+        samples = Signal(3, init=0b111)       # the last three synchronised samples
+        m.d.sync += [sync.eq(Cat(self.rx, sync[0])), samples.eq(Cat(sync[1], samples[:2]))]
+        line = sync[1]
+        if d >= 8:
+            vote = (samples[0] & samples[1]) | (samples[1] & samples[2]) | (samples[0] & samples[2])
+        else:       # a three-cycle window is too wide for short bits: the middle sample
+            vote = samples[1]
+        count = Signal(range(d + 1))
+        bits = Signal(range(9))
+        byte = Signal(8)
+
+        with m.If(self.data.ready):
+            m.d.sync += self.data.valid.eq(0)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~line):
+                    # The vote's three samples lag the line by one to three cycles: counting
+                    # d // 2 + 1 centres its window on the middle of the start bit. Right after
+                    # a stop bit the line may have fallen a cycle or two before this state
+                    # looked (a fast sender): the samples say how long ago, and count less.
+                    late = Mux(samples[0], 0, Mux(samples[1], 1, 2))
+                    m.d.sync += count.eq(d // 2 + 1 - late)
+                    m.next = "START"
+            with m.State("START"):
+                m.d.sync += count.eq(count - 1)
+                with m.If(count == 0):
+                    with m.If(vote):
+                        m.next = "IDLE"         # too short for a start bit: a glitch
+                    with m.Else():
+                        m.d.sync += [count.eq(d - 1), bits.eq(0)]
+                        m.next = "DATA"
+            with m.State("DATA"):
+                m.d.sync += count.eq(count - 1)
+                with m.If(count == 0):
+                    m.d.sync += [byte.eq(Cat(byte[1:], vote)), bits.eq(bits + 1),
+                                 count.eq(d - 1)]
+                    with m.If(bits == 7):
+                        m.next = "STOP"
+            with m.State("STOP"):
+                m.d.sync += count.eq(count - 1)
+                with m.If(count == 0):
+                    with m.If(~vote):
+                        m.d.sync += self.framing_errors.eq(self.framing_errors + 1)
+                        m.next = "BREAK"
+                    with m.Elif(self.data.valid & ~self.data.ready):
+                        m.d.sync += self.overruns.eq(self.overruns + 1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [self.data.valid.eq(1), self.data.payload.eq(byte)]
+                        m.next = "IDLE"
+            with m.State("BREAK"):
+                with m.If(vote & line):
+                    m.next = "IDLE"
+        return m
+
+
+class UARTPHY(wiring.Component):
+    """A :class:`UARTReceiver` and a :class:`UARTTransmitter` at one ``divisor``: ``rx`` / ``tx``
+    pins on one side, the bridge's byte streams (``rx_data`` out, ``tx_data`` in) on the other."""
+
+    def __init__(self, divisor: int):
+        self.receiver = UARTReceiver(divisor)
+        self.transmitter = UARTTransmitter(divisor)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1),
+                          "rx_data": Out(stream.Signature(8)), "tx_data": In(stream.Signature(8)),
+                          "framing_errors": Out(16), "overruns": Out(16)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.receiver = rx = self.receiver
+        m.submodules.transmitter = tx = self.transmitter
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx),
+                     self.framing_errors.eq(rx.framing_errors), self.overruns.eq(rx.overruns)]
+        wiring.connect(m, rx.data, wiring.flipped(self.rx_data))
+        wiring.connect(m, wiring.flipped(self.tx_data), tx.data)
+        return m

@@ -23,16 +23,23 @@ from accelsmith.sw_driver.transport import Transport, TransportError
 
 from .tools import ToolError, run, verilator, verilator_env
 
-__all__ = ["HARNESS", "build_native", "NativeSoC", "SimTransport", "serve", "cache_dir"]
+__all__ = ["harness", "build_native", "NativeSoC", "SimTransport", "serve", "serve_pty",
+           "cache_dir", "compact_memory_inits"]
 
-HARNESS = r"""
-// Native SoC model: one host byte offered per cycle on rx, tx always accepted.
+_HEAD = r"""
+// Native SoC model, stepped from Python in batches of cycles.
 // (Verilator spells the Verilog port rx__valid as rx___05Fvalid.)
 #include "V@TOP@.h"
 #include "verilated.h"
 #include <cstdint>
 
-struct Sim { VerilatedContext* ctx; V@TOP@* top; uint64_t cycles; };
+struct Sim {
+    VerilatedContext* ctx; V@TOP@* top; uint64_t cycles;
+    // UART SoCs: the host's end of the line, bit-level, @DIV@ cycles per bit.
+    int out_bit; uint32_t out_count; uint16_t out_frame;      // host -> rx pin (-1: idle)
+    int in_state; uint32_t in_count; int in_bit; uint8_t in_byte; uint64_t high_run;
+    int bad_stop_next; int64_t glitch_in; int64_t glitch_every;  // faults to inject
+};
 
 static void tick(Sim* s) {
     s->top->clk = 1; s->top->eval();
@@ -42,11 +49,11 @@ static void tick(Sim* s) {
 
 extern "C" {
 void* sim_open() {
-    Sim* s = new Sim;
+    Sim* s = new Sim{};
     s->ctx = new VerilatedContext;
     s->top = new V@TOP@{s->ctx};
-    s->cycles = 0;
-    s->top->clk = 0; s->top->rst = 1; s->top->rx___05Fvalid = 0; s->top->tx___05Fready = 1;
+    s->out_bit = -1; s->glitch_in = -1;
+    s->top->clk = 0; s->top->rst = 1; @IDLE_INPUTS@
     s->top->eval();
     for (int i = 0; i < 2; i++) { tick(s); s->top->eval(); }
     s->top->rst = 0; s->top->eval();
@@ -61,6 +68,16 @@ void sim_close(void* h) {
 
 uint64_t sim_cycles(void* h) { return ((Sim*)h)->cycles; }
 
+// Faults on the line (UART SoCs): 1 = the next byte gets a stop bit of 0 (a framing error),
+// 2 = rx is inverted for one cycle, arg cycles from now; 3 = and again every arg cycles
+// (0: no more).
+void sim_fault(void* h, int kind, int64_t arg) {
+    Sim* s = (Sim*)h;
+    if (kind == 1) s->bad_stop_next = 1;
+    if (kind == 2) s->glitch_in = arg;
+    if (kind == 3) { s->glitch_every = arg; s->glitch_in = arg ? arg : -1; }
+}
+
 // Up to max_cycles cycles; stops early when out is full or, with stop_when_idle, when every
 // input byte is taken and the SoC is idle. out_cap 0: the host takes no reply bytes (tx stalls)
 // and the clock runs on. Returns the cycles run.
@@ -70,6 +87,17 @@ uint64_t sim_run(void* h, const uint8_t* in, uint64_t n_in, uint64_t* consumed, 
     V@TOP@* t = s->top;
     uint64_t i = 0, o = 0, c = 0;
     for (; c < max_cycles; c++) {
+@LOOP@
+    }
+    *consumed = i;
+    *produced = o;
+    return c;
+}
+}
+"""
+
+# The bridge's byte stream, one byte per cycle each way.
+_STREAM_LOOP = r"""
         bool have = i < n_in;
         t->rx___05Fvalid = have;
         t->rx___05Fpayload = have ? in[i] : 0;
@@ -83,13 +111,59 @@ uint64_t sim_run(void* h, const uint8_t* in, uint64_t n_in, uint64_t* consumed, 
         tick(s);
         if (rx_fire) i++;
         if (tx_fire) out[o++] = byte;
-    }
-    *consumed = i;
-    *produced = o;
-    return c;
-}
-}
 """
+
+# The UART pins: the host's bytes serialised 8N1 onto rx, tx sampled at mid-bit into bytes.
+_UART_LOOP = r"""
+        const uint32_t div = @DIV@;
+        if (out_cap && o >= out_cap) break;
+        if (s->out_bit < 0 && i < n_in) {
+            s->out_frame = (uint16_t)((1u << 9) | ((uint32_t)in[i++] << 1));
+            if (s->bad_stop_next) { s->out_frame &= ~(1u << 9); s->bad_stop_next = 0; }
+            s->out_bit = 0; s->out_count = div;
+        }
+        int line = s->out_bit < 0 ? 1 : (s->out_frame >> s->out_bit) & 1;
+        if (s->glitch_in == 0) { line ^= 1; s->glitch_in = s->glitch_every ? s->glitch_every : -1; }
+        else if (s->glitch_in > 0) s->glitch_in--;
+        t->rx = line;
+        t->eval();
+        int pin = t->tx;
+        s->high_run = pin ? s->high_run + 1 : 0;
+        if (stop_when_idle && i >= n_in && s->out_bit < 0 && s->in_state == 0 && t->idle
+            && s->high_run > 12 * div) break;
+        switch (s->in_state) {
+        case 0: if (!pin) { s->in_state = 1; s->in_count = div / 2; } break;
+        case 1: if (--s->in_count == 0) {
+                    if (!pin) { s->in_state = 2; s->in_bit = 0; s->in_byte = 0; s->in_count = div; }
+                    else s->in_state = 0;
+                } break;
+        case 2: if (--s->in_count == 0) {
+                    s->in_byte |= (uint8_t)(pin << s->in_bit);
+                    s->in_count = div;
+                    if (++s->in_bit == 8) s->in_state = 3;
+                } break;
+        case 3: if (--s->in_count == 0) {
+                    if (pin) out[o++] = s->in_byte;
+                    s->in_state = 0;
+                } break;
+        }
+        tick(s);
+        if (s->out_bit >= 0 && --s->out_count == 0) {
+            s->out_count = div;
+            if (++s->out_bit == 10) s->out_bit = -1;
+        }
+"""
+
+
+def harness(top: str, uart_divisor: int | None = None) -> str:
+    """The C++ loop around a SoC's model: its byte stream, or (``uart_divisor``) its UART pins."""
+    if uart_divisor is None:
+        loop, idle = _STREAM_LOOP, "s->top->rx___05Fvalid = 0; s->top->tx___05Fready = 1;"
+    else:
+        loop, idle = _UART_LOOP.replace("@DIV@", str(uart_divisor)), "s->top->rx = 1;"
+    return (_HEAD.replace("@LOOP@", loop).replace("@IDLE_INPUTS@", idle)
+            .replace("@DIV@", str(uart_divisor or 0)).replace("@TOP@", top))
+
 
 _FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal",
           "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-lint", "-Wno-style"]
@@ -122,12 +196,13 @@ def cache_dir() -> Path:
 
 
 def build_native(verilog: str, top: str, cache: Path | None = None, quiet: bool = False,
-                 opt: str = "-O2") -> Path:
+                 opt: str = "-O2", uart_divisor: int | None = None) -> Path:
     """The shared library of the SoC ``top`` in ``verilog``, built once per Verilog text and
     Verilator version (cached; concurrent builds of the same model wait for each other)."""
     verilator_bin = verilator()
     verilog = compact_memory_inits(verilog)
-    key = hashlib.sha256("\0".join([verilog, HARNESS, top, verilator_bin, opt, *_FLAGS]).encode())
+    cpp = harness(top, uart_divisor)
+    key = hashlib.sha256("\0".join([verilog, cpp, verilator_bin, opt, *_FLAGS]).encode())
     folder = (cache or cache_dir()) / f"{top[:80]}-{key.hexdigest()[:16]}"
     lib = folder / "libsoc.so"
     if lib.exists():
@@ -138,7 +213,7 @@ def build_native(verilog: str, top: str, cache: Path | None = None, quiet: bool 
         if lib.exists():
             return lib
         (folder / f"{top}.v").write_text(verilog)
-        (folder / "harness.cpp").write_text(HARNESS.replace("@TOP@", top))
+        (folder / "harness.cpp").write_text(cpp)
         if not quiet:
             print(f"building the native model of {top} with Verilator (once; cached in "
                   f"{folder})", file=sys.stderr, flush=True)
@@ -168,6 +243,7 @@ class NativeSoC:
         self._lib.sim_run.argtypes = [ptr, ctypes.c_char_p, u64, ctypes.POINTER(u64),
                                       ctypes.c_char_p, u64, ctypes.POINTER(u64), u64, ctypes.c_int]
         self._lib.sim_run.restype = u64
+        self._lib.sim_fault.argtypes = [ptr, ctypes.c_int, ctypes.c_int64]
         self._handle = self._lib.sim_open()
 
     @property
@@ -190,6 +266,13 @@ class NativeSoC:
                                    out, out_cap, ctypes.byref(produced), max_cycles,
                                    int(stop_when_idle))
         return consumed.value, out.raw[:produced.value], cycles
+
+    def fault(self, kind: str, after_cycles: int = 0):
+        """UART SoCs: ``"framing"`` sends the next host byte with a stop bit of 0; ``"glitch"``
+        inverts ``rx`` for one cycle ``after_cycles`` from now; ``"glitches"`` does so every
+        ``after_cycles`` cycles (0 stops them)."""
+        self._lib.sim_fault(self._handle, {"framing": 1, "glitch": 2, "glitches": 3}[kind],
+                            after_cycles)
 
     def close(self):
         if self._handle is not None:
@@ -277,6 +360,50 @@ def serve(model: NativeSoC, host: str, port: int, *, batch: int = 1 << 15, once:
             log(f"sim-server: client {peer[0]}:{peer[1]} left after {model.cycles} cycles")
             if once:
                 return
+
+
+def serve_pty(model: NativeSoC, batch: int = 1 << 14):
+    """The model's link behind a pseudo-terminal, as a USB-UART appears to the host: returns
+    ``(device path, stop)``; a thread carries bytes until ``stop()`` is called. Hosts may open
+    and close the device at will (the model keeps running, so a half frame left behind meets
+    the bridge watchdog)."""
+    import threading
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    done = threading.Event()
+
+    def carry():
+        pending = bytearray()
+        busy = False
+        while not done.is_set():
+            readable, _, _ = select.select([master], [], [], 0 if busy or pending else 0.05)
+            if readable:
+                try:
+                    pending += os.read(master, 1 << 16)
+                except OSError:            # no host has the device open
+                    time.sleep(0.01)
+            used, out, cycles = model.run(bytes(pending), batch, 1 << 16, stop_when_idle=True)
+            del pending[:used]
+            if out:
+                try:
+                    os.write(master, out)
+                except OSError:
+                    pass
+            busy = cycles == batch
+
+    thread = threading.Thread(target=carry, daemon=True)
+    thread.start()
+
+    def stop():
+        done.set()
+        thread.join(5)
+        os.close(master)
+        os.close(slave)
+
+    return path, stop
 
 
 def _carry(model: NativeSoC, conn: socket.socket, batch: int, stop):

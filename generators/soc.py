@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from accelsmith.hdl.soc import FORMAT_VERSION, MAGIC, SoC, MemoryMap
+from accelsmith.hdl.uart import uart_divisor
 
 from . import Design, ports_of
 
@@ -24,8 +25,9 @@ def config_hash(config: dict) -> int:
     return int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:4], "big")
 
 
-def build_soc(design: Design) -> Design:
-    """The SoC around ``design``'s engine, sized by the config's ``soc_*`` keys."""
+def build_soc(design: Design, uart_baud: int | None = None) -> Design:
+    """The SoC around ``design``'s engine, sized by the config's ``soc_*`` keys; with
+    ``uart_baud``, its bridge sits behind a UART PHY at that baud rate (``rx`` / ``tx`` pins)."""
     manifest = design.manifest
     c = manifest["config"]
     engine = design.component
@@ -35,8 +37,13 @@ def build_soc(design: Design) -> Design:
                      c["soc_a_beats"], c["soc_b_beats"], c["soc_c_rows"], c["soc_jobs"])
     watchdog = c["soc_clock_mhz"] * c["soc_watchdog_us"]
     chash = config_hash(c)
-    soc = SoC(engine, mmap, config_hash=chash, watchdog_cycles=watchdog)
-    top = f"{design.top}_soc"
+    clock_hz = c["soc_clock_mhz"] * 1_000_000
+    divisor = None if uart_baud is None else uart_divisor(clock_hz, uart_baud)
+    soc = SoC(engine, mmap, config_hash=chash, watchdog_cycles=watchdog, uart_divisor=divisor)
+    top = f"{design.top}_soc" + ("" if divisor is None else "_uart")
+    link = ({"kind": "byte stream", "ports": "rx/tx: 8-bit valid/ready"} if divisor is None else
+            {"kind": "uart", "format": "8N1", "baud": uart_baud, "divisor": divisor,
+             "ports": "rx (in) / tx (out) pins, idle high"})
     soc_manifest = {
         "family": manifest["family"],
         "top": top,
@@ -45,7 +52,8 @@ def build_soc(design: Design) -> Design:
         "soc": {
             "magic": MAGIC, "version": FORMAT_VERSION, "config_hash": chash,
             "clock_hz": c["soc_clock_mhz"] * 1_000_000, "watchdog_cycles": watchdog,
-            "bridge": {"protocol": "LiteX UARTBone", "stream": "rx/tx: 8-bit valid/ready",
+            "link": link,
+            "bridge": {"protocol": "LiteX UARTBone",
                        "read_latency": "a read's first reply byte leaves 3 cycles after the "
                                        "frame's last address byte"},
             **mmap.describe(),

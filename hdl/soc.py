@@ -20,6 +20,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
+from .uart import UARTPHY
 
 __all__ = ["SoCBusSignature", "UARTBoneBridge", "BufferReader", "JobSequencer", "MemoryMap",
            "SoC", "MAGIC", "FORMAT_VERSION", "CRC32"]
@@ -366,6 +367,8 @@ def _seq_registers() -> list[Register]:
         Register("READ_CRC", "ro", "CRC-32 of every word read out of a buffer since CLEAR_CRC."),
         Register("TIMEOUTS", "ro", "Frames the bridge watchdog dropped (wraps at 2**16)."),
         Register("SCRATCH", "rw", "Free for the host (link tests)."),
+        Register("LINK_ERRORS", "ro", "UART SoCs: bytes dropped for a framing error (bits "
+                 "0-15) and for an overrun (bits 16-31); 0 on a byte-stream SoC."),
     ]
 
 
@@ -413,8 +416,9 @@ class MemoryMap:
 
 
 class SoC(wiring.Component):
-    """An engine inside its SoC: :class:`UARTBoneBridge` on ``rx`` / ``tx`` (an 8-bit byte stream:
-    a socket in simulation, a UART PHY on a board), the :class:`MemoryMap`'s registers and
+    """An engine inside its SoC: :class:`UARTBoneBridge` on ``rx`` / ``tx`` (an 8-bit byte stream,
+    a socket in simulation; with ``uart_divisor``, the pins of a :class:`~accelsmith.hdl.uart.
+    UARTPHY` at that many cycles per bit, as on a board), the :class:`MemoryMap`'s registers and
     buffers (``amaranth.lib.memory``), and a :class:`JobSequencer` between the buffers and the
     engine's streams.
 
@@ -424,7 +428,8 @@ class SoC(wiring.Component):
     command and no run is in progress (a simulation may stop clocking then).
     """
 
-    def __init__(self, engine, map: MemoryMap, *, config_hash: int, watchdog_cycles: int):
+    def __init__(self, engine, map: MemoryMap, *, config_hash: int, watchdog_cycles: int,
+                 uart_divisor: int | None = None):
         self.engine = engine
         self.map = map
         self.config_hash = config_hash & 0xFFFFFFFF
@@ -433,15 +438,27 @@ class SoC(wiring.Component):
         self.sequencer = JobSequencer(
             map.blocks["engine"][1], bufs["a"].width, bufs["b"].width, bufs["c"].width,
             bufs["a"].depth, bufs["b"].depth, bufs["c"].depth, bufs["jobs"].depth)
-        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
-                          "idle": Out(1)})
+        self.phy = None if uart_divisor is None else UARTPHY(uart_divisor)
+        if self.phy is None:
+            link = {"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8))}
+        else:
+            link = {"rx": In(1, init=1), "tx": Out(1, init=1)}
+        super().__init__({**link, "idle": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         bufs = self.map.buffers
         m.submodules.bridge = bridge = self.bridge
-        wiring.connect(m, wiring.flipped(self.rx), bridge.rx)
-        wiring.connect(m, bridge.tx, wiring.flipped(self.tx))
+        link_errors = C(0, 32)
+        if self.phy is None:
+            wiring.connect(m, wiring.flipped(self.rx), bridge.rx)
+            wiring.connect(m, bridge.tx, wiring.flipped(self.tx))
+        else:
+            m.submodules.phy = phy = self.phy
+            m.d.comb += [phy.rx.eq(self.rx), self.tx.eq(phy.tx)]
+            wiring.connect(m, phy.rx_data, bridge.rx)
+            wiring.connect(m, bridge.tx, phy.tx_data)
+            link_errors = Cat(phy.framing_errors, phy.overruns)
         bus = bridge.bus
 
         abort = Signal()
@@ -563,5 +580,6 @@ class SoC(wiring.Component):
                      regs.engine_cycles.eq(seq.engine_cycles), regs.error_job.eq(seq.error_job),
                      regs.error_count.eq(seq.error_count), regs.write_crc.eq(write_crc.crc),
                      regs.read_crc.eq(read_crc.crc), regs.timeouts.eq(bridge.timeouts),
+                     regs.link_errors.eq(link_errors),
                      self.idle.eq(bridge.idle & ~seq.busy)]
         return m

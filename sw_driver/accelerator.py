@@ -190,11 +190,17 @@ class Accelerator:
 
     def check_identity(self):
         """Refuse hardware that is not this config's SoC (magic, version, config hash, sizes)."""
-        try:
-            got = self.bus.read(self._reg("ident_magic")["byte_address"], 8)
-        except TransportError as exc:
-            raise IdentityError(f"{self.transport.name}: no answer to the identification read "
-                                f"({exc}); is the SoC there and the baud rate right?") from None
+        for attempt in range(self.retries + 1):
+            try:
+                got = self.bus.read(self._reg("ident_magic")["byte_address"], 8)
+                break
+            except TransportError as exc:
+                if attempt == self.retries:
+                    raise IdentityError(f"{self.transport.name}: no answer to the identification "
+                                        f"read ({exc}); is the SoC there and the baud rate "
+                                        f"right?") from None
+                self.link_retries += 1
+                self.transport.recover(self.watchdog_seconds, self.watchdog_cycles)
         want = [self.soc["magic"], self.soc["version"], self.soc["config_hash"],
                 self.buffers["a"]["depth"], self.buffers["b"]["depth"],
                 self.buffers["c"]["depth"], self.buffers["jobs"]["depth"], self.watchdog_cycles]

@@ -1,4 +1,5 @@
-"""The SoC commands of ``accelsmith``: ``run`` (a GEMM through the driver) and ``sim-server``."""
+"""The SoC commands of ``accelsmith``: ``run`` (a GEMM through the driver), ``sim-server`` and
+``build`` (a bitstream for a board)."""
 
 from __future__ import annotations
 
@@ -147,7 +148,32 @@ def _cmd_sim_server(args) -> int:
     return 0
 
 
+def _cmd_build(args) -> int:
+    from accelsmith.flows.board import BOARDS, build_board
+
+    if args.list_boards:
+        for name, board in BOARDS.items():
+            print(f"{name:<12} {board.note}")
+        return 0
+    if not args.config or not args.board:
+        raise InputError("build needs a CONFIG and --board BOARD (accelsmith build --list-boards)")
+    config = load(args.config)
+    out = Path(args.output or f"build/boards/{args.board}")
+    report = build_board(config, args.board, out, baud=args.baud, seed=args.seed)
+    print(report.table())
+    return 0 if report.ok else 1
+
+
 def add_parsers(sub, config_help: str):
+    p = sub.add_parser("build", help="a bitstream of the SoC for an FPGA board")
+    p.add_argument("config", nargs="?", help=config_help)
+    p.add_argument("--board", help="board name (see --list-boards)")
+    p.add_argument("--list-boards", action="store_true", help="the boards and their devices")
+    p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("-o", "--output", help="output folder (default build/boards/BOARD)")
+    p.set_defaults(func=_cmd_build)
+
     p = sub.add_parser("run", help="C = A @ B on the hardware (the simulated SoC unless --port)")
     p.add_argument("config", help=config_help)
     p.add_argument("--a", required=True, metavar="A.npy", help="A matrix (.npy or .npz)")

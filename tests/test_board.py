@@ -1,0 +1,75 @@
+"""Bitstreams for boards: PLL settings, one small bitstream in the default suite, the rest slow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from accelsmith.config import validate
+from accelsmith.flows.board import BOARDS, build_board, ecp5_pll, ice40_pll
+from accelsmith.flows.tools import ToolError
+
+SMALL = {"family": "bitweight", "architecture": "systolic_os", "rows": 2, "cols": 2,
+         "soc_a_beats": 64, "soc_b_beats": 64, "soc_c_rows": 16, "soc_jobs": 4}
+
+
+def test_pll_settings():
+    p = ecp5_pll(25e6, 100e6)
+    assert p["f_out"] == 100e6
+    assert 400e6 <= 25e6 / p["CLKI_DIV"] * p["CLKFB_DIV"] * p["CLKOP_DIV"] <= 800e6
+    # icepll's answer for 12 -> 24 MHz.
+    assert ice40_pll(12e6, 24e6) == {"DIVR": 0, "DIVF": 63, "DIVQ": 5, "FILTER_RANGE": 1,
+                                     "f_out": 24e6}
+    with pytest.raises(ValueError, match="no ECP5 PLL"):
+        ecp5_pll(25e6, 2e9)
+
+
+def test_unknown_board_is_named(tmp_path):
+    with pytest.raises(ToolError, match="unknown board 'ulx3s'.*ulx3s-85f"):
+        build_board(validate(SMALL, "t"), "ulx3s", tmp_path)
+
+
+def _check(report, tmp_path, board):
+    assert report.ok, report.table()
+    bitstream = tmp_path / report.files["bitstream"].split("/")[-1]
+    data = bitstream.read_bytes()
+    assert len(data) > 50_000
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["figures"]["fmax_mhz"] >= saved["figures"]["clock_asked_mhz"]
+    assert 0 < saved["figures"]["luts_pct"] < 100
+    assert (tmp_path / "csr.csv").read_text().count("csr_register") > 20
+    manifest = json.loads(next(tmp_path.glob("*.manifest.json")).read_text())
+    assert manifest["board"] == board and manifest["soc"]["link"]["kind"] == "uart"
+
+
+def test_small_bitstream_for_ulx3s_12f(tmp_path):
+    report = build_board(validate(dict(SMALL, soc_clock_mhz=25), "t"), "ulx3s-12f", tmp_path)
+    _check(report, tmp_path, "ulx3s-12f")
+    assert "pll" not in report.figures                    # 25 MHz: the oscillator itself
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board, clock", [("icebreaker", 24), ("ulx3s-85f", 50),
+                                          ("ecpix5-85f", 50)])
+def test_bitstreams_with_a_pll(tmp_path, board, clock):
+    raw = dict(SMALL, soc_clock_mhz=clock) if board == "icebreaker" else \
+        dict(SMALL, rows=4, cols=4, soc_clock_mhz=clock)
+    report = build_board(validate(raw, "t"), board, tmp_path)
+    _check(report, tmp_path, board)
+    assert report.figures["clock_pll_mhz"] == clock
+
+
+@pytest.mark.slow
+def test_a_missed_clock_is_reported_with_the_fix(tmp_path):
+    report = build_board(validate(dict(SMALL, rows=4, cols=4, soc_clock_mhz=300), "t"),
+                         "ulx3s-85f", tmp_path)
+    assert not report.ok and "bitstream" not in report.files
+    assert any("soc_clock_mhz" in p for p in report.problems), report.problems
+
+
+def test_every_board_names_a_known_platform():
+    for name, board in BOARDS.items():
+        platform = board.make()
+        assert platform.default_clk_frequency > 0, name
+        assert ("uart", 0) in platform.resources, name

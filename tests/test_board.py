@@ -73,3 +73,18 @@ def test_every_board_names_a_known_platform():
         platform = board.make()
         assert platform.default_clk_frequency > 0, name
         assert ("uart", 0) in platform.resources, name
+
+
+def test_program_without_a_board_says_so(tmp_path):
+    from accelsmith.flows.board import program_board
+
+    with pytest.raises(ToolError, match="does not exist"):
+        program_board("ulx3s-85f", tmp_path / "missing.bit")
+    fake = tmp_path / "top.bit"
+    fake.write_bytes(b"\xff\x00 not a bitstream")
+    with pytest.raises(ToolError, match="takes a .bin bitstream"):
+        program_board("icebreaker", fake)
+    # No USB board here: openFPGALoader cannot find one (or, without Debian's libusb/libftdi,
+    # cannot start); either way one sentence says which, never a hang.
+    with pytest.raises(ToolError, match="no ulx3s-85f found on USB|cannot start"):
+        program_board("ulx3s-85f", fake, timeout=60)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 
 from .tools import ToolError, find_script
 
@@ -120,8 +120,11 @@ class BoardTop(Elaboratable):
         f_in = platform.default_clk_frequency
         pad_pll = self.family == "ice40" and abs(f_in - self.clock_hz) >= 1
         # An iCE40 PLL takes the clock straight from its pad, so the pin gets no input buffer.
-        clk_pin = platform.request(platform.default_clk, 0, dir="-" if pad_pll else "i")
-        clk_in = None if pad_pll else clk_pin.i
+        clk_pin = platform.request(platform.default_clk, 0, dir="-")
+        clk_in = None
+        if not pad_pll:
+            m.submodules.clk_buffer = clk_buffer = io.Buffer("i", clk_pin)
+            clk_in = clk_buffer.i
         m.domains.sync = sync = ClockDomain("sync")
         if abs(f_in - self.clock_hz) < 1:
             m.d.comb += sync.clk.eq(clk_in)
@@ -158,10 +161,14 @@ class BoardTop(Elaboratable):
         m.d.comb += sync.rst.eq(hold != 0)
 
         m.submodules.soc = self.soc
-        uart = platform.request("uart", 0)
-        m.d.comb += [self.soc.rx.eq(uart.rx.i), uart.tx.o.eq(self.soc.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [self.soc.rx.eq(rx.i), tx.o.eq(self.soc.tx)]
         if ("uart_tx_enable", 0) in platform.resources:
-            m.d.comb += platform.request("uart_tx_enable", 0).o.eq(1)
+            m.submodules.uart_tx_enable = enable = io.Buffer(
+                "o", platform.request("uart_tx_enable", 0, dir="-"))
+            m.d.comb += enable.o.eq(1)
         return m
 
 

@@ -89,6 +89,16 @@ def _beat_words(beats: list[int], words_per_beat: int) -> np.ndarray:
     return out.reshape(-1)
 
 
+def _soc_of(config):
+    """The SoC design of a :class:`~accelsmith.config.Config` or a config path / name."""
+    from accelsmith.config import Config, load
+    from accelsmith.generators.soc import build_soc
+    from accelsmith.registry import generator
+
+    config = config if isinstance(config, Config) else load(config)
+    return build_soc(generator(config.family).build(config))
+
+
 class Accelerator:
     """A generated SoC behind a :class:`Transport`.
 
@@ -130,13 +140,9 @@ class Accelerator:
     def simulated(cls, config, *, max_cycles: int = 1 << 34, quiet: bool = False, **kwargs):
         """The SoC of ``config`` (a :class:`~accelsmith.config.Config` or a path) as a native
         Verilator model in this process; built on first use, then cached."""
-        from accelsmith.config import Config, load
         from accelsmith.flows.native import NativeSoC, SimTransport, build_native
-        from accelsmith.generators.soc import build_soc
-        from accelsmith.registry import generator
 
-        config = config if isinstance(config, Config) else load(config)
-        soc = build_soc(generator(config.family).build(config))
+        soc = _soc_of(config)
         lib = build_native(soc.verilog(), soc.top, quiet=quiet)
         return cls(soc.manifest, SimTransport(NativeSoC(lib), max_cycles), **kwargs)
 
@@ -144,15 +150,10 @@ class Accelerator:
     def open(cls, config, url: str, baudrate: int = 115200, **kwargs):
         """The SoC of ``config`` behind a pyserial URL (a board's UART, ``socket://`` of
         ``accelsmith sim-server``) or ``etherbone://HOST:PORT`` (a ``litex_server``)."""
-        from accelsmith.config import Config, load
-        from accelsmith.generators.soc import build_soc
-        from accelsmith.registry import generator
-
         from .etherbone import EtherboneTransport
         from .transport import SerialTransport
 
-        config = config if isinstance(config, Config) else load(config)
-        soc = build_soc(generator(config.family).build(config))
+        soc = _soc_of(config)
         link = EtherboneTransport(url) if url.startswith("etherbone://") else \
             SerialTransport(url, baudrate)
         return cls(soc.manifest, link, **kwargs)

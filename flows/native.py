@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from accelsmith.hdl.dsp import sim_models_for
 from accelsmith.sw_driver.transport import Transport, TransportError
 
 from .tools import ToolError, run, verilator, verilator_env
@@ -202,7 +203,8 @@ def build_native(verilog: str, top: str, cache: Path | None = None, quiet: bool 
     verilator_bin = verilator()
     verilog = compact_memory_inits(verilog)
     cpp = harness(top, uart_divisor)
-    key = hashlib.sha256("\0".join([verilog, cpp, verilator_bin, opt, *_FLAGS]).encode())
+    models = [path.read_text() for path in sim_models_for(verilog)]
+    key = hashlib.sha256("\0".join([verilog, *models, cpp, verilator_bin, opt, *_FLAGS]).encode())
     folder = (cache or cache_dir()) / f"{top[:80]}-{key.hexdigest()[:16]}"
     lib = folder / "libsoc.so"
     if lib.exists():
@@ -212,7 +214,7 @@ def build_native(verilog: str, top: str, cache: Path | None = None, quiet: bool 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if lib.exists():
             return lib
-        (folder / f"{top}.v").write_text(verilog)
+        (folder / f"{top}.v").write_text("\n".join([verilog, *models]))
         (folder / "harness.cpp").write_text(cpp)
         if not quiet:
             print(f"building the native model of {top} with Verilator (once; cached in "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from accelsmith.config import Config
 from accelsmith.generators import Design, write_design
+from accelsmith.hdl.dsp import sim_models_for
 from accelsmith.registry import generator, testbench_module
 
 from . import tools
@@ -110,7 +111,7 @@ def simulate(config: Config, simulator: str = "verilator", seed: int | None = No
     build_dir = root / f"sim_{simulator}{'_waves' if waves else ''}"
     build_dir.mkdir(parents=True, exist_ok=True)
     build_args = list(VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS)
-    sources = [v_path]
+    sources = [v_path, *sim_models_for(v_path.read_text())]
     if waves:
         fmt = "vcd" if simulator == "verilator" and not tools.verilator_fst() else "fst"
         if simulator == "icarus":

@@ -194,8 +194,12 @@ LINT_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"]
 
 
 def verilator_lint(v_path: Path, top: str) -> tuple[bool, str]:
-    """``verilator --lint-only`` with Verilator's default warnings except :data:`LINT_WAIVERS`."""
+    """``verilator --lint-only`` with Verilator's default warnings except :data:`LINT_WAIVERS`
+    (with the simulation models of the primitives the design instantiates)."""
+    from accelsmith.hdl.dsp import sim_models_for
+
+    models = [str(p) for p in sim_models_for(Path(v_path).read_text())]
     proc = subprocess.run([verilator(), "--lint-only", *LINT_WAIVERS, "--top-module", top,
-                           str(v_path)], capture_output=True, text=True,
+                           str(v_path), *models], capture_output=True, text=True,
                           env=dict(os.environ, **verilator_env()))
     return proc.returncode == 0, proc.stdout + proc.stderr

@@ -52,6 +52,25 @@ _GRID = ("systolic_os", "systolic_ws", "matrix2d")
 _OUTPUT_STATIONARY = ("systolic_os", "matrix2d", "cube")
 _STREAMED_A = ("systolic_ws", "tree")
 
+PIPELINE_BY_ARCHITECTURE = {a: (0, 1, 2) if a in _OUTPUT_STATIONARY else (0, 1) for a in ARCHITECTURES}
+
+
+def _pipeline_needs_fixed_schedule(values: dict) -> str | None:
+    if values.get("pipeline") and values["mac"] in DIGIT_SERIAL:
+        return (f"key 'pipeline' has value {values['pipeline']}, but mac {values['mac']!r} is "
+                f"digit-serial (its steps take data-dependent cycles) and has no pipelined form; "
+                f"use pipeline 0 or a fixed-latency mac (baseline, opt1, opt2).")
+    return None
+
+
+def _dsp_needs_pipelined_baseline(values: dict) -> str | None:
+    if values.get("dsp") == "ecp5" and (values["mac"] != "baseline" or values["pipeline"] != 2):
+        return (f"key 'dsp' has value 'ecp5' with mac {values['mac']!r} and pipeline "
+                f"{values['pipeline']}; the ECP5 DSP blocks take both register stages of the "
+                f"behavioural multiplier: use mac 'baseline' and pipeline 2, or dsp 'generic'.")
+    return None
+
+
 def _buffer_needs_fixed_schedule(values: dict) -> str | None:
     if values.get("result_buffer") and values["mac"] in DIGIT_SERIAL:
         fixed = [m for m in MACS_BY_ARCHITECTURE[values["architecture"]] if m not in DIGIT_SERIAL]
@@ -91,11 +110,28 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
           "computes TILES tiles back to back and each tile is read out while the next one "
           "accumulates (not with the digit-serial macs).", default=False,
           only_for=("architecture", _OUTPUT_STATIONARY)),
+    Param("pipeline", int, "Register stages in each multiply-accumulate for FPGA clocks, one tick "
+          "of latency each, no loss of throughput: 0 one-cycle MACs; 1 registered products (the "
+          "DSP output register; carry-save modes register the products' carry-save pair); 2 "
+          "(output-stationary) also a split accumulate (the upper half adds a tick after the lower, "
+          "with its carry; carry-save modes: registered partial products). Fixed-latency macs only.",
+          default=0, choices=(0, 1, 2), choices_by=("architecture", PIPELINE_BY_ARCHITECTURE)),
+    Param("dsp", str, "How multipliers are built: `generic` (behavioural `*`, registers in the "
+          "fabric; any target) or `ecp5` (Lattice ECP5 MULT18X18D blocks instantiated with their "
+          "input and output registers as the two pipeline stages, so they sit beside the DSP; "
+          "mac baseline, pipeline 2; for ECP5 boards and the ecp5-85f target only).",
+          default="generic", choices=("generic", "ecp5"), only_for=("architecture", _OUTPUT_STATIONARY)),
     *NUMBER_PARAMS,
     *SOC_PARAMS,
-), checks=(_buffer_needs_fixed_schedule, *NUMBER_CHECKS), json_rules=(
+), checks=(_buffer_needs_fixed_schedule, _pipeline_needs_fixed_schedule,
+                 _dsp_needs_pipelined_baseline, *NUMBER_CHECKS), json_rules=(
     {"if": {"properties": {"mac": {"enum": list(DIGIT_SERIAL)}}, "required": ["mac"]},
-     "then": {"properties": {"result_buffer": {"const": False}}}},))
+     "then": {"properties": {"result_buffer": {"const": False}}}},
+    {"if": {"properties": {"mac": {"enum": list(DIGIT_SERIAL)}}, "required": ["mac"]},
+     "then": {"properties": {"pipeline": {"const": 0}}}},
+    {"if": {"properties": {"dsp": {"const": "ecp5"}}, "required": ["dsp"]},
+     "then": {"properties": {"mac": {"const": "baseline"}, "pipeline": {"const": 2}},
+              "required": ["pipeline"]}},))
 
 
 def build(config: Config) -> Design:
@@ -108,6 +144,10 @@ def build(config: Config) -> Design:
     mode = {"mac": c["mac"], "encoding": encoding}
     if c["mac"] != "baseline":
         mode["compressor"] = c["compressor"]
+    if c["mac"] not in DIGIT_SERIAL:
+        mode["pipeline"] = c["pipeline"]
+    if c.get("dsp") == "ecp5":
+        mode["dsp"] = "ecp5"
 
     buffered = bool(c.get("result_buffer"))
     os_engine = BufferedOutputStationaryEngine if buffered else OutputStationaryEngine
@@ -142,7 +182,8 @@ def build(config: Config) -> Design:
         mac += "_" + {"wallace": "wallace", "4:2": "c42"}[mode["compressor"]]
     streams, facts = integration(engine, geometry)
     top = c["name"] or (f"bitweight_{arch}_{mac}_{size}_{a_fmt}x{b_fmt}_acc{acc_fmt.bits}"
-                        + ("_rbuf" if buffered else ""))
+                        + ("_rbuf" if buffered else "") + (f"_p{c['pipeline']}" if c["pipeline"] else "")
+                        + ("_ecp5dsp" if c.get("dsp") == "ecp5" else ""))
     manifest = {
         "family": "bitweight",
         "top": top,
@@ -150,6 +191,8 @@ def build(config: Config) -> Design:
         "mac": c["mac"],
         "encoding": encoding,
         "compressor": mode.get("compressor"),
+        "pipeline": c["pipeline"],
+        "dsp": c.get("dsp", "generic"),
         "description": ARCHITECTURES[arch],
         "core": type(core).__name__,
         "core_doc": " ".join(type(core).__doc__.split()),

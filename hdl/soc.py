@@ -158,28 +158,31 @@ class UARTBoneBridge(wiring.Component):
 class BufferReader(wiring.Component):
     """Streams beats ``0 .. count - 1`` of a memory with a synchronous read port onto ``out``.
 
-    ``start`` latches ``count`` and restarts from beat 0. Connect ``rd_addr`` / ``rd_en`` /
-    ``rd_data`` to a read port (``transparent_for=()``): its data register doubles as the output
-    register, held while ``out`` stalls. Throughput one beat per cycle, latency one cycle."""
+    ``start`` latches ``count`` (at most ``depth``) and restarts from beat 0. Connect ``rd_addr`` /
+    ``rd_en`` / ``rd_data`` to a read port (``transparent_for=()``): its data register doubles as
+    the output register, held while ``out`` stalls. Throughput one beat per cycle, latency one
+    cycle. The counters are as wide as the buffer, not the 32-bit register (short carry chains
+    for FPGA clocks)."""
 
     def __init__(self, width: int, depth: int):
         self.depth = depth
-        super().__init__({"start": In(1), "count": In(32), "out": Out(stream.Signature(width)),
+        super().__init__({"start": In(1), "count": In(range(depth + 1)),
+                          "out": Out(stream.Signature(width)),
                           "rd_addr": Out(range(max(depth, 2))), "rd_en": Out(1),
                           "rd_data": In(width)})
 
     def elaborate(self, platform):
         m = Module()
-        index, limit = Signal(32), Signal(32)
+        index, left = Signal(range(max(self.depth, 2))), Signal(range(self.depth + 1))
         advance = ~self.out.valid | self.out.ready
         m.d.comb += [self.rd_en.eq(advance), self.rd_addr.eq(index),
                      self.out.payload.eq(self.rd_data)]
         with m.If(self.start):
-            m.d.sync += [index.eq(0), limit.eq(self.count), self.out.valid.eq(0)]
+            m.d.sync += [index.eq(0), left.eq(self.count), self.out.valid.eq(0)]
         with m.Elif(advance):
-            m.d.sync += self.out.valid.eq(index < limit)
-            with m.If(index < limit):
-                m.d.sync += index.eq(index + 1)
+            m.d.sync += self.out.valid.eq(left != 0)
+            with m.If(left != 0):
+                m.d.sync += [index.eq(index + 1), left.eq(left - 1)]
         return m
 
 
@@ -199,6 +202,8 @@ class JobSequencer(wiring.Component):
 
     Timing: five cycles of overhead per job (job word, K_STEPS, START, the poll that sees DONE,
     CYCLES) besides the engine's own job cycles; ``cycles`` counts every cycle ``busy`` is high.
+    ``jobs``, ``a_count`` and ``b_count`` are at most the buffers' depths (the SoC refuses a START
+    otherwise), so the job and row counters are as wide as the buffers.
     """
 
     def __init__(self, engine_regs: list[Register], a_width: int, b_width: int, c_width: int,
@@ -206,7 +211,7 @@ class JobSequencer(wiring.Component):
         self.engine_regs = {r.name: (addr, r) for addr, r in enumerate(engine_regs)}
         self.a_reader = BufferReader(a_width, a_depth)
         self.b_reader = BufferReader(b_width, b_depth)
-        self.c_depth = c_depth
+        self.c_depth, self.jobs_depth = c_depth, jobs_depth
         addr_width = max(1, (len(engine_regs) - 1).bit_length())
         index = lambda depth: range(max(depth, 2))
         super().__init__({
@@ -217,9 +222,11 @@ class JobSequencer(wiring.Component):
             "b_addr": Out(index(b_depth)), "b_en": Out(1), "b_data": In(b_width),
             "job_addr": Out(index(jobs_depth)), "job_en": Out(1), "job_data": In(32),
             "c_addr": Out(index(c_depth)), "c_en": Out(1), "c_data": Out(c_width),
-            "start": In(1), "jobs": In(32), "a_count": In(32), "b_count": In(32),
+            "start": In(1), "jobs": In(range(jobs_depth + 1)), "a_count": In(range(a_depth + 1)),
+            "b_count": In(range(b_depth + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "overflow": Out(1),
-            "error_job": Out(32), "error_count": Out(32), "c_count": Out(32),
+            "error_job": Out(range(max(jobs_depth, 2))), "error_count": Out(32),
+            "c_count": Out(range(c_depth + 1)),
             "cycles": Out(32), "engine_cycles": Out(32),
         })
 
@@ -249,7 +256,7 @@ class JobSequencer(wiring.Component):
         bus, grant = self.engine, self.grant
         status_addr, status_reg = self.engine_regs["STATUS"]
         fields = {f.name: f.offset for f in status_reg.fields}
-        job, k_steps = Signal(32), Signal(32)
+        job = Signal(range(self.jobs_depth + 1))
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
@@ -566,8 +573,11 @@ class SoC(wiring.Component):
                      read_crc.valid.eq(was_read & (kind != 0)), read_crc.data.eq(bus.r_data)]
 
         # Sequencer control.
-        too_many = ((regs.jobs > bufs["jobs"].depth) | (regs.a_count > bufs["a"].depth)
-                    | (regs.b_count > bufs["b"].depth))
+        # Registered: the counts are written at least one bus write before START, and the
+        # 32-bit compares stay off the path from the bridge's write strobe.
+        too_many = Signal()
+        m.d.sync += too_many.eq((regs.jobs > bufs["jobs"].depth) | (regs.a_count > bufs["a"].depth)
+                                | (regs.b_count > bufs["b"].depth))
         start = regs.ctrl_stb & regs.ctrl[0]
         refused = Signal()
         with m.If(start & ~seq.busy):

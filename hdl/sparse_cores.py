@@ -69,7 +69,7 @@ class NMSparseMatrix(_OutputStationaryCore):
     def elaborate(self, platform):
         m = Module()
         R, N, kept = self.m_tile, self.n_tile, self.kept
-        first, = self._first_tokens(m)
+        tokens = self._first_tokens(m)
         valid = self._group_valid(self.a.index)
         m.d.comb += self.error.eq(~Cat(*valid).all())
         masked = [Mux(valid[x // self.n], self.a.value[x], 0) for x in range(R * kept)]
@@ -92,7 +92,7 @@ class NMSparseMatrix(_OutputStationaryCore):
                 for j in range(N):
                     pairs[j].append((digits, picked[j]))
             for j in range(N):
-                self._accumulate(m, i, j, pairs[j], first)
+                self._accumulate(m, i, j, pairs[j], tokens.__getitem__)
         return m
 
 

@@ -11,6 +11,18 @@ after the last block until every accumulator holds it.
 Weight-stationary cores hold a ``k x n`` weight block written row by row through
 ``w_en``/``w_row``/``w_data``, take one A row of ``k`` values per tick, and present the ``n``
 products-sums of that row on ``out`` exactly ``latency`` ticks later.
+
+``pipeline`` (0, 1 or 2) inserts register stages into every multiply-accumulate for FPGA
+clocks, each adding one tick of latency and no loss of throughput:
+
+* 1: the products are registered before they are accumulated (behavioural multipliers: the DSP
+  block's output register; the operand registers in front of it are its input registers).
+  Carry-save modes register the products' carry-save pair.
+* 2 (output-stationary cores): as 1, and the multipliers' operands are registered again in
+  front of each multiplier (the DSP block's input registers); with ``dsp="ecp5"`` both stages
+  are the registers inside an ECP5 ``MULT18X18D`` (:func:`~accelsmith.hdl.dsp.ecp5_registered_product`).
+  Carry-save modes register the selected partial products, so the digit selection, the
+  products' reduction and the accumulator's compression each have a tick.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from amaranth.lib.wiring import In, Out
 from accelsmith.models.intformat import IntFormat
 
 from .arith import adder_tree
+from .dsp import ecp5_registered_product
 from .multiplier import CarrySaveTree, PartialProductGenerator, Term, digit_encoder
 
 __all__ = ["SystolicOSArray", "BroadcastMatrix", "Cube", "SystolicWSArray", "MultiplierAdderTree",
@@ -103,6 +116,11 @@ def _enabled_reg(m, core, value, shape, name):
     return reg
 
 
+def _registered(m, core, value, name):
+    """``value`` through one enabled register of its own shape."""
+    return _enabled_reg(m, core, value, value.shape(), name)
+
+
 def _delay(m, core, value, depth, shape, name):
     for d in range(depth):
         value = _enabled_reg(m, core, value, shape, f"{name}_d{d}")
@@ -120,10 +138,18 @@ class _OutputStationaryCore(wiring.Component):
     alone. ``acc_sum``/``acc_carry`` then show the result registers, so one tile is read out
     while the next accumulates; ``boundary_ticks`` is how many ticks after the token's step all
     PEs have copied (the core's latency).
+
+    ``pipeline``: register stages in each PE's multiply-accumulate, ``dsp``: ``None`` or
+    ``"ecp5"`` (see the module docstring).
     """
 
     def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape, mac, encoding,
-                 extra_members=None, result_buffer=False, compressor="dadda"):
+                 extra_members=None, result_buffer=False, compressor="dadda", pipeline=0, dsp=None):
+        if pipeline not in (0, 1, 2):
+            raise ValueError(f"pipeline {pipeline!r}: output-stationary cores take 0, 1 or 2 stages")
+        if dsp not in (None, "ecp5") or dsp and (mac != "baseline" or pipeline != 2):
+            raise ValueError(f"dsp {dsp!r}: None, or 'ecp5' with mac 'baseline' and pipeline 2")
+        self.pipeline, self.dsp = pipeline, dsp
         self.m_tile, self.n_tile, self.k_per_step = m_tile, n_tile, k_per_step
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
         self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding, compressor)
@@ -154,10 +180,32 @@ class _OutputStationaryCore(wiring.Component):
             taps.append(token)
         return taps
 
-    def _accumulate(self, m, i, j, pairs, first=None):
+    def _accumulate(self, m, i, j, pairs, token=lambda d: None):
         """Add ``sum(a * b for a, b in pairs)`` to accumulator (i, j); ``a`` as :meth:`encode` d.
-        ``first`` (result-buffer cores): this tick starts a new tile, see the class docstring."""
-        dp = self.datapath
+        ``token(d)`` (result-buffer cores): the ``first`` token of the step whose operands the
+        PE sees now, ``d`` ticks later, so the accumulator starts a new tile with the products
+        of its step after the pipeline stages (see the class docstring)."""
+        dp, stages, name = self.datapath, self.pipeline, f"pe{i}_{j}"
+        if dp.carry_save:
+            rows = dp.dot_rows(m, pairs, name)
+            if stages >= 2:
+                rows = [(_registered(m, self, v, f"{name}_pp_r{x}"), t) for x, (v, t) in enumerate(rows)]
+            if stages >= 1:
+                pair = dp.reduce(m, rows, f"{name}_prod_csa")
+                rows = [(_registered(m, self, v, f"{name}_prod_{h}_r"), Term(dp.width))
+                        for v, h in zip(pair, "sc")]
+        elif stages >= 2 and self.dsp == "ecp5":
+            rows = [ecp5_registered_product(m, self, a, b, f"{name}_dsp{x}") for x, (a, b) in enumerate(pairs)]
+        else:
+            if stages >= 2:
+                # The multiplier's operand registers (a DSP block's input registers). Where
+                # PEs share an operand, synthesis may merge the copies again.
+                pairs = [(_registered(m, self, a, f"{name}_a{x}_r"), _registered(m, self, b, f"{name}_b{x}_r"))
+                         for x, (a, b) in enumerate(pairs)]
+            rows = [a * b for a, b in pairs]
+            if stages >= 1:
+                rows = [_registered(m, self, p, f"{name}_prod{x}_r") for x, p in enumerate(rows)]
+        first = token(stages)
         out_s, out_c = self.acc_sum[i][j], self.acc_carry[i][j]
         if self.result_buffer:
             acc_s = Signal(out_s.shape(), name=f"acc_{i}_{j}")
@@ -167,12 +215,11 @@ class _OutputStationaryCore(wiring.Component):
             acc_s, acc_c = out_s, out_c
             base_s, base_c = acc_s, acc_c
         if dp.carry_save:
-            rows = dp.dot_rows(m, pairs, f"pe{i}_{j}")
-            rows += [(base_s, Term(dp.width)), (base_c, Term(dp.width))]
-            new_s, new_c = dp.reduce(m, rows, f"pe{i}_{j}_csa")
+            rows = rows + [(base_s, Term(dp.width)), (base_c, Term(dp.width))]
+            new_s, new_c = dp.reduce(m, rows, f"{name}_csa")
             updates = [acc_s.eq(new_s), acc_c.eq(new_c)]
         else:
-            updates = [acc_s.eq(base_s + adder_tree(a * b for a, b in pairs))]
+            updates = [acc_s.eq(base_s + adder_tree(rows))]
         live = [acc_s, acc_c] if dp.carry_save or not self.result_buffer else [acc_s]
         with m.If(self.clear):
             m.d.sync += [v.eq(0) for v in live]
@@ -193,20 +240,21 @@ class SystolicOSArray(_OutputStationaryCore):
     ``j`` ticks at the edge (input skew inside the core), so PE (i, j) multiplies A[i, k] by
     B[k, j] at tick ``k + i + j + 1`` and adds the product to its own accumulator.
 
-    MACs per tick: ``rows * cols``. Latency: ``rows + cols - 1`` ticks after the last step.
+    MACs per tick: ``rows * cols``. Latency: ``rows + cols - 1 + pipeline`` ticks after the
+    last step.
     """
 
     def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
-                 result_buffer=False, compressor="dadda"):
+                 result_buffer=False, compressor="dadda", pipeline=0, dsp=None):
         super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding,
-                         result_buffer=result_buffer, compressor=compressor)
-        self.latency = rows + cols - 1
+                         result_buffer=result_buffer, compressor=compressor, pipeline=pipeline, dsp=dsp)
+        self.latency = rows + cols - 1 + pipeline
 
     def elaborate(self, platform):
         m = Module()
         R, C = self.m_tile, self.n_tile
         # The tile token reaches PE (i, j) with its step's operands, i + j + 1 ticks later.
-        tokens = self._first_tokens(m, R + C - 1)
+        tokens = self._first_tokens(m, R + C - 1 + self.pipeline)
         a_in = [[None] * C for _ in range(R)]
         b_in = [[None] * C for _ in range(R)]
         for i in range(R):
@@ -221,7 +269,7 @@ class SystolicOSArray(_OutputStationaryCore):
                     b_in[i + 1][j] = _enabled_reg(m, self, b_in[i][j], self.b_shape, f"b_{i}_{j}")
                 # Each PE encodes the A value passing through it (OPT1 keeps encoders in PEs).
                 digits = self.datapath.encode(m, a_in[i][j], f"enc{i}_{j}")
-                self._accumulate(m, i, j, [(digits, b_in[i][j])], tokens[i + j])
+                self._accumulate(m, i, j, [(digits, b_in[i][j])], lambda d, x=i + j: tokens[x + d])
         return m
 
 
@@ -229,25 +277,26 @@ class BroadcastMatrix(_OutputStationaryCore):
     """2D-Matrix: ``rows x cols`` MACs; each registered A value is broadcast along its row and
     each B value along its column, so the whole outer product of one step lands in one tick.
 
-    MACs per tick: ``rows * cols``. Latency: 1 tick (the operand registers).
+    MACs per tick: ``rows * cols``. Latency: ``1 + pipeline`` ticks (the operand registers, then
+    the pipeline stages).
     """
 
     def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
-                 result_buffer=False, compressor="dadda"):
+                 result_buffer=False, compressor="dadda", pipeline=0, dsp=None):
         super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding,
-                         result_buffer=result_buffer, compressor=compressor)
-        self.latency = 1
+                         result_buffer=result_buffer, compressor=compressor, pipeline=pipeline, dsp=dsp)
+        self.latency = 1 + pipeline
 
     def elaborate(self, platform):
         m = Module()
-        first, = self._first_tokens(m)
+        tokens = self._first_tokens(m, 1 + self.pipeline)
         a = [_enabled_reg(m, self, self.a[i], self.a_shape, f"a_{i}") for i in range(self.m_tile)]
         b = [_enabled_reg(m, self, self.b[j], self.b_shape, f"b_{j}") for j in range(self.n_tile)]
         # A row's PEs see the same value: one encoder per row (synthesis would merge copies).
         digits = [self.datapath.encode(m, a[i], f"enc{i}") for i in range(self.m_tile)]
         for i in range(self.m_tile):
             for j in range(self.n_tile):
-                self._accumulate(m, i, j, [(digits[i], b[j])], first)
+                self._accumulate(m, i, j, [(digits[i], b[j])], tokens.__getitem__)
         return m
 
 
@@ -255,35 +304,43 @@ class Cube(_OutputStationaryCore):
     """3D-Cube: ``n x n x n`` multipliers compute an n x n x n block of the GEMM triple loop per
     tick: ``n*n`` dot products of length ``n`` (adder trees) added to ``n*n`` accumulators.
 
-    MACs per tick: ``n**3``. Latency: 1 tick (the operand registers).
+    MACs per tick: ``n**3``. Latency: ``1 + pipeline`` ticks (the operand registers, then the
+    pipeline stages).
     """
 
     def __init__(self, n, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
-                 result_buffer=False, compressor="dadda"):
+                 result_buffer=False, compressor="dadda", pipeline=0, dsp=None):
         super().__init__(n, n, n, a_shape, b_shape, acc_shape, mac, encoding,
-                         result_buffer=result_buffer, compressor=compressor)
-        self.latency = 1
+                         result_buffer=result_buffer, compressor=compressor, pipeline=pipeline, dsp=dsp)
+        self.latency = 1 + pipeline
 
     def elaborate(self, platform):
         m = Module()
         n = self.m_tile
-        first, = self._first_tokens(m)
+        tokens = self._first_tokens(m, 1 + self.pipeline)
         a = [_enabled_reg(m, self, self.a[x], self.a_shape, f"a_{x}") for x in range(n * n)]
         b = [_enabled_reg(m, self, self.b[x], self.b_shape, f"b_{x}") for x in range(n * n)]
         digits = [self.datapath.encode(m, a[x], f"enc{x}") for x in range(n * n)]
         for i in range(n):
             for j in range(n):
                 # OPT1: the n products and the accumulator's two words enter one carry-save tree.
-                self._accumulate(m, i, j, [(digits[i * n + k], b[k * n + j]) for k in range(n)], first)
+                self._accumulate(m, i, j, [(digits[i * n + k], b[k * n + j]) for k in range(n)],
+                                 tokens.__getitem__)
         return m
 
 
 class _WeightStationaryCore(wiring.Component):
     """Outputs are ``out + out_carry`` (modulo 2**acc bits): the baseline leaves ``out_carry``
     zero; carry-save modes present both words and leave the carry-propagate addition to the
-    shell, which merges it with its accumulation (one adder instead of two in a row)."""
+    shell, which merges it with its accumulation (one adder instead of two in a row).
 
-    def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape, mac, encoding, compressor):
+    ``pipeline``: 0 or 1 register stages after the multipliers (see the module docstring)."""
+
+    def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape, mac, encoding, compressor,
+                 pipeline=0):
+        if pipeline not in (0, 1):
+            raise ValueError(f"pipeline {pipeline!r}: weight-stationary cores take 0 or 1 stages")
+        self.pipeline = pipeline
         self.k_per_step, self.n_tile = k_per_step, n_tile
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
         self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding, compressor)
@@ -319,13 +376,17 @@ class SystolicWSArray(_WeightStationaryCore):
     With ``mac="opt1"`` each PE encodes its A value and partial sums move down in carry-save
     form (two words) and leave the array in that form.
 
-    MACs per tick: ``rows * cols``. Latency: ``rows + cols`` ticks from an A row to its outputs.
+    With ``pipeline=1`` every PE registers its product before adding it to the partial sum
+    passing down; all PEs shift by the same tick, so the partial sums still meet their products.
+
+    MACs per tick: ``rows * cols``. Latency: ``rows + cols + pipeline`` ticks from an A row to its
+    outputs.
     """
 
     def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
-                 compressor="dadda"):
-        super().__init__(rows, cols, a_shape, b_shape, acc_shape, mac, encoding, compressor)
-        self.latency = rows + cols
+                 compressor="dadda", pipeline=0):
+        super().__init__(rows, cols, a_shape, b_shape, acc_shape, mac, encoding, compressor, pipeline)
+        self.latency = rows + cols + pipeline
 
     def elaborate(self, platform):
         m = Module()
@@ -338,12 +399,20 @@ class SystolicWSArray(_WeightStationaryCore):
             a = _delay(m, self, self.a[r], r + 1, self.a_shape, f"a_skew{r}")
             for c in range(C):
                 s_in, c_in = psum[c]
+                name = f"pe{r}_{c}"
                 if dp.carry_save:
-                    rows = dp.partial_products(m, dp.encode(m, a, f"enc{r}_{c}"), w[r][c], f"pe{r}_{c}")
+                    rows = dp.partial_products(m, dp.encode(m, a, f"enc{r}_{c}"), w[r][c], name)
+                    if self.pipeline:
+                        pair = dp.reduce(m, rows, f"{name}_prod_csa")
+                        rows = [(_registered(m, self, v, f"{name}_prod_{h}_r"), Term(width))
+                                for v, h in zip(pair, "sc")]
                     new = dp.reduce(m, rows + [(s_in, Term(width)), (c_in, Term(width))],
-                                    f"pe{r}_{c}_csa")
+                                    f"{name}_csa")
                 else:
-                    new = (s_in + a * w[r][c], c_in)
+                    product = a * w[r][c]
+                    if self.pipeline:
+                        product = _registered(m, self, product, f"{name}_prod_r")
+                    new = (s_in + product, c_in)
                 psum[c] = tuple(_enabled_reg(m, self, v, unsigned(width), f"psum_{r}_{c}_{h}")
                                 for v, h in zip(new, "sc"))
                 if c + 1 < C:
@@ -366,13 +435,17 @@ class MultiplierAdderTree(_WeightStationaryCore):
     tree (one per bit weight), then the bit-weight sums are shifted and reduced together to one
     carry-save pair per unit, registered as ``out``/``out_carry``.
 
-    MACs per tick: ``k * units``. Latency: 2 ticks (operand register, then the registered sum).
+    With ``pipeline=1`` the products (opt2: each bit weight's carry-save pair) are registered
+    before the adder tree (opt2: the shift-and-reduce).
+
+    MACs per tick: ``k * units``. Latency: ``2 + pipeline`` ticks (operand register, the
+    pipeline stage, then the registered sum).
     """
 
     def __init__(self, k, units, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
-                 compressor="dadda"):
-        super().__init__(k, units, a_shape, b_shape, acc_shape, mac, encoding, compressor)
-        self.latency = 2
+                 compressor="dadda", pipeline=0):
+        super().__init__(k, units, a_shape, b_shape, acc_shape, mac, encoding, compressor, pipeline)
+        self.latency = 2 + pipeline
 
     def elaborate(self, platform):
         m = Module()
@@ -391,12 +464,18 @@ class MultiplierAdderTree(_WeightStationaryCore):
                         rows += dp.partial_products(m, digits[x], w[x][j], f"u{j}_{x}", [bw], -2 * bw)
                     # Modulo 2**(width - 2bw): exact once shifted into place.
                     s_bw, c_bw = dp.reduce(m, rows, f"u{j}_bw{bw}_csa", max(1, width - 2 * bw))
+                    if self.pipeline:
+                        s_bw = _registered(m, self, s_bw, f"u{j}_bw{bw}_s_r")
+                        c_bw = _registered(m, self, c_bw, f"u{j}_bw{bw}_c_r")
                     weight_sums += [(s_bw, Term(len(s_bw), False, 2 * bw)),
                                     (c_bw, Term(len(c_bw), False, 2 * bw))]
                 dot, carry = dp.reduce(m, weight_sums, f"u{j}_csa")
                 m.d.comb += self.out_carry[j].eq(_enabled_reg(m, self, carry, self.acc_shape,
                                                               f"carry_{j}"))
             else:
-                dot = adder_tree(a[x] * w[x][j] for x in range(k))
+                products = [a[x] * w[x][j] for x in range(k)]
+                if self.pipeline:
+                    products = [_registered(m, self, p, f"u{j}_prod{x}_r") for x, p in enumerate(products)]
+                dot = adder_tree(products)
             m.d.comb += self.out[j].eq(_enabled_reg(m, self, dot, self.acc_shape, f"sum_{j}"))
         return m

@@ -26,6 +26,7 @@ def test_wheel_contains_every_subpackage(tmp_path):
         assert f"accelsmith/{sub}/__init__.py" in names, sub
     assert "accelsmith/hdl/tensor_cores.py" in names
     assert "accelsmith/config.schema.json" in names
+    assert "accelsmith/hdl/sim_models/MULT18X18D.v" in names     # the flows simulate ECP5 DSPs with it
     assert "accelsmith/configs/os_4x4_int8.yaml" in names
 
 

@@ -74,12 +74,30 @@ MAC_CONFIGS = {
     "tree-m1": {"architecture": "tree", "units": 2, "tree_k": 3, "m_tile": 1},
     "systolic_ws-opt1-m2": {"architecture": "systolic_ws", "mac": "opt1", "rows": 2, "cols": 3,
                             "m_tile": 2},
+    # Pipelined MACs: registered products, the split accumulate with its carry a tick behind
+    # (wrapping too), registered partial products, tile tokens delayed to match every stage.
+    "systolic_os-p2-rbuf": {"architecture": "systolic_os", "rows": 3, "cols": 4, "pipeline": 2,
+                            "result_buffer": True},
+    "cube-p2-wraps": {"architecture": "cube", "cube_n": 2, "pipeline": 2, "acc_bits": 13,
+                      "acc_wraps": True},
+    "matrix2d-opt1-p2-rbuf": {"architecture": "matrix2d", "mac": "opt1", "rows": 3, "cols": 3,
+                              "pipeline": 2, "result_buffer": True},
+    "systolic_ws-opt1-p1": {"architecture": "systolic_ws", "mac": "opt1", "rows": 2, "cols": 3,
+                            "m_tile": 2, "pipeline": 1},
+    "tree-opt2-p1": {"architecture": "tree", "mac": "opt2", "units": 2, "tree_k": 3, "pipeline": 1},
+    # ECP5 DSP blocks (their simulation model) with signed and unsigned operands.
+    "matrix2d-ecp5dsp-rbuf": {"architecture": "matrix2d", "rows": 3, "cols": 3, "pipeline": 2,
+                              "dsp": "ecp5", "result_buffer": True},
+    "systolic_os-ecp5dsp-u4xs8": {"architecture": "systolic_os", "rows": 2, "cols": 3, "pipeline": 2,
+                                  "dsp": "ecp5", "a_bits": 4, "a_signed": False},
 }
 
 
 # The 3x4 tree-opt2 netlist takes Icarus about 4 minutes even at 40 tiles: slow tier (the
-# 2x3 tree-opt2 config runs on Icarus by default).
-MAC_CASES = [pytest.param(name, sim, marks=pytest.mark.slow if (name, sim) == ("tree-opt2", "icarus")
+# 2x3 tree-opt2 config runs on Icarus by default). Pipelined carry-save netlists: Verilator by
+# default, Icarus slow (their unpipelined forms run on both).
+ICARUS_SLOW = {"tree-opt2", "matrix2d-opt1-p2-rbuf", "systolic_ws-opt1-p1", "tree-opt2-p1"}
+MAC_CASES = [pytest.param(name, sim, marks=pytest.mark.slow if sim == "icarus" and name in ICARUS_SLOW
                           else (), id=f"{name}-{sim}")
              for name in MAC_CONFIGS for sim in ("verilator", "icarus")]
 

@@ -218,6 +218,9 @@ def build_board(config, board: str, outdir: Path, baud: int = 115200, seed: int 
         raise ToolError(f"unknown board {board!r}; boards: {', '.join(BOARDS)}")
     spec = BOARDS[board]
     platform = spec.make()
+    if config.values.get("dsp") == "ecp5" and spec.family != "ecp5":
+        raise ToolError(f"{config.source}: dsp 'ecp5' instantiates ECP5 DSP blocks, which board "
+                        f"{board} ({spec.family}) does not have: use dsp 'generic' or an ECP5 board")
     design = generator(config.family).build(config)
     clock_hz = config.values["soc_clock_mhz"] * 1e6
     try:

@@ -176,6 +176,9 @@ def synthesize(config: Config, target: str, workdir: str | Path = "build", liber
     ``place=False`` stops an FPGA run after Yosys (``fits`` and ``fmax_mhz`` are then None)."""
     if target not in TARGETS:
         raise tools.ToolError(f"unknown target '{target}'; allowed: {', '.join(TARGETS)}")
+    if config.values.get("dsp") == "ecp5" and target != "ecp5-85f":
+        raise tools.ToolError(f"{config.source}: dsp 'ecp5' instantiates ECP5 DSP blocks, which "
+                              f"target {target} does not have: use dsp 'generic' or --target ecp5-85f")
     design = generator(config.family).build(config)
     lib_src = find_liberty(liberty) if target == "asic" else None
     # Generic-gate counts never share a folder (or a report.json) with a Liberty run.

@@ -140,7 +140,13 @@ class _OutputStationaryCore(wiring.Component):
     PEs have copied (the core's latency).
 
     ``pipeline``: register stages in each PE's multiply-accumulate, ``dsp``: ``None`` or
-    ``"ecp5"`` (see the module docstring).
+    ``"ecp5"`` (see the module docstring). Pipelined cores are ``stall_free``: the shells hold
+    ``en`` high in every cycle and feed zero operands while a stream stalls (a bubble adds
+    nothing), so no enable fans out to the array's registers and DSP blocks. They also have a
+    ``shift`` input: in a tick where it is high every row of ``acc_sum``/``acc_carry`` takes the
+    row below and the last row zero (without a result buffer, in place of accumulating: the
+    shells shift only after the flush), so the reader only ever takes row 0 and no row
+    multiplexer spans the array.
     """
 
     def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape, mac, encoding,
@@ -150,6 +156,7 @@ class _OutputStationaryCore(wiring.Component):
         if dsp not in (None, "ecp5") or dsp and (mac != "baseline" or pipeline != 2):
             raise ValueError(f"dsp {dsp!r}: None, or 'ecp5' with mac 'baseline' and pipeline 2")
         self.pipeline, self.dsp = pipeline, dsp
+        self.stall_free = pipeline > 0
         self.m_tile, self.n_tile, self.k_per_step = m_tile, n_tile, k_per_step
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
         self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding, compressor)
@@ -163,6 +170,7 @@ class _OutputStationaryCore(wiring.Component):
             "acc_sum": Out(acc),
             "acc_carry": Out(acc),
             **({"first": In(1)} if result_buffer else {}),
+            **({"shift": In(1)} if pipeline else {}),
             **(extra_members or {}),
         })
 
@@ -220,9 +228,18 @@ class _OutputStationaryCore(wiring.Component):
             updates = [acc_s.eq(new_s), acc_c.eq(new_c)]
         else:
             updates = [acc_s.eq(base_s + adder_tree(rows))]
+        # Pipelined cores read out by shifting every row one up (row 0 leaves) instead of
+        # through a row multiplexer: each result register only sees its neighbour below.
+        below = ([self.acc_sum[i + 1][j], self.acc_carry[i + 1][j]] if i + 1 < self.m_tile else [0, 0])
+        shifted = [out_s.eq(below[0]), out_c.eq(below[1])] if self.pipeline else None
         live = [acc_s, acc_c] if dp.carry_save or not self.result_buffer else [acc_s]
         with m.If(self.clear):
             m.d.sync += [v.eq(0) for v in live]
+        if shifted and not self.result_buffer:
+            # Without a result buffer the rows shift out of the accumulators themselves, after
+            # the flush: the products are zero by then.
+            with m.Elif(self.shift):
+                m.d.sync += shifted
         with m.Elif(self.en):
             m.d.sync += updates
         if self.result_buffer:
@@ -230,6 +247,9 @@ class _OutputStationaryCore(wiring.Component):
                 m.d.sync += [out_s.eq(0), out_c.eq(0)]
             with m.Elif(self.en & first):
                 m.d.sync += [out_s.eq(acc_s), out_c.eq(acc_c)]
+            if shifted:
+                with m.Elif(self.shift):
+                    m.d.sync += shifted
 
 
 class SystolicOSArray(_OutputStationaryCore):

@@ -91,10 +91,25 @@ class _Shell(wiring.Component):
 
     def _carry_save_row(self, row):
         """Result row ``row`` of a core with carry-save accumulators: the core's carry-propagate
-        adders, one row of them behind the row multiplexer."""
+        adders, one row of them behind the row multiplexer (cores that shift their rows out:
+        row 0, see :meth:`_row_taken`)."""
         core = self.core
-        sums, carries = Array(core.acc_sum), Array(core.acc_carry)
+        if "shift" in core.signature.members:
+            sums, carries, row = [core.acc_sum[0]], [core.acc_carry[0]], 0
+        else:
+            sums, carries = Array(core.acc_sum), Array(core.acc_carry)
         return Cat((sums[row][j] + carries[row][j])[:core.acc_shape.width] for j in range(core.n_tile))
+
+    def _free_running(self, m):
+        """A ``stall_free`` core (see the core) gets ``en`` in every cycle: where a shell would
+        freeze it, it is fed zero operands instead."""
+        if getattr(self.core, "stall_free", False):
+            m.d.comb += self.core.en.eq(1)
+
+    def _row_taken(self, m):
+        """The result row on offer was accepted: a core that shifts its rows out moves them up."""
+        if "shift" in self.core.signature.members:
+            m.d.comb += self.core.shift.eq(1)
 
     def _readout(self, m, value, row, done):
         """READOUT state body: present ``value`` (result row ``row``) on ``c`` until accepted."""
@@ -103,6 +118,7 @@ class _Shell(wiring.Component):
                      self.c.payload.data.eq(value),
                      self.c.payload.last.eq(last)]
         with m.If(self.c.ready):
+            self._row_taken(m)
             m.d.sync += row.eq(row + 1)
             with m.If(last):
                 m.d.sync += [row.eq(0), done.eq(1)]
@@ -158,6 +174,7 @@ class OutputStationaryEngine(_Shell):
             with m.State("READOUT"):
                 self._readout(m, result, row, done)
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
+        self._free_running(m)
         return m
 
 
@@ -210,6 +227,7 @@ class BufferedOutputStationaryEngine(_Shell):
             m.d.comb += [self.c.valid.eq(1), self.c.payload.data.eq(self._carry_save_row(row)),
                          self.c.payload.last.eq(last_row)]
             with m.If(self.c.ready):
+                self._row_taken(m)
                 m.d.sync += row.eq(Mux(last_row, 0, row + 1))
                 with m.If(last_row):
                     m.d.sync += full.eq(0)
@@ -260,6 +278,7 @@ class BufferedOutputStationaryEngine(_Shell):
                     m.d.sync += done.eq(1)
                     m.next = "IDLE"
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
+        self._free_running(m)
         return m
 
 

@@ -88,3 +88,14 @@ def test_program_without_a_board_says_so(tmp_path):
     # cannot start); either way one sentence says which, never a hang.
     with pytest.raises(ToolError, match="no ulx3s-85f found on USB|cannot start"):
         program_board("ulx3s-85f", fake, timeout=60)
+
+
+def test_ecp5_dsp_blocks_are_refused_off_ecp5(tmp_path):
+    from accelsmith.flows.synth import synthesize
+
+    config = validate({"family": "bitweight", "architecture": "matrix2d", "rows": 2, "cols": 2,
+                       "pipeline": 2, "dsp": "ecp5"}, "dsp.yaml")
+    with pytest.raises(ToolError, match=r"dsp.yaml: dsp 'ecp5' .* target ice40-up5k"):
+        synthesize(config, "ice40-up5k", tmp_path)
+    with pytest.raises(ToolError, match=r"dsp.yaml: dsp 'ecp5' .* board icebreaker \(ice40\)"):
+        build_board(config, "icebreaker", tmp_path)

@@ -88,3 +88,25 @@ def test_the_host_disappearing_mid_command(device):
     time.sleep(0.5)                                     # the bridge watchdog: 1 ms of SoC time
     errors, _ = _gemm(soc, path)
     assert errors == 0
+
+
+def test_run_cli_drives_the_serial_port_like_a_board(device, tmp_path):
+    """`accelsmith run CONFIG --port TTY --baud N`: the command a user points at /dev/ttyUSB0,
+    here at the pseudo-terminal of the bit-level board model."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    _, _, path = device
+    rng = np.random.default_rng(7)
+    A, B = rng.integers(-128, 128, (6, 13)), rng.integers(-128, 128, (13, 5))
+    np.save(tmp_path / "A.npy", A)
+    np.save(tmp_path / "B.npy", B)
+    (tmp_path / "board.yaml").write_text(yaml.safe_dump(RAW))
+    proc = subprocess.run([sys.executable, "-m", "accelsmith.cli", "run", str(tmp_path / "board.yaml"),
+                           "--a", str(tmp_path / "A.npy"), "--b", str(tmp_path / "B.npy"),
+                           "--port", path, "--baud", str(BAUD), "--check", "-o", str(tmp_path / "C.npy")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert np.array_equal(np.load(tmp_path / "C.npy"), A @ B)

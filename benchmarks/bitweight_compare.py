@@ -5,7 +5,7 @@ Usage: python benchmarks/bitweight_compare.py [--size standard|small] [--targets
                                               [--architectures ARCH ...]
                                               [--compressors wallace 4:2] [--skip-synth]
                                               [--resume [--redo ARCH ...]]
-                                              [--skip ARCH/MAC ...]
+                                              [--skip ARCH/MAC ...] [--pipelined]
 
 For each architecture at the chosen size (standard: 16x16 systolic OS/WS and 2D-Matrix, 16 dot
 products of K=16, 8x8x8 cube; small: half of each edge), INT8 signed, every applicable ``mac``
@@ -13,6 +13,10 @@ is synthesised in one run (ASIC sky130 and, if asked, ECP5-85F with and without 
 Area efficiency = MACs per cycle x clock / area, as a ratio to the same architecture's baseline.
 MACs per cycle of the digit-serial engines are measured with the cycle model on GEMM data drawn
 from a normal distribution (sigma 30, INT8), so they are effective, not peak, rates.
+
+``--pipelined`` adds, on FPGA targets with DSPs, every fixed-latency mac with its FPGA pipeline (``mac@pN``; the
+output-stationary baselines on ECP5 with the MULT18X18D registers, ``baseline@p2-ecp5``), and
+pipelined rows are compared with the pipelined baseline of their architecture.
 
 Also: average non-zero digits per INT8 operand (normal data, sigma 10..50, Booth and EN-T) and
 the cycles of a 256x256x256 GEMM on that data for the 2D-Matrix engines.
@@ -58,12 +62,27 @@ def normal_int8(sigma, shape, rng):
     return np.clip(np.rint(rng.normal(0, sigma, shape)), S8.min, S8.max).astype(np.int64)
 
 
+OUTPUT_STATIONARY = ("systolic_os", "matrix2d", "cube")
+
+
+def pipelined(arch, mac, target):
+    """The FPGA-pipelined form of ``mac``: ``mac@pN`` (``@p2-ecp5``: the baseline's multipliers
+    as ECP5 DSP blocks with their registers, on targets with DSPs)."""
+    if arch not in OUTPUT_STATIONARY:
+        return f"{mac}@p1"
+    return f"{mac}@p2-ecp5" if mac == "baseline" and target == "ecp5-85f" else f"{mac}@p2"
+
+
 def config_of(arch, mac, size):
-    """``mac`` is a mac name, or ``mac/compressor`` for a carry-save tree other than Dadda's."""
+    """``mac`` is a mac name, or ``mac/compressor`` for a carry-save tree other than Dadda's,
+    either followed by ``@pN`` (pipeline stages) or ``@p2-ecp5`` (and ECP5 DSP blocks)."""
+    mac, _, pipe = mac.partition("@")
     mac, _, compressor = mac.partition("/")
+    stages, _, dsp = pipe.removeprefix("p").partition("-")
     return validate({"family": "bitweight", "architecture": arch, "mac": mac, "max_k": 256,
                      **({"compressor": compressor} if compressor else {}),
-                     **SIZES[size][arch]}, f"<{arch}/{mac}>")
+                     **({"pipeline": int(stages)} if stages else {}), **({"dsp": dsp} if dsp else {}),
+                     **SIZES[size][arch]}, f"<{arch}/{mac}{'@' + pipe if pipe else ''}>")
 
 
 def gemm_cycles(g: EngineGeometry, A, B) -> int:
@@ -161,6 +180,8 @@ def main():
                         help="do not synthesise these designs (e.g. one known not to place and "
                              "route within the timeout); rows kept by --resume stay")
     parser.add_argument("--skip-synth", action="store_true", help="digit statistics only")
+    parser.add_argument("--pipelined", action="store_true",
+                        help="also the FPGA-pipelined form of every fixed-latency mac")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows of docs/results/NAME.json measured without error and "
                              "synthesise only the missing ones (long runs stopped part-way)")
@@ -188,6 +209,14 @@ def main():
     if not args.skip_synth:
         jobs = [(arch, mac, args.size, variant, args.clock_ns, args.timeout_min)
                 for variant in args.targets for arch, mac in rate]
+        if args.pipelined:
+            # FPGA pipelining: on FPGA targets with DSP blocks.
+            for variant in [v for v in args.targets if v != "asic" and not VARIANTS[v][1]]:
+                for arch, mac in list(rate):
+                    if "/" not in mac and mac not in DIGIT_SERIAL:
+                        name = pipelined(arch, mac, variant)
+                        rate[arch, name] = rate[arch, mac]
+                        jobs.append((arch, name, args.size, variant, args.clock_ns, args.timeout_min))
         done = {}
         if args.resume:
             # Rows of an earlier run of the same size that measured without error are kept.
@@ -271,7 +300,9 @@ def _write(data, args):
                     r["macs_per_cycle"] * r["fmax_mhz"] / (r["luts"] / 1000)
         for r in fpga:
             eff = per_lut.get((r["architecture"], r["mac"], r["target"]))
-            base = per_lut.get((r["architecture"], "baseline", r["target"]))
+            # Pipelined rows against the pipelined baseline, the others against the plain one.
+            base_mac = pipelined(r["architecture"], "baseline", r["target"]) if "@" in r["mac"] else "baseline"
+            base = per_lut.get((r["architecture"], base_mac, r["target"]))
             r["mmacs_per_klut"] = eff and round(eff, 1)
             r["lut_ratio_to_baseline"] = round(eff / base, 3) if eff and base else None
             out.append(f"| {r['architecture']} | {r['mac']} | {r['target']}"
@@ -280,6 +311,12 @@ def _write(data, args):
                        f"{r.get('ffs', '-')} | {r.get('dsps', '-')} | {r.get('fmax_mhz', '-')} | "
                        f"{r.get('fits', r.get('error', '-'))} | {f'{eff:.0f}' if eff else '-'} | "
                        f"{f'{eff / base:.2f}x' if eff and base else '-'} |")
+    if any("@" in r["mac"] for r in fpga):
+        out += ["", "`mac@pN`: the engine with `pipeline: N` (1: registered products; 2: also "
+                "operand registers in front of each multiplier, or registered partial products in "
+                "carry-save modes); `@p2-ecp5` adds `dsp: ecp5` (MULT18X18D blocks with their input "
+                "and output registers). A pipelined row's ratio is against its architecture's "
+                "pipelined baseline on the same target."]
     if any("same_netlist_as" in r for r in fpga):
         out += ["", "\\* Yosys's netlist with DSP blocks allowed is identical (SHA-256) to the "
                 "LUT-only one: the core has no multipliers for DSPs to take, so it was placed and "
@@ -310,7 +347,8 @@ def _write(data, args):
                + (f" --compressors {' '.join(args.compressors)}" if args.compressors else "")
                + (" --resume" if args.resume else "")
                + (f" --redo {' '.join(args.redo)}" if args.redo else "")
-               + (f" --skip {' '.join(args.skip)}" if args.skip else ""))
+               + (f" --skip {' '.join(args.skip)}" if args.skip else "")
+               + (" --pipelined" if args.pipelined else ""))
     write(args.name, data, "\n".join(out), command)
 
 

@@ -52,7 +52,7 @@ _GRID = ("systolic_os", "systolic_ws", "matrix2d")
 _OUTPUT_STATIONARY = ("systolic_os", "matrix2d", "cube")
 _STREAMED_A = ("systolic_ws", "tree")
 
-PIPELINE_BY_ARCHITECTURE = {a: (0, 1, 2) if a in _OUTPUT_STATIONARY else (0, 1) for a in ARCHITECTURES}
+PIPELINE_BY_ARCHITECTURE = {a: (0, 1, 2, 3) if a in _OUTPUT_STATIONARY else (0, 1) for a in ARCHITECTURES}
 
 
 def _pipeline_needs_fixed_schedule(values: dict) -> str | None:
@@ -64,10 +64,10 @@ def _pipeline_needs_fixed_schedule(values: dict) -> str | None:
 
 
 def _dsp_needs_pipelined_baseline(values: dict) -> str | None:
-    if values.get("dsp") == "ecp5" and (values["mac"] != "baseline" or values["pipeline"] != 2):
+    if values.get("dsp") == "ecp5" and (values["mac"] != "baseline" or values["pipeline"] < 2):
         return (f"key 'dsp' has value 'ecp5' with mac {values['mac']!r} and pipeline "
-                f"{values['pipeline']}; the ECP5 DSP blocks take both register stages of the "
-                f"behavioural multiplier: use mac 'baseline' and pipeline 2, or dsp 'generic'.")
+                f"{values['pipeline']}; the ECP5 DSP blocks take the first two register stages of "
+                f"the behavioural multiplier: use mac 'baseline' and pipeline 2 or 3, or dsp 'generic'.")
     return None
 
 
@@ -113,13 +113,15 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
     Param("pipeline", int, "Register stages in each multiply-accumulate for FPGA clocks, one tick "
           "of latency each, no loss of throughput: 0 one-cycle MACs; 1 registered products (the "
           "DSP output register; carry-save modes register the products' carry-save pair); 2 "
-          "(output-stationary) also a split accumulate (the upper half adds a tick after the lower, "
-          "with its carry; carry-save modes: registered partial products). Fixed-latency macs only.",
-          default=0, choices=(0, 1, 2), choices_by=("architecture", PIPELINE_BY_ARCHITECTURE)),
+          "(output-stationary) also the multipliers' operands (the DSP input registers; carry-save "
+          "modes: the selected partial products); 3 (output-stationary) the products once more (the "
+          "route from a DSP column to its accumulator). Pipelined output-stationary cores run free "
+          "through stalls and shift their result rows out. Fixed-latency macs only.",
+          default=0, choices=(0, 1, 2, 3), choices_by=("architecture", PIPELINE_BY_ARCHITECTURE)),
     Param("dsp", str, "How multipliers are built: `generic` (behavioural `*`, registers in the "
           "fabric; any target) or `ecp5` (Lattice ECP5 MULT18X18D blocks instantiated with their "
-          "input and output registers as the two pipeline stages, so they sit beside the DSP; "
-          "mac baseline, pipeline 2; for ECP5 boards and the ecp5-85f target only).",
+          "input and output registers as the first two pipeline stages, so they sit beside the "
+          "DSP; mac baseline, pipeline 2 or 3; for ECP5 boards and the ecp5-85f target only).",
           default="generic", choices=("generic", "ecp5"), only_for=("architecture", _OUTPUT_STATIONARY)),
     *NUMBER_PARAMS,
     *SOC_PARAMS,
@@ -130,7 +132,7 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
     {"if": {"properties": {"mac": {"enum": list(DIGIT_SERIAL)}}, "required": ["mac"]},
      "then": {"properties": {"pipeline": {"const": 0}}}},
     {"if": {"properties": {"dsp": {"const": "ecp5"}}, "required": ["dsp"]},
-     "then": {"properties": {"mac": {"const": "baseline"}, "pipeline": {"const": 2}},
+     "then": {"properties": {"mac": {"const": "baseline"}, "pipeline": {"enum": [2, 3]}},
               "required": ["pipeline"]}},))
 
 

@@ -23,6 +23,8 @@ clocks, each adding one tick of latency and no loss of throughput:
   are the registers inside an ECP5 ``MULT18X18D`` (:func:`~accelsmith.hdl.dsp.ecp5_registered_product`).
   Carry-save modes register the selected partial products, so the digit selection, the
   products' reduction and the accumulator's compression each have a tick.
+* 3 (output-stationary cores): as 2, and the products are registered once more: the route from
+  a DSP column to an accumulator the placer put far away gets a tick of its own.
 """
 
 from __future__ import annotations
@@ -151,10 +153,10 @@ class _OutputStationaryCore(wiring.Component):
 
     def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape, mac, encoding,
                  extra_members=None, result_buffer=False, compressor="dadda", pipeline=0, dsp=None):
-        if pipeline not in (0, 1, 2):
-            raise ValueError(f"pipeline {pipeline!r}: output-stationary cores take 0, 1 or 2 stages")
-        if dsp not in (None, "ecp5") or dsp and (mac != "baseline" or pipeline != 2):
-            raise ValueError(f"dsp {dsp!r}: None, or 'ecp5' with mac 'baseline' and pipeline 2")
+        if pipeline not in (0, 1, 2, 3):
+            raise ValueError(f"pipeline {pipeline!r}: output-stationary cores take 0 to 3 stages")
+        if dsp not in (None, "ecp5") or dsp and (mac != "baseline" or pipeline < 2):
+            raise ValueError(f"dsp {dsp!r}: None, or 'ecp5' with mac 'baseline' and pipeline 2 or 3")
         self.pipeline, self.dsp = pipeline, dsp
         self.stall_free = pipeline > 0
         self.m_tile, self.n_tile, self.k_per_step = m_tile, n_tile, k_per_step
@@ -213,6 +215,11 @@ class _OutputStationaryCore(wiring.Component):
             rows = [a * b for a, b in pairs]
             if stages >= 1:
                 rows = [_registered(m, self, p, f"{name}_prod{x}_r") for x, p in enumerate(rows)]
+        if stages >= 3:
+            # The products once more, so they cross from a DSP column to accumulators placed far
+            # from it in a tick of their own.
+            rows = [(_registered(m, self, v, f"{name}_prod_rr{x}"), t) for x, (v, t) in enumerate(rows)] \
+                if dp.carry_save else [_registered(m, self, v, f"{name}_prod_rr{x}") for x, v in enumerate(rows)]
         first = token(stages)
         out_s, out_c = self.acc_sum[i][j], self.acc_carry[i][j]
         if self.result_buffer:

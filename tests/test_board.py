@@ -61,6 +61,19 @@ def test_bitstreams_with_a_pll(tmp_path, board, clock):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name, board", [("board_icebreaker_os_2x2_int8", "icebreaker"),
+                                         ("board_ulx3s_os_8x8_int8", "ulx3s-85f")])
+def test_reference_board_bitstreams(tmp_path, name, board):
+    """The board reference configs (docs/results/boards.md) build and meet their clocks."""
+    from accelsmith.config import load
+
+    config = load(name)
+    report = build_board(config, board, tmp_path)
+    _check(report, tmp_path, board)
+    assert report.figures["fmax_mhz"] >= config.values["soc_clock_mhz"]
+
+
+@pytest.mark.slow
 def test_a_missed_clock_is_reported_with_the_fix(tmp_path):
     report = build_board(validate(dict(SMALL, rows=4, cols=4, soc_clock_mhz=300), "t"),
                          "ulx3s-85f", tmp_path)

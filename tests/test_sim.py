@@ -17,12 +17,21 @@ SIM_CONFIGS = ["os_4x4_int8", "ws_4x4_int8", "matrix2d_4x4_int8", "tree_4x4_int8
 STANDARD_SIZES = ["os_16x16_int8", "ws_16x16_int8", "matrix2d_16x16_int8", "tree_16x16_int8",
                   "cube_8_int8"]
 SPLIT_CPP = "os_8x8_int8"
+# Board reference configs (docs/boards.md): the small one simulated by default, the 8x8 slow.
+BOARD_CONFIGS = {"board_icebreaker_os_2x2_int8": (), "board_ulx3s_os_8x8_int8": pytest.mark.slow}
 
 
 def test_every_reference_config_is_simulated():
     """A shipped config nobody simulates is a config nobody knows works."""
     shipped = {p.stem for p in reference_configs()}
-    assert shipped == set(SIM_CONFIGS) | set(STANDARD_SIZES) | {SPLIT_CPP}
+    assert shipped == set(SIM_CONFIGS) | set(STANDARD_SIZES) | {SPLIT_CPP} | set(BOARD_CONFIGS)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=m) for n, m in BOARD_CONFIGS.items()])
+def test_sim_board_configs(name, tmp_path):
+    result = simulate(load(CONFIGS / f"{name}.yaml"), "verilator", seed=11, vectors=400,
+                      workdir=tmp_path, quiet=True)
+    assert result.passed, result.summary()
 
 
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
@@ -88,7 +97,7 @@ MAC_CONFIGS = {
     # ECP5 DSP blocks (their simulation model) with signed and unsigned operands.
     "matrix2d-ecp5dsp-rbuf": {"architecture": "matrix2d", "rows": 3, "cols": 3, "pipeline": 2,
                               "dsp": "ecp5", "result_buffer": True},
-    "systolic_os-ecp5dsp-u4xs8": {"architecture": "systolic_os", "rows": 2, "cols": 3, "pipeline": 2,
+    "systolic_os-ecp5dsp-p3-u4xs8": {"architecture": "systolic_os", "rows": 2, "cols": 3, "pipeline": 3,
                                   "dsp": "ecp5", "a_bits": 4, "a_signed": False},
 }
 

@@ -108,10 +108,18 @@ class BitWeightDatapath:
         return rows
 
 
+def _clear_of(core):
+    """What zeroes a core's registers: ``clear``, or nothing for a ``stall_free`` core, whose
+    registers a finished job leaves zero (the flush drains zero operands through every stage,
+    the readout shifts zeros into every result row) and which the domain reset (the SoC's ABORT)
+    zeroes too: no job-start pulse then fans out to every register and DSP."""
+    return C(0, 1) if getattr(core, "stall_free", False) else core.clear
+
+
 def _enabled_reg(m, core, value, shape, name):
     """A register that loads ``value`` on enabled ticks and is zeroed by ``clear``."""
     reg = Signal(shape, name=name)
-    with m.If(core.clear):
+    with m.If(_clear_of(core)):
         m.d.sync += reg.eq(0)
     with m.Elif(core.en):
         m.d.sync += reg.eq(value)
@@ -144,7 +152,8 @@ class _OutputStationaryCore(wiring.Component):
     ``pipeline``: register stages in each PE's multiply-accumulate, ``dsp``: ``None`` or
     ``"ecp5"`` (see the module docstring). Pipelined cores are ``stall_free``: the shells hold
     ``en`` high in every cycle and feed zero operands while a stream stalls (a bubble adds
-    nothing), so no enable fans out to the array's registers and DSP blocks. They also have a
+    nothing), so no enable fans out to the array's registers and DSP blocks, and they ignore
+    ``clear`` (a finished job leaves them zero, see :func:`_clear_of`). They also have a
     ``shift`` input: in a tick where it is high every row of ``acc_sum``/``acc_carry`` takes the
     row below and the last row zero (without a result buffer, in place of accumulating: the
     shells shift only after the flush), so the reader only ever takes row 0 and no row
@@ -205,7 +214,7 @@ class _OutputStationaryCore(wiring.Component):
                 rows = [(_registered(m, self, v, f"{name}_prod_{h}_r"), Term(dp.width))
                         for v, h in zip(pair, "sc")]
         elif stages >= 2 and self.dsp == "ecp5":
-            rows = [ecp5_registered_product(m, self, a, b, f"{name}_dsp{x}") for x, (a, b) in enumerate(pairs)]
+            rows = [ecp5_registered_product(m, self, a, b, f"{name}_dsp{x}", _clear_of(self)) for x, (a, b) in enumerate(pairs)]
         else:
             if stages >= 2:
                 # The multiplier's operand registers (a DSP block's input registers). Where
@@ -240,7 +249,7 @@ class _OutputStationaryCore(wiring.Component):
         below = ([self.acc_sum[i + 1][j], self.acc_carry[i + 1][j]] if i + 1 < self.m_tile else [0, 0])
         shifted = [out_s.eq(below[0]), out_c.eq(below[1])] if self.pipeline else None
         live = [acc_s, acc_c] if dp.carry_save or not self.result_buffer else [acc_s]
-        with m.If(self.clear):
+        with m.If(_clear_of(self)):
             m.d.sync += [v.eq(0) for v in live]
         if shifted and not self.result_buffer:
             # Without a result buffer the rows shift out of the accumulators themselves, after
@@ -250,7 +259,7 @@ class _OutputStationaryCore(wiring.Component):
         with m.Elif(self.en):
             m.d.sync += updates
         if self.result_buffer:
-            with m.If(self.clear):
+            with m.If(_clear_of(self)):
                 m.d.sync += [out_s.eq(0), out_c.eq(0)]
             with m.Elif(self.en & first):
                 m.d.sync += [out_s.eq(acc_s), out_c.eq(acc_c)]

@@ -93,6 +93,8 @@ MAC_CONFIGS = {
                               "pipeline": 2, "result_buffer": True},
     "systolic_ws-opt1-p1": {"architecture": "systolic_ws", "mac": "opt1", "rows": 2, "cols": 3,
                             "m_tile": 2, "pipeline": 1},
+    "systolic_os-opt1-p1": {"architecture": "systolic_os", "mac": "opt1", "rows": 2, "cols": 3,
+                            "pipeline": 1},
     "tree-opt2-p1": {"architecture": "tree", "mac": "opt2", "units": 2, "tree_k": 3, "pipeline": 1},
     # ECP5 DSP blocks (their simulation model) with signed and unsigned operands.
     "matrix2d-ecp5dsp-rbuf": {"architecture": "matrix2d", "rows": 3, "cols": 3, "pipeline": 2,
@@ -105,7 +107,8 @@ MAC_CONFIGS = {
 # The 3x4 tree-opt2 netlist takes Icarus about 4 minutes even at 40 tiles: slow tier (the
 # 2x3 tree-opt2 config runs on Icarus by default). Pipelined carry-save netlists: Verilator by
 # default, Icarus slow (their unpipelined forms run on both).
-ICARUS_SLOW = {"tree-opt2", "matrix2d-opt1-p2-rbuf", "systolic_ws-opt1-p1", "tree-opt2-p1"}
+ICARUS_SLOW = {"tree-opt2", "matrix2d-opt1-p2-rbuf", "systolic_ws-opt1-p1", "tree-opt2-p1",
+               "systolic_os-opt1-p1"}
 MAC_CASES = [pytest.param(name, sim, marks=pytest.mark.slow if sim == "icarus" and name in ICARUS_SLOW
                           else (), id=f"{name}-{sim}")
              for name in MAC_CONFIGS for sim in ("verilator", "icarus")]

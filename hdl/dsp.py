@@ -41,7 +41,7 @@ def _pins(prefix: str, value, width: int = 18) -> dict:
 def ecp5_registered_product(m: Module, core, a, b, name: str, reset):
     """``a * b`` through an ECP5 ``MULT18X18D`` with its A/B input registers and its output
     register: two ticks of latency, clock enable ``core.en``, synchronous reset ``reset`` (what
-    zeroes the core's other registers). Operands up to 18 bits, signed or not."""
+    zeroes the core's other registers; None: none). Operands up to 18 bits, signed or not."""
     if len(a) > 18 or len(b) > 18:
         raise ValueError(f"{name}: MULT18X18D takes operands up to 18 bits, not {len(a)} x {len(b)}")
     product = Signal(36, name=f"{name}_p")
@@ -53,7 +53,7 @@ def ecp5_registered_product(m: Module, core, a, b, name: str, reset):
         **_pins("A", a), **_pins("B", b), **{f"i_C{k}": C(0, 1) for k in range(18)},
         i_SIGNEDA=C(int(a.shape().signed), 1), i_SIGNEDB=C(int(b.shape().signed), 1),
         i_SOURCEA=C(0, 1), i_SOURCEB=C(0, 1),
-        i_CLK0=ClockSignal(), i_CE0=core.en, i_RST0=reset,
+        i_CLK0=ClockSignal(), i_CE0=core.en, i_RST0=C(0, 1) if reset is None else reset,
         **{f"o_P{k}": product[k] for k in range(36)})
     width = len(a) + len(b)
     return product[:width].as_signed() if a.shape().signed or b.shape().signed else product[:width]

@@ -109,20 +109,25 @@ class BitWeightDatapath:
 
 
 def _clear_of(core):
-    """What zeroes a core's registers: ``clear``, or nothing for a ``stall_free`` core, whose
-    registers a finished job leaves zero (the flush drains zero operands through every stage,
-    the readout shifts zeros into every result row) and which the domain reset (the SoC's ABORT)
-    zeroes too: no job-start pulse then fans out to every register and DSP."""
-    return C(0, 1) if getattr(core, "stall_free", False) else core.clear
+    """What zeroes a core's registers: ``clear``, or nothing (None) for a ``stall_free`` core,
+    whose registers a finished job leaves zero (the flush drains zero operands through every
+    stage, the readout shifts zeros into every result row) and which the domain reset (the SoC's
+    ABORT) zeroes too: no job-start pulse then fans out to every register and DSP."""
+    return None if getattr(core, "stall_free", False) else core.clear
+
+
+def _priority(m, *branches):
+    """Synchronous ``m.If`` / ``m.Elif`` over ``(condition, statements)`` in order of priority;
+    branches whose condition is None are left out."""
+    for n, (cond, stmts) in enumerate((c, s) for c, s in branches if c is not None):
+        with (m.Elif if n else m.If)(cond):
+            m.d.sync += stmts
 
 
 def _enabled_reg(m, core, value, shape, name):
     """A register that loads ``value`` on enabled ticks and is zeroed by ``clear``."""
     reg = Signal(shape, name=name)
-    with m.If(_clear_of(core)):
-        m.d.sync += reg.eq(0)
-    with m.Elif(core.en):
-        m.d.sync += reg.eq(value)
+    _priority(m, (_clear_of(core), reg.eq(0)), (core.en, reg.eq(value)))
     return reg
 
 
@@ -249,23 +254,16 @@ class _OutputStationaryCore(wiring.Component):
         below = ([self.acc_sum[i + 1][j], self.acc_carry[i + 1][j]] if i + 1 < self.m_tile else [0, 0])
         shifted = [out_s.eq(below[0]), out_c.eq(below[1])] if self.pipeline else None
         live = [acc_s, acc_c] if dp.carry_save or not self.result_buffer else [acc_s]
-        with m.If(_clear_of(self)):
-            m.d.sync += [v.eq(0) for v in live]
-        if shifted and not self.result_buffer:
-            # Without a result buffer the rows shift out of the accumulators themselves, after
-            # the flush: the products are zero by then.
-            with m.Elif(self.shift):
-                m.d.sync += shifted
-        with m.Elif(self.en):
-            m.d.sync += updates
+        clear = _clear_of(self)
+        # Without a result buffer the rows shift out of the accumulators themselves, after the
+        # flush: the products are zero by then.
+        _priority(m, (clear, [v.eq(0) for v in live]),
+                  (self.shift if shifted and not self.result_buffer else None, shifted),
+                  (self.en, updates))
         if self.result_buffer:
-            with m.If(_clear_of(self)):
-                m.d.sync += [out_s.eq(0), out_c.eq(0)]
-            with m.Elif(self.en & first):
-                m.d.sync += [out_s.eq(acc_s), out_c.eq(acc_c)]
-            if shifted:
-                with m.Elif(self.shift):
-                    m.d.sync += shifted
+            _priority(m, (clear, [out_s.eq(0), out_c.eq(0)]),
+                      (self.en & first, [out_s.eq(acc_s), out_c.eq(acc_c)]),
+                      (self.shift if shifted else None, shifted))
 
 
 class SystolicOSArray(_OutputStationaryCore):

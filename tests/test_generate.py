@@ -8,6 +8,7 @@ import pytest
 from accelsmith.config import load, validate
 from accelsmith.flows import tools
 from accelsmith.generators import write_design
+from accelsmith.hdl.dsp import sim_models_for
 from accelsmith.registry import generator, reference_configs
 
 from .test_sim import MAC_CONFIGS
@@ -38,7 +39,8 @@ def test_icarus_compiles(generated, path, tmp_path):
     if tools.iverilog() is None:
         pytest.skip("iverilog not on PATH (optional; .ci/run installs it)")
     v_path, _ = generated[path.stem]
-    proc = subprocess.run(["iverilog", "-g2005", "-o", str(tmp_path / "a.vvp"), str(v_path)],
+    models = [str(p) for p in sim_models_for(v_path.read_text())]     # ECP5 DSP blocks
+    proc = subprocess.run(["iverilog", "-g2005", "-o", str(tmp_path / "a.vvp"), str(v_path), *models],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -178,7 +178,7 @@ def build(config: Config) -> Design:
     geometry = EngineGeometry(
         "weight_stationary" if isinstance(engine, WeightStationaryEngine) else "output_stationary",
         engine.m_tile, core.n_tile, core.k_per_step, core.latency, a_fmt, b_fmt, acc_fmt,
-        c["mac"] if c["mac"] in DIGIT_SERIAL else "fixed", encoding, buffered)
+        c["mac"] if c["mac"] in DIGIT_SERIAL else "fixed", encoding, buffered, engine.readout_latency)
     mac = c["mac"] if c["encoding"] is None else f"{c['mac']}_{encoding}"
     if mode.get("compressor", "dadda") != "dadda":
         mac += "_" + {"wallace": "wallace", "4:2": "c42"}[mode["compressor"]]
@@ -206,12 +206,13 @@ def build(config: Config) -> Design:
         "performance": {
             "macs_per_cycle": geometry.macs_per_cycle(),
             "pipeline_latency": core.latency,
+            "readout_latency": engine.readout_latency,
             "job_cycles": ("2 + sum(step_cycles) + m_tile (data-dependent: "
                            "accelsmith.models.bitweight.step_cycles)" if geometry.schedule != "fixed"
                            else "TILES * max(K_STEPS, pipeline_latency + m_tile + 1) + about "
-                           "pipeline_latency + m_tile + 1 (exact: accelsmith.models.bitweight."
+                           "pipeline_latency + m_tile + 1 + readout_latency (exact: accelsmith.models.bitweight."
                            "buffered_job_cycles)" if buffered
-                           else "K_STEPS + pipeline_latency + m_tile" if geometry.output_stationary
+                           else "K_STEPS + pipeline_latency + m_tile + readout_latency" if geometry.output_stationary
                            else "K_STEPS * (k_per_step + m_tile + pipeline_latency) + m_tile"),
             "job_cycles_one_step": geometry.job_cycles(1),
             "throughput": ("one step per step_cycles (data-dependent)" if geometry.schedule != "fixed"

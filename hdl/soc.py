@@ -60,8 +60,10 @@ class UARTBoneBridge(wiring.Component):
     a reply takes effect when that byte is accepted, so ``tx`` keeps the stream rules.
 
     Timing: one ``rx`` byte accepted per cycle, one bus write per received word (one cycle after
-    its last byte), a read costs two cycles before its four reply bytes. ``idle`` is high while
-    waiting for a command.
+    its last byte), a read costs three cycles before its four reply bytes. ``bus.addr`` is always
+    set at least one cycle before it is strobed (writes gather four bytes after it, reads wait a
+    cycle), so the SoC decodes addresses into registers. ``idle`` is high while waiting for a
+    command.
     """
 
     def __init__(self, watchdog_cycles: int):
@@ -88,7 +90,7 @@ class UARTBoneBridge(wiring.Component):
             with m.If(length == 1):
                 m.next = "CMD"
             with m.Else():
-                m.next = "READ" if read else "DATA"
+                m.next = "SELECT" if read else "DATA"
 
         @contextmanager
         def frame_state(name):
@@ -120,7 +122,7 @@ class UARTBoneBridge(wiring.Component):
                         with m.Elif(writing):
                             m.next = "DATA"
                         with m.Else():
-                            m.next = "READ"
+                            m.next = "SELECT"
             with frame_state("DATA"):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(rx.valid):
@@ -130,6 +132,8 @@ class UARTBoneBridge(wiring.Component):
             with frame_state("WRITE"):
                 m.d.comb += [bus.w_stb.eq(1), bus.w_data.eq(word)]
                 next_word(read=False)
+            with frame_state("SELECT"):
+                m.next = "READ"             # the address is decoded (a register) meanwhile
             with frame_state("READ"):
                 m.d.comb += bus.r_stb.eq(1)
                 m.next = "LATCH"
@@ -257,6 +261,10 @@ class JobSequencer(wiring.Component):
         status_addr, status_reg = self.engine_regs["STATUS"]
         fields = {f.name: f.offset for f in status_reg.fields}
         job = Signal(range(self.jobs_depth + 1))
+        # A job's CYCLES is added the cycle after it is read (FETCH or FINISH follows), keeping
+        # the 32-bit adder off the path through the register bus and its address decode.
+        collected = Signal(32)
+        m.d.sync += [self.engine_cycles.eq(self.engine_cycles + collected), collected.eq(0)]
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
@@ -300,8 +308,7 @@ class JobSequencer(wiring.Component):
             with m.State("COLLECT"):
                 access(self.engine_regs["CYCLES"][0])
                 with m.If(grant):
-                    m.d.sync += [self.engine_cycles.eq(self.engine_cycles + bus.r_data),
-                                 job.eq(job + 1)]
+                    m.d.sync += [collected.eq(bus.r_data), job.eq(job + 1)]
                     with m.If(job + 1 == self.jobs):
                         m.next = "FINISH"
                     with m.Else():
@@ -483,15 +490,22 @@ class SoC(wiring.Component):
                      ident.watchdog.eq(self.bridge.watchdog_cycles)]
 
         # Decode: byte address bits [24:32) pick a buffer (0: the CSR blocks), bits [8:10) a block.
+        # Registered: the bridge sets an address at least a cycle before it strobes it (see
+        # UARTBoneBridge), and the compares stay off the paths behind the strobes.
         region = bus.addr[self.map.REGION_SHIFT - 2:30]
         offset = bus.addr[:self.map.REGION_SHIFT - 2]
         block, index = bus.addr[6:8], bus.addr[:6]
         csr_files = {"ident": ident.bus, "seq": regs.bus, "engine": None}
+
+        def decoded(condition, name):
+            hit = Signal(name=f"hit_{name}")
+            m.d.sync += hit.eq(condition)
+            return hit
         hits = {}
         for n, name in enumerate(("ident", "seq", "engine")):
             count = len(self.map.blocks[name][1])
-            hits[name] = (region == 0) & (bus.addr[8:self.map.REGION_SHIFT - 2] == 0) & \
-                (block == n) & (index < count)
+            hits[name] = decoded((region == 0) & (bus.addr[8:self.map.REGION_SHIFT - 2] == 0) &
+                                 (block == n) & (index < count), name)
         for name in ("ident", "seq"):
             port = csr_files[name]
             m.d.comb += [port.addr.eq(index), port.w_data.eq(bus.w_data),
@@ -527,7 +541,7 @@ class SoC(wiring.Component):
             lane_bits = (buf.words - 1).bit_length()
             beat = offset[lane_bits:]
             lane = offset[:lane_bits]
-            hit = (region == n) & (beat < buf.depth)
+            hit = decoded((region == n) & (beat < buf.depth), buf.name)
             if buf.host == "write":
                 wp = mem.write_port(granularity=32)
                 m.d.comb += [wp.addr.eq(beat), wp.data.eq(bus.w_data.replicate(buf.words)),

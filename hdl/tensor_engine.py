@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from amaranth import *
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
@@ -57,6 +58,10 @@ class _Shell(wiring.Component):
     def __init__(self, core, m_tile, a_layout, b_layout, tiles=False):
         self.core = core
         self.m_tile = m_tile
+        # Stall-free cores shift their rows into a two-row output buffer whose room is known from
+        # registers, so the shift never waits on c.ready (a combinational input fanning out to
+        # every result register): one cycle more per job, no loss of throughput.
+        self.readout_latency = 1 if getattr(core, "stall_free", False) else 0
         self.checks_metadata = "error" in core.signature.members
         self.regs = RegisterFile(registers(self.checks_metadata, tiles))
         super().__init__({
@@ -110,6 +115,34 @@ class _Shell(wiring.Component):
         """The result row on offer was accepted: a core that shifts its rows out moves them up."""
         if "shift" in self.core.signature.members:
             m.d.comb += self.core.shift.eq(1)
+
+    def _output_buffer(self, m):
+        """For ``readout_latency`` 1: the two-row buffer in front of ``c``; returns ``(push,
+        room, drained)``: ``push(value, last)`` offers a row (comb), ``room`` says it is taken this
+        cycle, ``drained`` that no row is left in the buffer after this cycle."""
+        m.submodules.output_buffer = fifo = SyncFIFO(width=len(self.c.payload.as_value()), depth=2)
+        m.d.comb += [self.c.valid.eq(fifo.r_rdy), self.c.payload.eq(fifo.r_data),
+                     fifo.r_en.eq(self.c.ready)]
+
+        def push(value, last):
+            m.d.comb += [fifo.w_en.eq(1), fifo.w_data.eq(Cat(value, last))]
+        return push, fifo.w_rdy, ~fifo.r_rdy | (fifo.r_level == 1) & self.c.ready
+
+    def _buffered_readout(self, m, value, row, done, push, room, drained):
+        """READOUT (and DRAIN) state bodies of an unbuffered shell with an output buffer."""
+        last = row == self.m_tile - 1
+        with m.State("READOUT"):
+            push(value, last)
+            with m.If(room):
+                self._row_taken(m)
+                m.d.sync += row.eq(row + 1)
+                with m.If(last):
+                    m.d.sync += row.eq(0)
+                    m.next = "DRAIN"
+        with m.State("DRAIN"):
+            with m.If(drained):
+                m.d.sync += done.eq(1)
+                m.next = "IDLE"
 
     def _readout(self, m, value, row, done):
         """READOUT state body: present ``value`` (result row ``row``) on ``c`` until accepted."""
@@ -171,8 +204,11 @@ class OutputStationaryEngine(_Shell):
                 m.d.sync += flush.eq(flush - 1)
                 with m.If(flush == 1):
                     m.next = "READOUT"
-            with m.State("READOUT"):
-                self._readout(m, result, row, done)
+            if self.readout_latency:
+                self._buffered_readout(m, result, row, done, *self._output_buffer(m))
+            else:
+                with m.State("READOUT"):
+                    self._readout(m, result, row, done)
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
         self._free_running(m)
         return m
@@ -223,10 +259,16 @@ class BufferedOutputStationaryEngine(_Shell):
                 m.d.sync += [capturing.eq(0), full.eq(1)]
 
         last_row = row == self.m_tile - 1
+        if self.readout_latency:
+            push, taken, drained = self._output_buffer(m)
+        else:
+            taken, drained = self.c.ready, C(1, 1)
+
+            def push(value, last):
+                m.d.comb += [self.c.valid.eq(1), self.c.payload.data.eq(value), self.c.payload.last.eq(last)]
         with m.If(full):
-            m.d.comb += [self.c.valid.eq(1), self.c.payload.data.eq(self._carry_save_row(row)),
-                         self.c.payload.last.eq(last_row)]
-            with m.If(self.c.ready):
+            push(self._carry_save_row(row), last_row)
+            with m.If(taken):
                 self._row_taken(m)
                 m.d.sync += row.eq(Mux(last_row, 0, row + 1))
                 with m.If(last_row):
@@ -274,7 +316,8 @@ class BufferedOutputStationaryEngine(_Shell):
             with m.State("FLUSH"):
                 with m.If(capturing):
                     m.d.comb += core.en.eq(1)
-                with m.Elif(~full | self.c.ready & last_row):
+                # Done with the last row: taken now, or (output buffer) out of the buffer.
+                with m.Elif(~full & drained if self.readout_latency else ~full | self.c.ready & last_row):
                     m.d.sync += done.eq(1)
                     m.next = "IDLE"
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))

@@ -61,6 +61,7 @@ class EngineGeometry:
     schedule: str = "fixed"     # "fixed", or the digit-serial mode whose step cycles depend on data
     encoding: str = "booth"
     buffered: bool = False      # result buffer: TILES tiles per job, readout overlapping compute
+    readout_latency: int = 0    # cycles a result row spends in the shell's output buffer (0 or 1)
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "EngineGeometry":
@@ -70,7 +71,8 @@ class EngineGeometry:
         extra = {f.name: g[f.name] for f in fields(cls)[len(fields(EngineGeometry)):]}
         return cls(g["dataflow"], g["m_tile"], g["n_tile"], g["k_per_step"], g["pipeline_latency"],
                    fmt(g["a"]), fmt(g["b"]), fmt(g["acc"]), g.get("schedule", "fixed"),
-                   g.get("encoding", "booth"), g.get("buffered", False), **extra)
+                   g.get("encoding", "booth"), g.get("buffered", False),
+                   g.get("readout_latency", 0), **extra)
 
     def to_manifest(self) -> dict:
         fmt = lambda f: {"bits": f.bits, "signed": f.signed}
@@ -80,6 +82,7 @@ class EngineGeometry:
                 "a": fmt(self.a_fmt), "b": fmt(self.b_fmt), "acc": fmt(self.acc_fmt),
                 "a_beat_len": self.a_beat_len, "b_beat_len": self.b_beat_len,
                 "schedule": self.schedule, "encoding": self.encoding, "buffered": self.buffered,
+                "readout_latency": self.readout_latency,
                 **extra}
 
     def stream_layouts(self) -> dict:
@@ -181,13 +184,13 @@ class EngineGeometry:
         digit-serial engines: the fastest case, one cycle per step). ``tiles`` > 1 only for
         ``buffered`` engines (the TILES register)."""
         if self.buffered:
-            return buffered_job_cycles(steps, tiles, self.pipeline_latency, self.m_tile)
+            return buffered_job_cycles(steps, tiles, self.pipeline_latency, self.m_tile) + self.readout_latency
         if tiles != 1:
             raise ValueError("only engines with a result buffer take several tiles per job")
         if self.schedule != "fixed":
             return self.m_tile + 1 + (steps + 1 if steps else 0)
         if self.output_stationary:
-            return steps + self.pipeline_latency + self.m_tile
+            return steps + self.pipeline_latency + self.m_tile + self.readout_latency
         return steps * (self.k_per_step + self.m_tile + self.pipeline_latency) + self.m_tile
 
     def macs_per_cycle(self) -> float:

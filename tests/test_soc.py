@@ -123,6 +123,7 @@ def test_bridge_watchdog_drops_a_half_frame(small):
 # more engine variants (their cocotb testbenches run by default) through the SoC as slow tests.
 _CONFIGS = ["os_4x4_int8", "ws_4x4_int8", "tree_4x4_int8", "matrix2d_4x4_int8", "cube_4_int8",
             "os_4x4_int8_acc12", "sparse_nm2of4_4x4_int8", "sparse_bitmap_4x4_tile8_int8",
+            "board_icebreaker_os_2x2_int8",     # pipelined: runs free through stalls, no clear
             *(pytest.param(name, marks=pytest.mark.slow) for name in (
                 "os_4x4_u4xs8", "os_4x4_int8_opt1", "matrix2d_4x4_int8_opt4c",
                 "os_4x4_int8_rbuf"))]

@@ -580,11 +580,16 @@ class SoC(wiring.Component):
             with m.If(kind == n):
                 m.d.comb += bus.r_data.eq(word)
 
+        # The CRCs take their words a cycle late, through registers: the XOR network stays off
+        # the read-data multiplexer (the host reads the CRCs many cycles after its transfer).
         clear_crc = regs.ctrl_stb & regs.ctrl[1]
-        m.d.comb += [write_crc.start.eq(clear_crc), write_crc.valid.eq(buffer_write),
-                     write_crc.data.eq(bus.w_data),
-                     read_crc.start.eq(clear_crc),
-                     read_crc.valid.eq(was_read & (kind != 0)), read_crc.data.eq(bus.r_data)]
+        crc_in = {name: (Signal(name=f"{name}_crc_valid"), Signal(32, name=f"{name}_crc_word"))
+                  for name in ("write", "read")}
+        m.d.sync += [crc_in["write"][0].eq(buffer_write), crc_in["write"][1].eq(bus.w_data),
+                     crc_in["read"][0].eq(was_read & (kind != 0)), crc_in["read"][1].eq(bus.r_data)]
+        for name, proc in (("write", write_crc), ("read", read_crc)):
+            m.d.comb += [proc.start.eq(clear_crc), proc.valid.eq(crc_in[name][0]),
+                         proc.data.eq(crc_in[name][1])]
 
         # Sequencer control.
         # Registered: the counts are written at least one bus write before START, and the

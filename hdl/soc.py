@@ -582,7 +582,8 @@ class SoC(wiring.Component):
 
         # The CRCs take their words a cycle late, through registers: the XOR network stays off
         # the read-data multiplexer (the host reads the CRCs many cycles after its transfer).
-        clear_crc = regs.ctrl_stb & regs.ctrl[1]
+        clear_crc = Signal()        # a cycle late as well, so the order with the words stays
+        m.d.sync += clear_crc.eq(regs.ctrl_stb & regs.ctrl[1])
         crc_in = {name: (Signal(name=f"{name}_crc_valid"), Signal(32, name=f"{name}_crc_word"))
                   for name in ("write", "read")}
         m.d.sync += [crc_in["write"][0].eq(buffer_write), crc_in["write"][1].eq(bus.w_data),

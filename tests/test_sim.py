@@ -105,10 +105,11 @@ MAC_CONFIGS = {
 
 
 # The 3x4 tree-opt2 netlist takes Icarus about 4 minutes even at 40 tiles: slow tier (the
-# 2x3 tree-opt2 config runs on Icarus by default). Pipelined carry-save netlists: Verilator by
-# default, Icarus slow (their unpipelined forms run on both).
+# 2x3 tree-opt2 config runs on Icarus by default). Pipelined engines: Verilator by default,
+# Icarus slow (their unpipelined forms run on both), but for one with the ECP5 DSP model.
 ICARUS_SLOW = {"tree-opt2", "matrix2d-opt1-p2-rbuf", "systolic_ws-opt1-p1", "tree-opt2-p1",
-               "systolic_os-opt1-p1"}
+               "systolic_os-opt1-p1", "systolic_os-p2-rbuf", "cube-p2-wraps",
+               "systolic_os-ecp5dsp-p3-u4xs8"}
 MAC_CASES = [pytest.param(name, sim, marks=pytest.mark.slow if sim == "icarus" and name in ICARUS_SLOW
                           else (), id=f"{name}-{sim}")
              for name in MAC_CONFIGS for sim in ("verilator", "icarus")]

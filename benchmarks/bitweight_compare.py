@@ -112,7 +112,8 @@ def _measure(job) -> dict:
     config = config_of(arch, mac, size)
     netlist = lambda v: synth_row(config, v, f"{workdir}/{v}", clock_ns, timeout_min, place=False,
                                   architecture=arch, mac=mac)
-    if twin := LUT_ONLY_TWIN.get(variant):
+    # Pipelined rows are measured on the DSP target only: no LUT-only twin to take figures from.
+    if (twin := LUT_ONLY_TWIN.get(variant)) and "@" not in mac:
         first = netlist(variant)
         digest = first.get("netlist_sha256")
         # A netlist with DSP blocks in it cannot be the LUT-only one: only DSP-free ones are compared.
@@ -321,6 +322,9 @@ def _write(data, args):
                 "blocks with their input and output registers). A pipelined row's ratio is against its architecture's "
                 "fastest pipelined baseline on the same target (`@p3-ecp5` for the output-stationary "
                 "ones, `@p1` otherwise); `baseline@p2` shows the same stages left to Yosys's DSP mapping."]
+    if args.resume:
+        out += ["", "`--resume`: rows measured without error in an earlier run of this file were kept, "
+                "not re-measured (see the JSON's history in git); the rest were measured in this run."]
     if any("same_netlist_as" in r for r in fpga):
         out += ["", "\\* Yosys's netlist with DSP blocks allowed is identical (SHA-256) to the "
                 "LUT-only one: the core has no multipliers for DSPs to take, so it was placed and "

@@ -100,9 +100,10 @@ def main():
     table = ["## Builds", "",
              "| board | config | fits and meets clock | LUTs (% of device) | FFs | DSPs | BRAMs | "
              "clock asked MHz | Fmax MHz | build s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    n = lambda v: "-" if v is None else f"{v:,}"
     for b in data["builds"]:
         table.append(f"| {b['board']} | `{b['config']}` | {'yes' if b['ok'] else 'NO: ' + '; '.join(b['problems'])} | "
-                     f"{b['luts']:,} ({b['luts_pct']} %) | {b['ffs']:,} | {b['dsps']} | {b['brams']} | "
+                     f"{n(b['luts'])} ({b['luts_pct']} %) | {n(b['ffs'])} | {n(b['dsps'])} | {n(b['brams'])} | "
                      f"{b['clock_asked_mhz']} | {b['fmax_mhz']} | {b['build_seconds']} |")
     table += ["", f"## One GEMM on the board ({args.gemm[0]}x{args.gemm[1]}x{args.gemm[2]} INT8)", "",
               "| board | link | SoC cycles (measured) | compute at the clock, s | GMAC/s | bytes on the link | "

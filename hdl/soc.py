@@ -261,6 +261,7 @@ class JobSequencer(wiring.Component):
         status_addr, status_reg = self.engine_regs["STATUS"]
         fields = {f.name: f.offset for f in status_reg.fields}
         job = Signal(range(self.jobs_depth + 1))
+        k_word = Signal(32)
         # A job's CYCLES is added the cycle after it is read (FETCH or FINISH follows), keeping
         # the 32-bit adder off the path through the register bus and its address decode.
         collected = Signal(32)
@@ -284,10 +285,9 @@ class JobSequencer(wiring.Component):
                     with m.Else():
                         m.next = "FETCH"
             with m.State("FETCH"):
-                m.d.comb += [self.job_addr.eq(job), self.job_en.eq(1)]
-                m.next = "SET"
+                m.next = "SET"              # the job word reaches k_word meanwhile
             with m.State("SET"):
-                access(self.engine_regs["K_STEPS"][0], self.job_data)
+                access(self.engine_regs["K_STEPS"][0], k_word)
                 with m.If(grant):
                     m.next = "KICK"
             with m.State("KICK"):
@@ -316,6 +316,12 @@ class JobSequencer(wiring.Component):
             with m.State("FINISH"):
                 m.d.sync += self.done.eq(1)
                 m.next = "IDLE"
+        # The job buffer is read a job ahead and its word registered (k_word), so the memory's
+        # clock-to-output stays off the register bus: job 0 from IDLE, the next job from COLLECT.
+        m.d.comb += [self.job_en.eq(1),
+                     self.job_addr.eq(Mux(fsm.ongoing("IDLE"), 0,
+                                          Mux(fsm.ongoing("COLLECT"), job + 1, job)))]
+        m.d.sync += k_word.eq(self.job_data)
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m
 

@@ -75,7 +75,7 @@ def pipelined(arch, mac, target):
 
 def config_of(arch, mac, size):
     """``mac`` is a mac name, or ``mac/compressor`` for a carry-save tree other than Dadda's,
-    either followed by ``@pN`` (pipeline stages) or ``@p2-ecp5`` (and ECP5 DSP blocks)."""
+    either followed by ``@pN`` (pipeline stages) or ``@pN-ecp5`` (and ECP5 DSP blocks)."""
     mac, _, pipe = mac.partition("@")
     mac, _, compressor = mac.partition("/")
     stages, _, dsp = pipe.removeprefix("p").partition("-")

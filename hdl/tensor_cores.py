@@ -12,7 +12,7 @@ Weight-stationary cores hold a ``k x n`` weight block written row by row through
 ``w_en``/``w_row``/``w_data``, take one A row of ``k`` values per tick, and present the ``n``
 products-sums of that row on ``out`` exactly ``latency`` ticks later.
 
-``pipeline`` (0, 1 or 2) inserts register stages into every multiply-accumulate for FPGA
+``pipeline`` (0 to 3; weight-stationary cores 0 or 1) inserts register stages into every multiply-accumulate for FPGA
 clocks, each adding one tick of latency and no loss of throughput:
 
 * 1: the products are registered before they are accumulated (behavioural multipliers: the DSP
@@ -219,7 +219,8 @@ class _OutputStationaryCore(wiring.Component):
                 rows = [(_registered(m, self, v, f"{name}_prod_{h}_r"), Term(dp.width))
                         for v, h in zip(pair, "sc")]
         elif stages >= 2 and self.dsp == "ecp5":
-            rows = [ecp5_registered_product(m, self, a, b, f"{name}_dsp{x}", _clear_of(self)) for x, (a, b) in enumerate(pairs)]
+            rows = [ecp5_registered_product(m, self, a, b, f"{name}_dsp{x}", _clear_of(self))
+                    for x, (a, b) in enumerate(pairs)]
         else:
             if stages >= 2:
                 # The multiplier's operand registers (a DSP block's input registers). Where

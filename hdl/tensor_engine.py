@@ -61,7 +61,8 @@ class _Shell(wiring.Component):
         # Stall-free cores shift their rows into a two-row output buffer whose room is known from
         # registers, so the shift never waits on c.ready (a combinational input fanning out to
         # every result register): one cycle more per job, no loss of throughput.
-        self.readout_latency = 1 if getattr(core, "stall_free", False) else 0
+        self.stall_free = getattr(core, "stall_free", False)
+        self.readout_latency = int(self.stall_free)
         self.checks_metadata = "error" in core.signature.members
         self.regs = RegisterFile(registers(self.checks_metadata, tiles))
         super().__init__({
@@ -99,7 +100,7 @@ class _Shell(wiring.Component):
         adders, one row of them behind the row multiplexer (cores that shift their rows out:
         row 0, see :meth:`_row_taken`)."""
         core = self.core
-        if "shift" in core.signature.members:
+        if self.stall_free:
             sums, carries, row = [core.acc_sum[0]], [core.acc_carry[0]], 0
         else:
             sums, carries = Array(core.acc_sum), Array(core.acc_carry)
@@ -108,12 +109,12 @@ class _Shell(wiring.Component):
     def _free_running(self, m):
         """A ``stall_free`` core (see the core) gets ``en`` in every cycle: where a shell would
         freeze it, it is fed zero operands instead."""
-        if getattr(self.core, "stall_free", False):
+        if self.stall_free:
             m.d.comb += self.core.en.eq(1)
 
     def _row_taken(self, m):
         """The result row on offer was accepted: a core that shifts its rows out moves them up."""
-        if "shift" in self.core.signature.members:
+        if self.stall_free:
             m.d.comb += self.core.shift.eq(1)
 
     def _output_buffer(self, m):

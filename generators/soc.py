@@ -54,8 +54,10 @@ def build_soc(design: Design, uart_baud: int | None = None) -> Design:
             "clock_hz": c["soc_clock_mhz"] * 1_000_000, "watchdog_cycles": watchdog,
             "link": link,
             "bridge": {"protocol": "LiteX UARTBone",
-                       "read_latency": "a read's first reply byte leaves 3 cycles after the "
-                                       "frame's last address byte"},
+                       "read_latency": "a read's first reply byte is offered 5 cycles after the "
+                                       "frame's last address byte",
+                       # at least: four cycles of bus access, then four reply bytes
+                       "read_cycles_per_word": 8},
             **mmap.describe(),
         },
         "engine": manifest,

@@ -37,8 +37,9 @@ class SoCBusSignature(wiring.Signature):
     """Word-addressed bus from the host bridge, as seen from the bridge.
 
     ``w_stb`` high for one cycle writes ``w_data`` at ``addr`` on the edge ending it; ``r_stb``
-    high for one cycle requests the word at ``addr``, which is on ``r_data`` in the next cycle
-    (read latency one). No wait states: every access completes."""
+    high for one cycle requests the word at ``addr``, which is on ``r_data`` two cycles later
+    (read latency two: a block RAM's clock-to-output and the multiplexer behind it get a cycle
+    each) and stays there until the next ``r_stb``. No wait states: every access completes."""
 
     def __init__(self):
         super().__init__({"addr": Out(30), "w_stb": Out(1), "w_data": Out(32), "r_stb": Out(1),
@@ -60,7 +61,7 @@ class UARTBoneBridge(wiring.Component):
     a reply takes effect when that byte is accepted, so ``tx`` keeps the stream rules.
 
     Timing: one ``rx`` byte accepted per cycle, one bus write per received word (one cycle after
-    its last byte), a read costs three cycles before its four reply bytes. ``bus.addr`` is always
+    its last byte), a read costs four cycles before its four reply bytes. ``bus.addr`` is always
     set at least one cycle before it is strobed (writes gather four bytes after it, reads wait a
     cycle), so the SoC decodes addresses into registers. ``idle`` is high while waiting for a
     command.
@@ -82,7 +83,7 @@ class UARTBoneBridge(wiring.Component):
         incrementing = (cmd == CMD_WRITE) | (cmd == CMD_READ)
         writing = (cmd == CMD_WRITE) | (cmd == CMD_WRITE_FIXED)
         watchdog = Signal(range(self.watchdog_cycles))
-        expired = watchdog == self.watchdog_cycles - 1
+        expired = Signal()          # watchdog == watchdog_cycles - 1, as a register
         drop = Signal()
 
         def next_word(read):
@@ -136,6 +137,8 @@ class UARTBoneBridge(wiring.Component):
                 m.next = "READ"             # the address is decoded (a register) meanwhile
             with frame_state("READ"):
                 m.d.comb += bus.r_stb.eq(1)
+                m.next = "WAIT"
+            with frame_state("WAIT"):
                 m.next = "LATCH"
             with frame_state("LATCH"):
                 m.d.sync += [word.eq(bus.r_data), nbyte.eq(0)]
@@ -150,11 +153,11 @@ class UARTBoneBridge(wiring.Component):
         offering = fsm.ongoing("REPLY") & ~tx.ready
         m.d.comb += drop.eq(~fsm.ongoing("CMD") & expired & ~offering)
         with m.If(fsm.ongoing("CMD")):
-            m.d.sync += watchdog.eq(0)
+            m.d.sync += [watchdog.eq(0), expired.eq(0)]
         with m.Elif(drop):
-            m.d.sync += [watchdog.eq(0), self.timeouts.eq(self.timeouts + 1)]
+            m.d.sync += [watchdog.eq(0), expired.eq(0), self.timeouts.eq(self.timeouts + 1)]
         with m.Elif(~expired):
-            m.d.sync += watchdog.eq(watchdog + 1)
+            m.d.sync += [watchdog.eq(watchdog + 1), expired.eq(watchdog == self.watchdog_cycles - 2)]
         m.d.comb += self.idle.eq(fsm.ongoing("CMD") & ~rx.valid)
         return m
 
@@ -564,12 +567,16 @@ class SoC(wiring.Component):
                 m.d.comb += [wp.addr.eq(seq.c_addr), wp.data.eq(seq.c_data), wp.en.eq(seq.c_en)]
                 rp = mem.read_port(transparent_for=())
                 lane_q = Signal(max(lane_bits, 1))
+                beat_q = Signal(rp.data.shape(), name=f"{buf.name}_read_beat")
                 m.d.comb += [rp.addr.eq(beat), rp.en.eq(bus.r_stb)]
-                m.d.sync += lane_q.eq(lane)
-                words = [rp.data[32 * i:32 * (i + 1)] for i in range(buf.words)]
+                with m.If(bus.r_stb):
+                    m.d.sync += lane_q.eq(lane)
+                # The RAM's output straight into registers (it holds while ``en`` is low).
+                m.d.sync += beat_q.eq(rp.data)
+                words = [beat_q[32 * i:32 * (i + 1)] for i in range(buf.words)]
                 read_data[n] = (hit, Array(words)[lane_q] if lane_bits else words[0])
 
-        # Read data: registered CSR words, or the buffer's read port, one cycle after r_stb.
+        # Read data, two cycles after r_stb: registered CSR words, or a buffer's registered beat.
         csr_word = Signal(32)
         kind = Signal(range(len(bufs) + 2))      # 0: nothing/CSR, n: buffer n
         with m.If(bus.r_stb):
@@ -579,8 +586,8 @@ class SoC(wiring.Component):
             for n, (hit, _) in read_data.items():
                 with m.If(hit):
                     m.d.sync += kind.eq(n)
-        was_read = Signal()
-        m.d.sync += was_read.eq(bus.r_stb)
+        was_read = Signal(2)        # r_stb one and two cycles ago
+        m.d.sync += was_read.eq(Cat(bus.r_stb, was_read[0]))
         m.d.comb += bus.r_data.eq(csr_word)
         for n, (_, word) in read_data.items():
             with m.If(kind == n):
@@ -593,7 +600,7 @@ class SoC(wiring.Component):
         crc_in = {name: (Signal(name=f"{name}_crc_valid"), Signal(32, name=f"{name}_crc_word"))
                   for name in ("write", "read")}
         m.d.sync += [crc_in["write"][0].eq(buffer_write), crc_in["write"][1].eq(bus.w_data),
-                     crc_in["read"][0].eq(was_read & (kind != 0)), crc_in["read"][1].eq(bus.r_data)]
+                     crc_in["read"][0].eq(was_read[1] & (kind != 0)), crc_in["read"][1].eq(bus.r_data)]
         for name, proc in (("write", write_crc), ("read", read_crc)):
             m.d.comb += [proc.start.eq(clear_crc), proc.valid.eq(crc_in[name][0]),
                          proc.data.eq(crc_in[name][1])]

@@ -49,14 +49,16 @@ class UARTTransmitter(wiring.Component):
         frame = Signal(10)                     # stop, data[7:0], start; sent from bit 0
         bits = Signal(range(11))
         count = Signal(range(self.divisor))
-        m.d.comb += self.data.ready.eq(bits == 0)
-        with m.If(bits == 0):
+        # bits == 0 as a register of its own: ``ready`` reaches the bridge's watchdog logic.
+        idle = Signal(init=1)
+        m.d.comb += self.data.ready.eq(idle)
+        with m.If(idle):
             with m.If(self.data.valid):
                 m.d.sync += [frame.eq(Cat(C(0, 1), self.data.payload, C(1, 1))),
-                             bits.eq(10), count.eq(self.divisor - 1), self.tx.eq(0)]
+                             bits.eq(10), count.eq(self.divisor - 1), self.tx.eq(0), idle.eq(0)]
         with m.Elif(count == 0):
             m.d.sync += [frame.eq(frame >> 1), bits.eq(bits - 1), count.eq(self.divisor - 1),
-                         self.tx.eq(Mux(bits == 1, 1, frame[1]))]
+                         self.tx.eq(Mux(bits == 1, 1, frame[1])), idle.eq(bits == 1)]
         with m.Else():
             m.d.sync += count.eq(count - 1)
         return m

@@ -124,11 +124,15 @@ class Accelerator:
         self.watchdog_cycles = self.soc["watchdog_cycles"]
         self.watchdog_seconds = self.watchdog_cycles / self.clock_hz
         rate = transport.bytes_per_second
-        # A frame must finish within half the watchdog time: 6 header bytes + 4 per word.
-        burst = 255 if rate is None else int((self.watchdog_seconds / 2 * rate - 6) // 4)
+        # A frame must finish within half the watchdog time: 6 header bytes + 4 per word on the
+        # link, and at the bridge's pace at least (a link as fast as its clock, in simulation).
+        burst = min(255, int((self.watchdog_cycles / 2 - 6) // self.soc["bridge"]["read_cycles_per_word"]))
+        if rate is not None:
+            burst = min(burst, int((self.watchdog_seconds / 2 * rate - 6) // 4))
         if burst < 1:
-            raise DriverError(f"the link ({rate:.0f} bytes/s) cannot carry one word within the "
-                              f"bridge watchdog ({self.watchdog_seconds * 1e3:.3g} ms)")
+            link = "the bridge" if rate is None else f"the link ({rate:.0f} bytes/s)"
+            raise DriverError(f"{link} cannot carry one word within the bridge watchdog "
+                              f"({self.watchdog_seconds * 1e3:.3g} ms, {self.watchdog_cycles} cycles)")
         self.bus = transport.frames(burst, link_timeout)
         self.link_retries = 0
         if check_identity:

@@ -21,11 +21,12 @@ from accelsmith.sw_driver.bridge import frame
 from accelsmith.sw_driver.gemm import GemmError
 from accelsmith.sw_driver.transport import Transport, TransportError
 
-# A small SoC with a short watchdog (2,000 cycles) and buffers small enough that K is chunked.
+# A small SoC with a short watchdog (3,000 cycles: a 255-word read takes the bridge 2,046) and
+# buffers small enough that K is chunked.
 SMALL = {"family": "bitweight", "architecture": "systolic_os", "rows": 4, "cols": 4,
          "soc_a_beats": 64, "soc_b_beats": 64, "soc_c_rows": 32, "soc_jobs": 8,
-         "soc_clock_mhz": 1, "soc_watchdog_us": 2000}
-WATCHDOG = 2000
+         "soc_clock_mhz": 1, "soc_watchdog_us": 3000}
+WATCHDOG = 3000
 
 
 def _soc(raw: dict):

@@ -136,10 +136,25 @@ def _registered(m, core, value, name):
     return _enabled_reg(m, core, value, value.shape(), name)
 
 
-def _delay(m, core, value, depth, shape, name):
-    for d in range(depth):
+def _delay(m, core, value, depth, shape, name, first=0):
+    """``value`` through ``depth`` enabled registers, named ``{name}_d{first}`` onwards."""
+    for d in range(first, first + depth):
         value = _enabled_reg(m, core, value, shape, f"{name}_d{d}")
     return value
+
+
+def _operand_registers(m, core, port, pattern):
+    """The first register of each operand on ``core``'s ``port``, named ``pattern.format(x)``.
+    A ``stall_free`` core registers the payload as it is and zeroes the register's output where
+    its ``step`` input (registered beside it) said the step was not real, so a shell's stream
+    handshake drives one flip-flop rather than every operand bit."""
+    values, shape = getattr(core, port), getattr(core, f"{port}_shape")
+    regs = [_enabled_reg(m, core, values[x], shape, pattern.format(x)) for x in range(len(values))]
+    if not getattr(core, "stall_free", False):
+        return regs
+    real = Signal(name=f"{port}_step")
+    m.d.sync += real.eq(core.step)
+    return [Mux(real, r, 0) for r in regs]
 
 
 class _OutputStationaryCore(wiring.Component):
@@ -158,7 +173,8 @@ class _OutputStationaryCore(wiring.Component):
     ``"ecp5"`` (see the module docstring). Pipelined cores are ``stall_free``: the shells hold
     ``en`` high in every cycle and feed zero operands while a stream stalls (a bubble adds
     nothing), so no enable fans out to the array's registers and DSP blocks, and they ignore
-    ``clear`` (a finished job leaves them zero, see :func:`_clear_of`). They also have a
+    ``clear`` (a finished job leaves them zero, see :func:`_clear_of`). Their ``step`` input says
+    the operands on ``a``/``b`` are a real step (see :func:`_operand_registers`). They also have a
     ``shift`` input: in a tick where it is high every row of ``acc_sum``/``acc_carry`` takes the
     row below and the last row zero (without a result buffer, in place of accumulating: the
     shells shift only after the flush), so the reader only ever takes row 0 and no row
@@ -186,7 +202,7 @@ class _OutputStationaryCore(wiring.Component):
             "acc_sum": Out(acc),
             "acc_carry": Out(acc),
             **({"first": In(1)} if result_buffer else {}),
-            **({"shift": In(1)} if pipeline else {}),
+            **({"shift": In(1), "step": In(1)} if pipeline else {}),
             **(extra_members or {}),
         })
 
@@ -292,10 +308,12 @@ class SystolicOSArray(_OutputStationaryCore):
         tokens = self._first_tokens(m, R + C - 1 + self.pipeline)
         a_in = [[None] * C for _ in range(R)]
         b_in = [[None] * C for _ in range(R)]
+        # Operand i enters after i + 1 registers, the first of them a_skew{i}_d0 (b alike).
+        a0, b0 = _operand_registers(m, self, "a", "a_skew{}_d0"), _operand_registers(m, self, "b", "b_skew{}_d0")
         for i in range(R):
-            a_in[i][0] = _delay(m, self, self.a[i], i + 1, self.a_shape, f"a_skew{i}")
+            a_in[i][0] = _delay(m, self, a0[i], i, self.a_shape, f"a_skew{i}", first=1)
         for j in range(C):
-            b_in[0][j] = _delay(m, self, self.b[j], j + 1, self.b_shape, f"b_skew{j}")
+            b_in[0][j] = _delay(m, self, b0[j], j, self.b_shape, f"b_skew{j}", first=1)
         for i in range(R):
             for j in range(C):
                 if j + 1 < C:
@@ -325,8 +343,7 @@ class BroadcastMatrix(_OutputStationaryCore):
     def elaborate(self, platform):
         m = Module()
         tokens = self._first_tokens(m, 1 + self.pipeline)
-        a = [_enabled_reg(m, self, self.a[i], self.a_shape, f"a_{i}") for i in range(self.m_tile)]
-        b = [_enabled_reg(m, self, self.b[j], self.b_shape, f"b_{j}") for j in range(self.n_tile)]
+        a, b = _operand_registers(m, self, "a", "a_{}"), _operand_registers(m, self, "b", "b_{}")
         # A row's PEs see the same value: one encoder per row (synthesis would merge copies).
         digits = [self.datapath.encode(m, a[i], f"enc{i}") for i in range(self.m_tile)]
         for i in range(self.m_tile):
@@ -353,8 +370,7 @@ class Cube(_OutputStationaryCore):
         m = Module()
         n = self.m_tile
         tokens = self._first_tokens(m, 1 + self.pipeline)
-        a = [_enabled_reg(m, self, self.a[x], self.a_shape, f"a_{x}") for x in range(n * n)]
-        b = [_enabled_reg(m, self, self.b[x], self.b_shape, f"b_{x}") for x in range(n * n)]
+        a, b = _operand_registers(m, self, "a", "a_{}"), _operand_registers(m, self, "b", "b_{}")
         digits = [self.datapath.encode(m, a[x], f"enc{x}") for x in range(n * n)]
         for i in range(n):
             for j in range(n):
@@ -369,13 +385,17 @@ class _WeightStationaryCore(wiring.Component):
     zero; carry-save modes present both words and leave the carry-propagate addition to the
     shell, which merges it with its accumulation (one adder instead of two in a row).
 
-    ``pipeline``: 0 or 1 register stages after the multipliers (see the module docstring)."""
+    ``pipeline``: 0 or 1 register stages after the multipliers (see the module docstring).
+    Pipelined cores are ``stall_free``: the shell holds ``en`` high, a stalled A stream gives a
+    zero row (``step`` low, see :func:`_operand_registers`) whose outputs the shell ignores,
+    and they ignore ``clear`` (every step loads every weight row before its A rows)."""
 
     def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape, mac, encoding, compressor,
                  pipeline=0):
         if pipeline not in (0, 1):
             raise ValueError(f"pipeline {pipeline!r}: weight-stationary cores take 0 or 1 stages")
         self.pipeline = pipeline
+        self.stall_free = pipeline > 0
         self.k_per_step, self.n_tile = k_per_step, n_tile
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
         self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding, compressor)
@@ -388,16 +408,15 @@ class _WeightStationaryCore(wiring.Component):
             "a": In(data.ArrayLayout(a_shape, k_per_step)),
             "out": Out(data.ArrayLayout(acc_shape, n_tile)),
             "out_carry": Out(data.ArrayLayout(acc_shape, n_tile)),
+            **({"step": In(1)} if pipeline else {}),
         })
 
     def _weights(self, m):
         weights = [[Signal(self.b_shape, name=f"w_{k}_{j}") for j in range(self.n_tile)]
                    for k in range(self.k_per_step)]
         for k, row in enumerate(weights):
-            with m.If(self.clear):
-                m.d.sync += [w.eq(0) for w in row]
-            with m.Elif(self.w_en & (self.w_row == k)):
-                m.d.sync += [w.eq(self.w_data[j]) for j, w in enumerate(row)]
+            _priority(m, (_clear_of(self), [w.eq(0) for w in row]),
+                      (self.w_en & (self.w_row == k), [w.eq(self.w_data[j]) for j, w in enumerate(row)]))
         return weights
 
 
@@ -430,8 +449,9 @@ class SystolicWSArray(_WeightStationaryCore):
         w = self._weights(m)
         width = self.acc_shape.width
         psum = [(Const(0, width), Const(0, width))] * C
+        a0 = _operand_registers(m, self, "a", "a_skew{}_d0")
         for r in range(R):
-            a = _delay(m, self, self.a[r], r + 1, self.a_shape, f"a_skew{r}")
+            a = _delay(m, self, a0[r], r, self.a_shape, f"a_skew{r}", first=1)
             for c in range(C):
                 s_in, c_in = psum[c]
                 name = f"pe{r}_{c}"
@@ -488,7 +508,7 @@ class MultiplierAdderTree(_WeightStationaryCore):
         w = self._weights(m)
         k = self.k_per_step
         width = self.acc_shape.width
-        a = [_enabled_reg(m, self, self.a[x], self.a_shape, f"a_{x}") for x in range(k)]
+        a = _operand_registers(m, self, "a", "a_{}")
         digits = [dp.encode(m, a[x], f"enc{x}") for x in range(k)]
         for j in range(self.n_tile):
             if dp.carry_save:

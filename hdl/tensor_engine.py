@@ -58,11 +58,12 @@ class _Shell(wiring.Component):
     def __init__(self, core, m_tile, a_layout, b_layout, tiles=False):
         self.core = core
         self.m_tile = m_tile
-        # Stall-free cores shift their rows into a two-row output buffer whose room is known from
-        # registers, so the shift never waits on c.ready (a combinational input fanning out to
-        # every result register): one cycle more per job, no loss of throughput.
+        # Stall-free cores shift their rows into a two-row output buffer, and the shift is
+        # decided a cycle ahead into one register, so neither c.ready nor the sequencer's state
+        # reaches the thousands of result registers it drives: one cycle more per job, no loss
+        # of throughput.
         self.stall_free = getattr(core, "stall_free", False)
-        self.readout_latency = int(self.stall_free)
+        self.readout_latency = int("shift" in core.signature.members)
         self.checks_metadata = "error" in core.signature.members
         self.regs = RegisterFile(registers(self.checks_metadata, tiles))
         super().__init__({
@@ -107,35 +108,46 @@ class _Shell(wiring.Component):
         return Cat((sums[row][j] + carries[row][j])[:core.acc_shape.width] for j in range(core.n_tile))
 
     def _free_running(self, m):
-        """A ``stall_free`` core (see the core) gets ``en`` in every cycle: where a shell would
-        freeze it, it is fed zero operands instead."""
+        """A ``stall_free`` core (see the core) gets ``en`` in every cycle and the operand
+        payloads as they are: where a shell would freeze it, it takes a zero step instead
+        (``step`` low, see :meth:`_step`)."""
         if self.stall_free:
-            m.d.comb += self.core.en.eq(1)
+            m.d.comb += [self.core.en.eq(1), self.core.a.eq(self.a.payload)]
+            if "b" in self.core.signature.members:
+                m.d.comb += self.core.b.eq(self.b.payload)
 
-    def _row_taken(self, m):
-        """The result row on offer was accepted: a core that shifts its rows out moves them up."""
+    def _step(self):
+        """Statements for a cycle where the core takes the operand step on ``a`` (and ``b``)."""
         if self.stall_free:
-            m.d.comb += self.core.shift.eq(1)
+            return [self.core.step.eq(1)]
+        ports = [p for p in ("a", "b") if p in self.core.signature.members]
+        return [getattr(self.core, p).eq(getattr(self, p).payload) for p in ports]
 
-    def _output_buffer(self, m):
-        """For ``readout_latency`` 1: the two-row buffer in front of ``c``; returns ``(push,
-        room, drained)``: ``push(value, last)`` offers a row (comb), ``room`` says it is taken this
-        cycle, ``drained`` that no row is left in the buffer after this cycle."""
+    def _output_buffer(self, m, shift, offer_next, value, last):
+        """For ``readout_latency`` 1: the two-row buffer in front of ``c``, fed by shifting row 0
+        out of the core. ``shift`` (a fresh signal, made a register here) is high in the cycles
+        where the row on offer (``value``, ``last``) enters the buffer and the core shifts:
+        exactly the cycles where a row is offered and the buffer has room, decided a cycle
+        ahead from ``offer_next`` (comb: a row will be on offer in the next cycle) and the
+        buffer's level after this cycle. Returns ``drained`` (comb): no row is left in the
+        buffer after this cycle."""
         m.submodules.output_buffer = fifo = SyncFIFO(width=len(self.c.payload.as_value()), depth=2)
+        popped = fifo.r_rdy & self.c.ready
+        m.d.sync += shift.eq(offer_next & (fifo.level + shift - popped < fifo.depth))
         m.d.comb += [self.c.valid.eq(fifo.r_rdy), self.c.payload.eq(fifo.r_data),
-                     fifo.r_en.eq(self.c.ready)]
+                     fifo.r_en.eq(self.c.ready), fifo.w_en.eq(shift), fifo.w_data.eq(Cat(value, last)),
+                     self.core.shift.eq(shift)]
+        return ~fifo.r_rdy | (fifo.level == 1) & self.c.ready
 
-        def push(value, last):
-            m.d.comb += [fifo.w_en.eq(1), fifo.w_data.eq(Cat(value, last))]
-        return push, fifo.w_rdy, ~fifo.r_rdy | (fifo.r_level == 1) & self.c.ready
-
-    def _buffered_readout(self, m, value, row, done, push, room, drained):
-        """READOUT (and DRAIN) state bodies of an unbuffered shell with an output buffer."""
+    def _buffered_readout(self, m, value, row, done, entering):
+        """READOUT (and DRAIN) state bodies of an unbuffered shell with an output buffer;
+        ``entering`` (comb): the FSM moves to READOUT at the end of this cycle."""
         last = row == self.m_tile - 1
+        reading, shift = Signal(), Signal()
+        drained = self._output_buffer(m, shift, entering | reading & ~(last & shift), value, last)
         with m.State("READOUT"):
-            push(value, last)
-            with m.If(room):
-                self._row_taken(m)
+            m.d.comb += reading.eq(1)
+            with m.If(shift):
                 m.d.sync += row.eq(row + 1)
                 with m.If(last):
                     m.d.sync += row.eq(0)
@@ -152,7 +164,6 @@ class _Shell(wiring.Component):
                      self.c.payload.data.eq(value),
                      self.c.payload.last.eq(last)]
         with m.If(self.c.ready):
-            self._row_taken(m)
             m.d.sync += row.eq(row + 1)
             with m.If(last):
                 m.d.sync += [row.eq(0), done.eq(1)]
@@ -183,6 +194,7 @@ class OutputStationaryEngine(_Shell):
         flush = Signal(range(core.latency + 1))
         row = _index(self.m_tile, "row")
         result = self._carry_save_row(row)
+        flushed = Signal()          # the last FLUSH cycle
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(start):
@@ -195,8 +207,7 @@ class OutputStationaryEngine(_Shell):
             with m.State("FEED"):
                 m.d.comb += [self.a.ready.eq(self.b.valid), self.b.ready.eq(self.a.valid)]
                 with m.If(self.a.valid & self.b.valid):
-                    m.d.comb += [core.en.eq(1), feeding.eq(1), core.a.eq(self.a.payload),
-                                 core.b.eq(self.b.payload)]
+                    m.d.comb += [core.en.eq(1), feeding.eq(1), *self._step()]
                     m.d.sync += steps_left.eq(steps_left - 1)
                     with m.If(steps_left == 1):
                         m.next = "FLUSH"
@@ -204,9 +215,10 @@ class OutputStationaryEngine(_Shell):
                 m.d.comb += core.en.eq(1)
                 m.d.sync += flush.eq(flush - 1)
                 with m.If(flush == 1):
+                    m.d.comb += flushed.eq(1)
                     m.next = "READOUT"
             if self.readout_latency:
-                self._buffered_readout(m, result, row, done, *self._output_buffer(m))
+                self._buffered_readout(m, result, row, done, flushed)
             else:
                 with m.State("READOUT"):
                     self._readout(m, result, row, done)
@@ -260,17 +272,17 @@ class BufferedOutputStationaryEngine(_Shell):
                 m.d.sync += [capturing.eq(0), full.eq(1)]
 
         last_row = row == self.m_tile - 1
+        result = self._carry_save_row(row)
         if self.readout_latency:
-            push, taken, drained = self._output_buffer(m)
+            taken = Signal()
+            filling = core.en & capturing & (ticks_left == 1)
+            drained = self._output_buffer(m, taken, filling | full & ~(taken & last_row), result, last_row)
         else:
             taken, drained = self.c.ready, C(1, 1)
-
-            def push(value, last):
-                m.d.comb += [self.c.valid.eq(1), self.c.payload.data.eq(value), self.c.payload.last.eq(last)]
         with m.If(full):
-            push(self._carry_save_row(row), last_row)
+            if not self.readout_latency:
+                m.d.comb += [self.c.valid.eq(1), self.c.payload.data.eq(result), self.c.payload.last.eq(last_row)]
             with m.If(taken):
-                self._row_taken(m)
                 m.d.sync += row.eq(Mux(last_row, 0, row + 1))
                 with m.If(last_row):
                     m.d.sync += full.eq(0)
@@ -293,8 +305,7 @@ class BufferedOutputStationaryEngine(_Shell):
                 take = self.a.valid & self.b.valid & may
                 m.d.comb += [self.a.ready.eq(self.b.valid & may), self.b.ready.eq(self.a.valid & may)]
                 with m.If(take):
-                    m.d.comb += [core.en.eq(1), feeding.eq(1), core.a.eq(self.a.payload),
-                                 core.b.eq(self.b.payload), core.first.eq(first_step),
+                    m.d.comb += [core.en.eq(1), feeding.eq(1), *self._step(), core.first.eq(first_step),
                                  token.eq(first_step & ~opening)]
                     m.d.sync += [steps_left.eq(steps_left - 1), first_step.eq(0), opening.eq(0)]
                     with m.If(steps_left == 1):
@@ -400,9 +411,9 @@ class WeightStationaryEngine(_Shell):
                         m.d.sync += [w_row.eq(0), a_row.eq(0)]
                         m.next = "STREAM"
             with m.State("STREAM"):
-                m.d.comb += [self.a.ready.eq(1), core.a.eq(self.a.payload)]
+                m.d.comb += self.a.ready.eq(1)
                 with m.If(self.a.valid):
-                    m.d.comb += [core.en.eq(1), feeding.eq(1)]
+                    m.d.comb += [core.en.eq(1), feeding.eq(1), *self._step()]
                     m.d.sync += a_row.eq(a_row + 1)
                     with m.If(a_row == M - 1):
                         m.d.sync += [a_row.eq(0), flush.eq(core.latency)]
@@ -419,6 +430,7 @@ class WeightStationaryEngine(_Shell):
             with m.State("READOUT"):
                 self._readout(m, Array(acc_buf)[row], row, done)
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
+        self._free_running(m)
         return m
 
 

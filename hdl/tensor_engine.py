@@ -58,7 +58,7 @@ class _Shell(wiring.Component):
     def __init__(self, core, m_tile, a_layout, b_layout, tiles=False):
         self.core = core
         self.m_tile = m_tile
-        # Stall-free cores shift their rows into a two-row output buffer, and the shift is
+        # Stall-free cores shift their rows into a three-row output buffer, and the shift is
         # decided a cycle ahead into one register, so neither c.ready nor the sequencer's state
         # reaches the thousands of result registers it drives: one cycle more per job, no loss
         # of throughput.
@@ -124,16 +124,15 @@ class _Shell(wiring.Component):
         return [getattr(self.core, p).eq(getattr(self, p).payload) for p in ports]
 
     def _output_buffer(self, m, shift, offer_next, value, last):
-        """For ``readout_latency`` 1: the two-row buffer in front of ``c``, fed by shifting row 0
-        out of the core. ``shift`` (a fresh signal, made a register here) is high in the cycles
-        where the row on offer (``value``, ``last``) enters the buffer and the core shifts:
-        exactly the cycles where a row is offered and the buffer has room, decided a cycle
-        ahead from ``offer_next`` (comb: a row will be on offer in the next cycle) and the
-        buffer's level after this cycle. Returns ``drained`` (comb): no row is left in the
-        buffer after this cycle."""
-        m.submodules.output_buffer = fifo = SyncFIFO(width=len(self.c.payload.as_value()), depth=2)
-        popped = fifo.r_rdy & self.c.ready
-        m.d.sync += shift.eq(offer_next & (fifo.level + shift - popped < fifo.depth))
+        """For ``readout_latency`` 1: the three-row buffer in front of ``c``, fed by shifting row
+        0 out of the core. ``shift`` (a fresh signal, made a register here) is high in the cycles
+        where the row on offer (``value``, ``last``) enters the buffer and the core shifts,
+        decided a cycle ahead from ``offer_next`` (comb: a row will be on offer in the next
+        cycle) and the buffer's room assuming nothing leaves it: so ``c.ready`` stays off the
+        decision, and with a third row of room a ``c`` that keeps accepting still takes a row
+        per cycle. Returns ``drained`` (comb): no row is left in the buffer after this cycle."""
+        m.submodules.output_buffer = fifo = SyncFIFO(width=len(self.c.payload.as_value()), depth=3)
+        m.d.sync += shift.eq(offer_next & (fifo.level + shift < fifo.depth))
         m.d.comb += [self.c.valid.eq(fifo.r_rdy), self.c.payload.eq(fifo.r_data),
                      fifo.r_en.eq(self.c.ready), fifo.w_en.eq(shift), fifo.w_data.eq(Cat(value, last)),
                      self.core.shift.eq(shift)]

@@ -199,6 +199,15 @@ def test_driver_refuses_hardware_of_another_config(small):
         Accelerator(other.manifest, SimTransport(NativeSoC(lib)))
 
 
+def test_driver_refuses_a_watchdog_too_short_for_one_word(small):
+    # 20 cycles of watchdog: half of it cannot hold a frame header and one read word at the
+    # bridge's pace (6 + 8 cycles), so bursts would always be dropped.
+    soc, lib = small
+    short = _soc(dict(SMALL, soc_watchdog_us=20))
+    with pytest.raises(DriverError, match=r"the bridge cannot carry one word .*20 cycles"):
+        Accelerator(short.manifest, SimTransport(NativeSoC(lib)), check_identity=False)
+
+
 def test_bad_operands_are_refused_clearly(small):
     soc, lib = small
     acc = Accelerator(soc.manifest, SimTransport(NativeSoC(lib)))

@@ -4,7 +4,7 @@ Usage: python benchmarks/bitweight_compare.py [--size standard|small] [--targets
                                               [--jobs N] [--timeout-min M] [--name NAME]
                                               [--architectures ARCH ...]
                                               [--compressors wallace 4:2] [--skip-synth]
-                                              [--resume [--redo ARCH ...]]
+                                              [--resume [--redo ARCH[/MAC] ...]]
                                               [--skip ARCH/MAC ...] [--pipelined]
 
 For each architecture at the chosen size (standard: 16x16 systolic OS/WS and 2D-Matrix, 16 dot
@@ -186,12 +186,15 @@ def main():
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows of docs/results/NAME.json measured without error and "
                              "synthesise only the missing ones (long runs stopped part-way)")
-    parser.add_argument("--redo", nargs="+", default=[], choices=list(MACS_BY_ARCHITECTURE),
-                        metavar="ARCH", help="with --resume: measure these architectures again "
-                        "(after a change to their hardware)")
+    parser.add_argument("--redo", nargs="+", default=[], metavar="ARCH[/MAC]",
+                        help="with --resume: measure these architectures, or single rows (e.g. "
+                        "systolic_os/opt1@p2), again (after a change to their hardware)")
     args = parser.parse_args()
     if args.redo and not args.resume:
         parser.error("--redo needs --resume")
+    if unknown := [d for d in args.redo if d.partition("/")[0] not in MACS_BY_ARCHITECTURE]:
+        parser.error(f"--redo: unknown architecture in {', '.join(unknown)}; known: "
+                     f"{', '.join(MACS_BY_ARCHITECTURE)}")
     known = {f"{a}/{m}" for a, macs in MACS_BY_ARCHITECTURE.items() for m in macs}
     if unknown := [d for d in args.skip if d not in known]:
         parser.error(f"--skip: unknown design {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -228,7 +231,7 @@ def main():
             if old.get("size") != args.size:
                 raise SystemExit(f"--resume: {args.name}.json holds size {old.get('size')!r}")
             kept = {(r["architecture"], r["mac"], r["target"]): r for r in old.get("rows", [])
-                    if "error" not in r and r["architecture"] not in args.redo}
+                    if "error" not in r and not {r["architecture"], f"{r['architecture']}/{r['mac']}"} & set(args.redo)}
             done = {n: dict(kept[job[0], job[1], job[3]], macs_per_cycle=rate[job[:2]][0],
                             macs_basis=rate[job[:2]][1])
                     for n, job in enumerate(jobs) if (job[0], job[1], job[3]) in kept}

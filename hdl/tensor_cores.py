@@ -136,9 +136,8 @@ def _registered(m, core, value, name):
     return _enabled_reg(m, core, value, value.shape(), name)
 
 
-def _delay(m, core, value, depth, shape, name, first=0):
-    """``value`` through ``depth`` enabled registers, named ``{name}_d{first}`` onwards."""
-    for d in range(first, first + depth):
+def _delay(m, core, value, depth, shape, name):
+    for d in range(depth):
         value = _enabled_reg(m, core, value, shape, f"{name}_d{d}")
     return value
 
@@ -155,6 +154,23 @@ def _operand_registers(m, core, port, pattern):
     real = Signal(name=f"{port}_step")
     m.d.sync += real.eq(core.step)
     return [Mux(real, r, 0) for r in regs]
+
+
+def _skewed_operands(m, core, port, name):
+    """Operand ``x`` on ``core``'s ``port`` after ``x + 1`` registers (``{name}{x}_d0`` on), as a
+    systolic array's edge takes them. A ``stall_free`` core zeroes each at the end of its chain
+    with the ``step`` bit delayed alike, one register of a step chain per delay, so each step
+    register drives the operands of one delay rather than a whole edge (compare
+    :func:`_operand_registers`)."""
+    values, shape = getattr(core, port), getattr(core, f"{port}_shape")
+    out, real = [], getattr(core, "step", None)
+    for x in range(len(values)):
+        value = _delay(m, core, values[x], x + 1, shape, f"{name}{x}")
+        if getattr(core, "stall_free", False):
+            real = _registered(m, core, real, f"{port}_step_d{x}")
+            value = Mux(real, value, 0)
+        out.append(value)
+    return out
 
 
 class _OutputStationaryCore(wiring.Component):
@@ -308,12 +324,11 @@ class SystolicOSArray(_OutputStationaryCore):
         tokens = self._first_tokens(m, R + C - 1 + self.pipeline)
         a_in = [[None] * C for _ in range(R)]
         b_in = [[None] * C for _ in range(R)]
-        # Operand i enters after i + 1 registers, the first of them a_skew{i}_d0 (b alike).
-        a0, b0 = _operand_registers(m, self, "a", "a_skew{}_d0"), _operand_registers(m, self, "b", "b_skew{}_d0")
+        a_edge, b_edge = _skewed_operands(m, self, "a", "a_skew"), _skewed_operands(m, self, "b", "b_skew")
         for i in range(R):
-            a_in[i][0] = _delay(m, self, a0[i], i, self.a_shape, f"a_skew{i}", first=1)
+            a_in[i][0] = a_edge[i]
         for j in range(C):
-            b_in[0][j] = _delay(m, self, b0[j], j, self.b_shape, f"b_skew{j}", first=1)
+            b_in[0][j] = b_edge[j]
         for i in range(R):
             for j in range(C):
                 if j + 1 < C:
@@ -449,9 +464,9 @@ class SystolicWSArray(_WeightStationaryCore):
         w = self._weights(m)
         width = self.acc_shape.width
         psum = [(Const(0, width), Const(0, width))] * C
-        a0 = _operand_registers(m, self, "a", "a_skew{}_d0")
+        a_edge = _skewed_operands(m, self, "a", "a_skew")
         for r in range(R):
-            a = _delay(m, self, a0[r], r, self.a_shape, f"a_skew{r}", first=1)
+            a = a_edge[r]
             for c in range(C):
                 s_in, c_in = psum[c]
                 name = f"pe{r}_{c}"

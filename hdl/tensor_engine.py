@@ -351,6 +351,10 @@ class WeightStationaryEngine(_Shell):
     outputs never belong to the same row (rows are fed in turn and each step ends with a flush),
     so the row read ahead is never one still being written.
 
+    With a ``stall_free`` core START clears nothing: the first step's outputs replace the
+    buffer's rows instead of adding to them (and a job of no steps reads out zeros), so no
+    job-start pulse fans out to the buffer; a finished job drains the tracker.
+
     Throughput: one A row per cycle while streaming. Cycles per job without stalls:
     ``K_STEPS * (k_per_step + m_tile + core.latency) + m_tile``.
     """
@@ -380,23 +384,26 @@ class WeightStationaryEngine(_Shell):
             m.d.sync += [dst.eq(src) for dst, src in zip(trk_row, [a_row] + trk_row[:-1])]
         # The row of the output arriving at the next enabled cycle, read into a register now.
         target = Signal(data.ArrayLayout(core.acc_shape, n))
+        fresh = Signal()            # stall-free: the buffer holds nothing of this job yet
+        ahead = Array(acc_buf)[([a_row] + trk_row)[-2]]
         with m.If(core.en):
-            m.d.sync += target.eq(Array(acc_buf)[([a_row] + trk_row)[-2]])
+            m.d.sync += target.eq(Mux(fresh, 0, ahead) if self.stall_free else ahead)
         summed = Signal(data.ArrayLayout(core.acc_shape, n))
         m.d.comb += [summed[j].eq(target[j] + core.out[j] + core.out_carry[j]) for j in range(n)]
-        with m.If(core.clear):
-            m.d.sync += [r.eq(0) for r in acc_buf] + [trk_valid.eq(0)]
-        with m.Elif(core.en & trk_valid[-1]):
+        with m.If(core.en & trk_valid[-1]):
             with m.Switch(trk_row[-1]):
                 for i in range(M):
                     with m.Case(i):
                         m.d.sync += acc_buf[i].eq(summed)
+        if not self.stall_free:
+            with m.If(core.clear):
+                m.d.sync += [r.eq(0) for r in acc_buf] + [trk_valid.eq(0)]
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(start):
                     m.d.comb += core.clear.eq(1)
-                    m.d.sync += [steps_left.eq(self.regs.k_steps), w_row.eq(0)]
+                    m.d.sync += [steps_left.eq(self.regs.k_steps), w_row.eq(0), fresh.eq(1)]
                     with m.If(self.regs.k_steps == 0):
                         m.next = "READOUT"
                     with m.Else():
@@ -421,13 +428,14 @@ class WeightStationaryEngine(_Shell):
                 m.d.comb += core.en.eq(1)
                 m.d.sync += flush.eq(flush - 1)
                 with m.If(flush == 1):
-                    m.d.sync += steps_left.eq(steps_left - 1)
+                    m.d.sync += [steps_left.eq(steps_left - 1), fresh.eq(0)]
                     with m.If(steps_left == 1):
                         m.next = "READOUT"
                     with m.Else():
                         m.next = "LOAD"
             with m.State("READOUT"):
-                self._readout(m, Array(acc_buf)[row], row, done)
+                value = Array(acc_buf)[row]
+                self._readout(m, Mux(fresh, 0, value) if self.stall_free else value, row, done)
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
         self._free_running(m)
         return m

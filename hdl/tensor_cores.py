@@ -158,18 +158,20 @@ def _operand_registers(m, core, port, pattern):
 
 def _skewed_operands(m, core, port, name):
     """Operand ``x`` on ``core``'s ``port`` after ``x + 1`` registers (``{name}{x}_d0`` on), as a
-    systolic array's edge takes them. A ``stall_free`` core zeroes each at the end of its chain
-    with the ``step`` bit delayed alike, one register of a step chain per delay, so each step
-    register drives the operands of one delay rather than a whole edge (compare
-    :func:`_operand_registers`)."""
+    systolic array's edge takes them. A ``stall_free`` core zeroes each as it enters the last
+    register of its chain, with the ``step`` bit delayed alike (``step`` itself for the
+    one-register chain, then one register of a step chain per delay): a synchronous reset of
+    that register, each step bit driving the operands of one delay rather than a whole edge
+    (compare :func:`_operand_registers`)."""
     values, shape = getattr(core, port), getattr(core, f"{port}_shape")
     out, real = [], getattr(core, "step", None)
     for x in range(len(values)):
-        value = _delay(m, core, values[x], x + 1, shape, f"{name}{x}")
+        value = _delay(m, core, values[x], x, shape, f"{name}{x}")
         if getattr(core, "stall_free", False):
-            real = _registered(m, core, real, f"{port}_step_d{x}")
+            if x:
+                real = _registered(m, core, real, f"{port}_step_d{x - 1}")
             value = Mux(real, value, 0)
-        out.append(value)
+        out.append(_enabled_reg(m, core, value, shape, f"{name}{x}_d{x}"))
     return out
 
 
@@ -191,10 +193,12 @@ class _OutputStationaryCore(wiring.Component):
     nothing), so no enable fans out to the array's registers and DSP blocks, and they ignore
     ``clear`` (a finished job leaves them zero, see :func:`_clear_of`). Their ``step`` input says
     the operands on ``a``/``b`` are a real step (see :func:`_operand_registers`). They also have a
-    ``shift`` input: in a tick where it is high every row of ``acc_sum``/``acc_carry`` takes the
-    row below and the last row zero (without a result buffer, in place of accumulating: the
-    shells shift only after the flush), so the reader only ever takes row 0 and no row
-    multiplexer spans the array.
+    ``shift`` input, one bit per row: in a tick where bit ``i`` is high row ``i`` of
+    ``acc_sum``/``acc_carry`` takes the row below (the last row: zero; without a result buffer
+    in place of accumulating: the shells shift only after the flush), so the reader only ever
+    takes row 0 and no row multiplexer spans the array. A reader shifts the rows that still
+    hold results (a row whose bit stays low while the one above shifts is already zero), so
+    each row's bit can come from a register of its own.
     """
 
     def __init__(self, m_tile, n_tile, k_per_step, a_shape, b_shape, acc_shape, mac, encoding,
@@ -218,7 +222,7 @@ class _OutputStationaryCore(wiring.Component):
             "acc_sum": Out(acc),
             "acc_carry": Out(acc),
             **({"first": In(1)} if result_buffer else {}),
-            **({"shift": In(1), "step": In(1)} if pipeline else {}),
+            **({"shift": In(m_tile), "step": In(1)} if pipeline else {}),
             **(extra_members or {}),
         })
 
@@ -291,12 +295,12 @@ class _OutputStationaryCore(wiring.Component):
         # Without a result buffer the rows shift out of the accumulators themselves, after the
         # flush: the products are zero by then.
         _priority(m, (clear, [v.eq(0) for v in live]),
-                  (self.shift if shifted and not self.result_buffer else None, shifted),
+                  (self.shift[i] if shifted and not self.result_buffer else None, shifted),
                   (self.en, updates))
         if self.result_buffer:
             _priority(m, (clear, [out_s.eq(0), out_c.eq(0)]),
                       (self.en & first, [out_s.eq(acc_s), out_c.eq(acc_c)]),
-                      (self.shift if shifted else None, shifted))
+                      (self.shift[i] if shifted else None, shifted))
 
 
 class SystolicOSArray(_OutputStationaryCore):
@@ -429,9 +433,16 @@ class _WeightStationaryCore(wiring.Component):
     def _weights(self, m):
         weights = [[Signal(self.b_shape, name=f"w_{k}_{j}") for j in range(self.n_tile)]
                    for k in range(self.k_per_step)]
+        w_en, w_row, w_data = self.w_en, self.w_row, self.w_data
+        if self.stall_free:
+            # A weight row is written a cycle late, from registers, so the shell's handshake
+            # drives three registers rather than every weight's enable. Safe: a weight row is
+            # first used a tick after the step's first A row is taken, which follows its write.
+            w_en, w_row, w_data = (_registered(m, self, v, f"{name}_q") for v, name in
+                                   ((w_en, "w_en"), (w_row, "w_row"), (w_data, "w_data")))
         for k, row in enumerate(weights):
             _priority(m, (_clear_of(self), [w.eq(0) for w in row]),
-                      (self.w_en & (self.w_row == k), [w.eq(self.w_data[j]) for j, w in enumerate(row)]))
+                      (w_en & (w_row == k), [w.eq(w_data[j]) for j, w in enumerate(row)]))
         return weights
 
 

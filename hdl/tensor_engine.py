@@ -123,19 +123,26 @@ class _Shell(wiring.Component):
         ports = [p for p in ("a", "b") if p in self.core.signature.members]
         return [getattr(self.core, p).eq(getattr(self, p).payload) for p in ports]
 
-    def _output_buffer(self, m, shift, offer_next, value, last):
+    def _output_buffer(self, m, shift, offer_next, value, last, row):
         """For ``readout_latency`` 1: the three-row buffer in front of ``c``, fed by shifting row
         0 out of the core. ``shift`` (a fresh signal, made a register here) is high in the cycles
-        where the row on offer (``value``, ``last``) enters the buffer and the core shifts,
-        decided a cycle ahead from ``offer_next`` (comb: a row will be on offer in the next
-        cycle) and the buffer's room assuming nothing leaves it: so ``c.ready`` stays off the
-        decision, and with a third row of room a ``c`` that keeps accepting still takes a row
-        per cycle. Returns ``drained`` (comb): no row is left in the buffer after this cycle."""
+        where the row on offer (``value``, ``last``; row ``row`` of the tile, counted up on
+        ``shift`` and back to 0 after the last) enters the buffer and the core shifts, decided
+        a cycle ahead from ``offer_next`` (comb: a row will be on offer in the next cycle) and
+        the buffer's room assuming nothing leaves it: so ``c.ready`` stays off the decision, and
+        with a third row of room a ``c`` that keeps accepting still takes a row per cycle. Each
+        of the core's rows gets its shift from a register of its own, high only while the row
+        still holds results (see the core), so no one register drives the whole array. Returns
+        ``drained`` (comb): no row is left in the buffer after this cycle."""
         m.submodules.output_buffer = fifo = SyncFIFO(width=len(self.c.payload.as_value()), depth=3)
-        m.d.sync += shift.eq(offer_next & (fifo.level + shift < fifo.depth))
+        decide = offer_next & (fifo.level + shift < fifo.depth)
+        row_next = Mux(shift & last, 0, row + shift)
+        rows = Signal(self.m_tile)
+        m.d.sync += [shift.eq(decide)] + [rows[i].eq(decide & (row_next < self.m_tile - i))
+                                          for i in range(self.m_tile)]
         m.d.comb += [self.c.valid.eq(fifo.r_rdy), self.c.payload.eq(fifo.r_data),
                      fifo.r_en.eq(self.c.ready), fifo.w_en.eq(shift), fifo.w_data.eq(Cat(value, last)),
-                     self.core.shift.eq(shift)]
+                     self.core.shift.eq(rows)]
         return ~fifo.r_rdy | (fifo.level == 1) & self.c.ready
 
     def _buffered_readout(self, m, value, row, done, entering):
@@ -143,7 +150,7 @@ class _Shell(wiring.Component):
         ``entering`` (comb): the FSM moves to READOUT at the end of this cycle."""
         last = row == self.m_tile - 1
         reading, shift = Signal(), Signal()
-        drained = self._output_buffer(m, shift, entering | reading & ~(last & shift), value, last)
+        drained = self._output_buffer(m, shift, entering | reading & ~(last & shift), value, last, row)
         with m.State("READOUT"):
             m.d.comb += reading.eq(1)
             with m.If(shift):
@@ -275,7 +282,8 @@ class BufferedOutputStationaryEngine(_Shell):
         if self.readout_latency:
             taken = Signal()
             filling = core.en & capturing & (ticks_left == 1)
-            drained = self._output_buffer(m, taken, filling | full & ~(taken & last_row), result, last_row)
+            drained = self._output_buffer(m, taken, filling | full & ~(taken & last_row), result, last_row,
+                                          row)
         else:
             taken, drained = self.c.ready, C(1, 1)
         with m.If(full):

@@ -145,18 +145,19 @@ class _Shell(wiring.Component):
                      self.core.shift.eq(rows)]
         return ~fifo.r_rdy | (fifo.level == 1) & self.c.ready
 
-    def _buffered_readout(self, m, value, row, done, entering):
+    def _buffered_readout(self, m, value, row, done, entering, reading):
         """READOUT (and DRAIN) state bodies of an unbuffered shell with an output buffer;
-        ``entering`` (comb): the FSM moves to READOUT at the end of this cycle."""
+        ``entering`` (a register): the FSM moves to READOUT at the end of this cycle;
+        ``reading``: a register the caller sets as it does, cleared here as READOUT ends (the
+        state as a flip-flop of its own: the shift decision reads registers only)."""
         last = row == self.m_tile - 1
-        reading, shift = Signal(), Signal()
+        shift = Signal()
         drained = self._output_buffer(m, shift, entering | reading & ~(last & shift), value, last, row)
         with m.State("READOUT"):
-            m.d.comb += reading.eq(1)
             with m.If(shift):
                 m.d.sync += row.eq(row + 1)
                 with m.If(last):
-                    m.d.sync += row.eq(0)
+                    m.d.sync += [row.eq(0), reading.eq(0)]
                     m.next = "DRAIN"
         with m.State("DRAIN"):
             with m.If(drained):
@@ -190,6 +191,8 @@ class OutputStationaryEngine(_Shell):
     def __init__(self, core):
         members = core.signature.members
         super().__init__(core, core.m_tile, members["a"].shape, members["b"].shape)
+        if self.readout_latency and core.latency < 2:
+            raise ValueError(f"a stall-free core needs a latency of 2 or more, not {core.latency}")
 
     def elaborate(self, platform):
         m = Module()
@@ -200,7 +203,8 @@ class OutputStationaryEngine(_Shell):
         flush = Signal(range(core.latency + 1))
         row = _index(self.m_tile, "row")
         result = self._carry_save_row(row)
-        flushed = Signal()          # the last FLUSH cycle
+        flushed = Signal()          # the last FLUSH cycle (stall-free cores: as a register)
+        reading = Signal()          # stall-free cores: in READOUT
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(start):
@@ -220,11 +224,14 @@ class OutputStationaryEngine(_Shell):
             with m.State("FLUSH"):
                 m.d.comb += core.en.eq(1)
                 m.d.sync += flush.eq(flush - 1)
+                if self.readout_latency:
+                    # Stall-free cores have a latency of 2 or more: FLUSH passes flush == 2.
+                    m.d.sync += flushed.eq(flush == 2)
                 with m.If(flush == 1):
-                    m.d.comb += flushed.eq(1)
+                    m.d.sync += reading.eq(1)
                     m.next = "READOUT"
             if self.readout_latency:
-                self._buffered_readout(m, result, row, done, flushed)
+                self._buffered_readout(m, result, row, done, flushed, reading)
             else:
                 with m.State("READOUT"):
                     self._readout(m, result, row, done)

@@ -149,7 +149,7 @@ def _operand_registers(m, core, port, pattern):
     handshake drives one flip-flop rather than every operand bit."""
     values, shape = getattr(core, port), getattr(core, f"{port}_shape")
     regs = [_enabled_reg(m, core, values[x], shape, pattern.format(x)) for x in range(len(values))]
-    if not getattr(core, "stall_free", False):
+    if "step" not in core.signature.members:
         return regs
     real = Signal(name=f"{port}_step")
     m.d.sync += real.eq(core.step)
@@ -167,7 +167,7 @@ def _skewed_operands(m, core, port, name):
     out, real = [], getattr(core, "step", None)
     for x in range(len(values)):
         value = _delay(m, core, values[x], x, shape, f"{name}{x}")
-        if getattr(core, "stall_free", False):
+        if "step" in core.signature.members:
             if x:
                 real = _registered(m, core, real, f"{port}_step_d{x - 1}")
             value = Mux(real, value, 0)
@@ -405,9 +405,10 @@ class _WeightStationaryCore(wiring.Component):
     shell, which merges it with its accumulation (one adder instead of two in a row).
 
     ``pipeline``: 0 or 1 register stages after the multipliers (see the module docstring).
-    Pipelined cores are ``stall_free``: the shell holds ``en`` high, a stalled A stream gives a
-    zero row (``step`` low, see :func:`_operand_registers`) whose outputs the shell ignores,
-    and they ignore ``clear`` (every step loads every weight row before its A rows)."""
+    Pipelined cores are ``stall_free``: the shell holds ``en`` high and ignores the outputs of
+    the cycles where the A stream stalled (a row's products only ever reach that row's outputs,
+    so those cycles' operands need no zeroing), and they ignore ``clear`` (every step loads
+    every weight row before its A rows)."""
 
     def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape, mac, encoding, compressor,
                  pipeline=0):
@@ -427,7 +428,6 @@ class _WeightStationaryCore(wiring.Component):
             "a": In(data.ArrayLayout(a_shape, k_per_step)),
             "out": Out(data.ArrayLayout(acc_shape, n_tile)),
             "out_carry": Out(data.ArrayLayout(acc_shape, n_tile)),
-            **({"step": In(1)} if pipeline else {}),
         })
 
     def _weights(self, m):

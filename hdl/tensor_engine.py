@@ -119,7 +119,7 @@ class _Shell(wiring.Component):
     def _step(self):
         """Statements for a cycle where the core takes the operand step on ``a`` (and ``b``)."""
         if self.stall_free:
-            return [self.core.step.eq(1)]
+            return [self.core.step.eq(1)] if "step" in self.core.signature.members else []
         ports = [p for p in ("a", "b") if p in self.core.signature.members]
         return [getattr(self.core, p).eq(getattr(self, p).payload) for p in ports]
 

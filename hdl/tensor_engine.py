@@ -59,9 +59,9 @@ class _Shell(wiring.Component):
         self.core = core
         self.m_tile = m_tile
         # Stall-free cores shift their rows into a three-row output buffer, and the shift is
-        # decided a cycle ahead into one register, so neither c.ready nor the sequencer's state
-        # reaches the thousands of result registers it drives: one cycle more per job, no loss
-        # of throughput.
+        # decided a cycle ahead into a register per row, so neither c.ready nor the sequencer's
+        # state reaches the thousands of result registers it drives: one cycle more per job, no
+        # loss of throughput.
         self.stall_free = getattr(core, "stall_free", False)
         self.readout_latency = int("shift" in core.signature.members)
         self.checks_metadata = "error" in core.signature.members
@@ -110,7 +110,7 @@ class _Shell(wiring.Component):
     def _free_running(self, m):
         """A ``stall_free`` core (see the core) gets ``en`` in every cycle and the operand
         payloads as they are: where a shell would freeze it, it takes a zero step instead
-        (``step`` low, see :meth:`_step`)."""
+        (``step`` low, see :meth:`_step`; weight-stationary cores: an output the shell ignores)."""
         if self.stall_free:
             m.d.comb += [self.core.en.eq(1), self.core.a.eq(self.a.payload)]
             if "b" in self.core.signature.members:

@@ -158,20 +158,25 @@ def _operand_registers(m, core, port, pattern):
 
 def _skewed_operands(m, core, port, name):
     """Operand ``x`` on ``core``'s ``port`` after ``x + 1`` registers (``{name}{x}_d0`` on), as a
-    systolic array's edge takes them. A ``stall_free`` core zeroes each as it enters the last
-    register of its chain, with the ``step`` bit delayed alike (``step`` itself for the
-    one-register chain, then one register of a step chain per delay): a synchronous reset of
-    that register, each step bit driving the operands of one delay rather than a whole edge
-    (compare :func:`_operand_registers`)."""
+    systolic array's edge takes them. A ``stall_free`` core zeroes each with the ``step`` bit
+    delayed alike by a step chain (``{port}_step_d{x}``), so a shell's stream handshake drives
+    one flip-flop rather than a whole edge (compare :func:`_operand_registers`): operand 0 behind
+    its register, the others as a synchronous reset of the last register of their chain, each
+    step bit driving the operands of one delay."""
     values, shape = getattr(core, port), getattr(core, f"{port}_shape")
+    stepped = "step" in core.signature.members
     out, real = [], getattr(core, "step", None)
     for x in range(len(values)):
         value = _delay(m, core, values[x], x, shape, f"{name}{x}")
-        if "step" in core.signature.members:
-            if x:
-                real = _registered(m, core, real, f"{port}_step_d{x - 1}")
+        if stepped and x == 0:
+            real = _registered(m, core, real, f"{port}_step_d0")
+            out.append(Mux(real, _enabled_reg(m, core, value, shape, f"{name}0_d0"), 0))
+            continue
+        if stepped:
             value = Mux(real, value, 0)
         out.append(_enabled_reg(m, core, value, shape, f"{name}{x}_d{x}"))
+        if stepped and x + 1 < len(values):
+            real = _registered(m, core, real, f"{port}_step_d{x}")
     return out
 
 

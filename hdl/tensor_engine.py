@@ -228,7 +228,8 @@ class OutputStationaryEngine(_Shell):
                     # Stall-free cores have a latency of 2 or more: FLUSH passes flush == 2.
                     m.d.sync += flushed.eq(flush == 2)
                 with m.If(flush == 1):
-                    m.d.sync += reading.eq(1)
+                    if self.readout_latency:
+                        m.d.sync += reading.eq(1)
                     m.next = "READOUT"
             if self.readout_latency:
                 self._buffered_readout(m, result, row, done, flushed, reading)

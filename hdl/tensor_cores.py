@@ -168,15 +168,15 @@ def _skewed_operands(m, core, port, name):
     out, real = [], getattr(core, "step", None)
     for x in range(len(values)):
         value = _delay(m, core, values[x], x, shape, f"{name}{x}")
-        if stepped and x == 0:
+        if not stepped:
+            out.append(_enabled_reg(m, core, value, shape, f"{name}{x}_d{x}"))
+        elif x == 0:
             real = _registered(m, core, real, f"{port}_step_d0")
             out.append(Mux(real, _enabled_reg(m, core, value, shape, f"{name}0_d0"), 0))
-            continue
-        if stepped:
-            value = Mux(real, value, 0)
-        out.append(_enabled_reg(m, core, value, shape, f"{name}{x}_d{x}"))
-        if stepped and x + 1 < len(values):
-            real = _registered(m, core, real, f"{port}_step_d{x}")
+        else:
+            out.append(_enabled_reg(m, core, Mux(real, value, 0), shape, f"{name}{x}_d{x}"))
+            if x + 1 < len(values):
+                real = _registered(m, core, real, f"{port}_step_d{x}")
     return out
 
 

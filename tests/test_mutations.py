@@ -66,7 +66,7 @@ MUTATIONS = [
     Mutation("opt4e all-zero step costs no cycle", "models/bitweight.py",
              "        return max(1, int(per_weight.max()))", "        return int(per_weight.max())",
              "tests/test_models.py -k step_cycles_hand_computed"),
-    Mutation("a result row stops shifting one row early", "accelsmith/hdl/tensor_engine.py",
+    Mutation("a result row stops shifting one row early", "hdl/tensor_engine.py",
              "(row_next < self.m_tile - i))", "(row_next < self.m_tile - i - 1))",
              "tests/test_sim.py::test_sim_mac[systolic_os-opt1-p1-verilator]"),
     Mutation("buffered cycle model unbounded", "models/bitweight.py",

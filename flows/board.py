@@ -21,6 +21,7 @@ from pathlib import Path
 from amaranth import *
 from amaranth.lib import io, wiring
 
+from .synth import ABC9_FALLBACK_NOTE, _failed_in_abc9, classic_abc_ecp5
 from .tools import ToolError, find_script
 
 __all__ = ["BOARDS", "Board", "BoardReport", "BoardTop", "ecp5_pll", "ice40_pll", "build_board",
@@ -240,10 +241,18 @@ def build_board(config, board: str, outdir: Path, baud: int = 115200, seed: int 
     if spec.family == "ice40":
         overrides["synth_opts"] = "-dsp"        # the UP5K's SB_MAC16 multipliers
     plan = platform.prepare(top, name=name, **overrides)
-    env = _tools(spec.family)
+    env = dict(os.environ, **_tools(spec.family))
     problems: list[str] = []
+    notes: list[str] = []
     try:
-        products = plan.execute_local(str(build_dir), env=dict(os.environ, **env))
+        try:
+            products = plan.execute_local(str(build_dir), env=env)
+        except Exception:
+            if spec.family != "ecp5" or not _failed_in_abc9(build_dir / f"{name}.rpt"):
+                raise
+            (build_dir / f"{name}.rpt").replace(build_dir / f"{name}_abc9_failed.rpt")
+            notes.append(f"{ABC9_FALLBACK_NOTE} (log build/{name}_abc9_failed.rpt)")
+            products = _with_classic_abc(plan, name).execute_local(str(build_dir), env=env)
     except Exception:             # the build script failed: say why, from the tools' logs
         products = None
         errors = [line.strip() for log in ("top.tim", "top.rpt") if (build_dir / log).exists()
@@ -282,9 +291,27 @@ def build_board(config, board: str, outdir: Path, baud: int = 115200, seed: int 
         bitstream = outdir / f"{soc.top}_{board}.{ext}"
         bitstream.write_bytes(products.get(f"{name}.{ext}"))
         files["bitstream"] = str(bitstream)
+    if notes:
+        figures["notes"] = notes
     report = BoardReport(board, soc.top, ok, figures, problems, files)
     (outdir / "report.json").write_text(json.dumps(vars(report), indent=2) + "\n")
     return report
+
+
+def _with_classic_abc(plan, name: str):
+    """``plan`` with its Yosys script's ``synth_ecp5`` run around abc9 (``classic_abc_ecp5``)."""
+    from amaranth.build.run import BuildPlan
+
+    first, rest = classic_abc_ecp5(name)
+    script, count = re.subn(r"^(\s*)(synth_ecp5\b.*-top " + name + r")\s*$",
+                            lambda m: f"{m[1]}{m[2]} {first}\n{m[1]}" + rest.replace("\n", "\n" + m[1]),
+                            plan.files[f"{name}.ys"], flags=re.M)
+    if count != 1:
+        raise ToolError(f"the board's Yosys script has {count} synth_ecp5 lines, expected one")
+    retry = BuildPlan(plan.script)
+    for filename, content in plan.files.items():
+        retry.add_file(filename, script if filename == f"{name}.ys" else content)
+    return retry
 
 
 def _report_figures(build_dir: Path, family: str) -> dict:

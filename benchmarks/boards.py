@@ -74,7 +74,7 @@ def plot(rows: list[dict], path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--boards", nargs="+", default=["icebreaker", "ulx3s-85f"], choices=list(REFERENCE))
+    parser.add_argument("--boards", nargs="+", default=list(REFERENCE), choices=list(REFERENCE))
     parser.add_argument("--gemm", nargs=3, type=int, default=[64, 256, 64], metavar=("M", "K", "N"))
     parser.add_argument("--baud", nargs="+", type=int, default=[115200, 3000000])
     args = parser.parse_args()

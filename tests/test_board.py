@@ -62,7 +62,8 @@ def test_bitstreams_with_a_pll(tmp_path, board, clock):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, board", [("board_icebreaker_os_2x2_int8", "icebreaker"),
-                                         ("board_ulx3s_os_8x8_int8", "ulx3s-85f")])
+                                         ("board_ulx3s_os_8x8_int8", "ulx3s-85f"),
+                                         ("board_ulx3s_os_8x8_int8", "ecpix5-85f")])
 def test_reference_board_bitstreams(tmp_path, name, board):
     """The board reference configs (docs/results/boards.md) build and meet their clocks."""
     from accelsmith.config import load

@@ -34,8 +34,15 @@ def test_sim_board_configs(name, tmp_path):
     assert result.passed, result.summary()
 
 
-@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
-@pytest.mark.parametrize("name", SIM_CONFIGS)
+# Reference configs whose engines Icarus also runs by default elsewhere (the opt1 and opt4c
+# PEs in test_sim_mac, both sparse formats in test_sparse_sim): on Icarus in the slow tier.
+ICARUS_SLOW_REFERENCE = {"os_4x4_int8_opt1", "matrix2d_4x4_int8_opt4c", "sparse_nm2of4_4x4_int8",
+                         "sparse_bitmap_4x4_tile8_int8"}
+
+
+@pytest.mark.parametrize("name,simulator", [
+    pytest.param(n, sim, marks=pytest.mark.slow if sim == "icarus" and n in ICARUS_SLOW_REFERENCE
+                 else (), id=f"{n}-{sim}") for n in SIM_CONFIGS for sim in ("verilator", "icarus")])
 def test_sim(name, simulator, tmp_path):
     if simulator == "icarus" and tools.iverilog() is None:
         pytest.skip("iverilog not on PATH (optional; .ci/run installs it)")
@@ -110,9 +117,9 @@ MAC_CONFIGS = {
 
 
 # The 3x4 tree-opt2 netlist takes Icarus about 4 minutes even at 40 tiles: slow tier (the
-# 2x3 tree-opt2 config runs on Icarus by default). Pipelined engines: Verilator by default,
+# 2x3 tree-opt2 config runs on Icarus by default, and so does the 3x3 bitslice one). Pipelined engines: Verilator by default,
 # Icarus slow (their unpipelined forms run on both), but for one with the ECP5 DSP model.
-ICARUS_SLOW = {"tree-opt2", "matrix2d-opt1-p2-rbuf", "systolic_ws-opt1-p1", "tree-opt2-p1",
+ICARUS_SLOW = {"tree-opt2", "tree-opt2-c42", "bitslice-u16xs16", "matrix2d-opt1-p2-rbuf", "systolic_ws-opt1-p1", "tree-opt2-p1",
                "systolic_os-opt1-p1", "systolic_os-p2-rbuf", "cube-p2-wraps",
                "systolic_os-ecp5dsp-p3-u4xs8", "systolic_os-opt1-p3-rbuf", "tree-opt2-p2",
                "tree-ecp5dsp-p2-m1"}

@@ -68,7 +68,7 @@ def _dsp_needs_pipelined_baseline(values: dict) -> str | None:
     if values.get("dsp") == "ecp5" and (values["mac"] != "baseline" or values["pipeline"] < 2):
         return (f"key 'dsp' has value 'ecp5' with mac {values['mac']!r} and pipeline "
                 f"{values['pipeline']}; the ECP5 DSP blocks take the first two register stages of "
-                f"the behavioural multiplier: use mac 'baseline' and pipeline 2 or 3, or dsp 'generic'.")
+                f"the behavioural multiplier: use mac 'baseline' and pipeline 2 or 3 (tree: 2), or dsp 'generic'.")
     return None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-FAMILIES = ("bitweight", "sparse")
+FAMILIES = ("bitweight", "sparse", "gaussian")
 
 
 def generator(family: str):

@@ -26,7 +26,8 @@ Per pixel and Gaussian:
   indexes a 257-entry table of 2^(-k/256) in Q.16 (EXP_TABLE), nearest entry; relative error
   <= 2^(1/512) - 1 (+ one Q.16 LSB), checked by the tests;
 * v = min(0.999, opacity * exp) in Q.16, rounded; the pair is skipped when 255 v < 1 (v < 1/255);
-* w_g from the network (:func:`mlp_fixed`, Q.16); vw = round(v w / 2^16);
+* w_g from the network (:func:`mlp_fixed`, Q.16, at most 1.0; larger values count as 1.0);
+  vw = round(v w / 2^16);
 * -log2(1 - v) by leading-one position + a 256-entry mantissa table (truncated mantissa),
   Q.12 (LOG_FRAC); error <= log2(1 + 2^-8) + 2^-13.
 
@@ -188,6 +189,46 @@ def axis_terms_fixed(fv: FixedView, rows: np.ndarray, tx: int, ty: int):
     return a_i, b_i, c_j, dy
 
 
+def tile_sums_fixed(fv: FixedView, rows: np.ndarray, w_q: np.ndarray, tx: int, ty: int):
+    """The three order-independent integer sums of every pixel of the full 16x16 tile (tx, ty)
+    over the Gaussians ``rows``: ``(s_w (256,), s_cw (256, 3), s_log (256,))``, pixels row-major
+    within the tile (pixels outside the image included: the hardware evaluates them too)."""
+    rows = np.asarray(rows, np.int64)
+    if len(rows) == 0:
+        return np.zeros(TILE * TILE, np.int64), np.zeros((TILE * TILE, 3), np.int64), \
+            np.zeros(TILE * TILE, np.int64)
+    a_i, b_i, c_j, dy = axis_terms_fixed(fv, rows, tx, ty)
+    power = (a_i[:, None, :] + c_j[:, :, None]
+             + rshift_round(b_i[:, None, :] * dy[:, :, None], MEAN_FRAC))
+    power = sat(power, POWER_MIN, 0).reshape(len(rows), TILE * TILE)
+    v = visibility_fixed(fv.opacity[rows, None], power)
+    w = np.minimum(np.asarray(w_q, np.int64)[rows, None], ONE16)   # weights above 1.0 count as 1.0
+    vw = rshift_round(v * w, 16)
+    s_log = np.where(v > 0, neg_log2_one_minus(v), 0).sum(axis=0)
+    return vw.sum(axis=0), vw.T @ fv.colour[rows], s_log
+
+
+def visibility_fixed(opacity_q, power_q):
+    """v = min(0.999, opacity exp(power)) in Q.16, 0 below 1/255 (255 v < 1)."""
+    v = np.minimum(V_MAX_Q, rshift_round(np.asarray(opacity_q, np.int64) * exp_fixed(power_q), 16))
+    return np.where(255 * v < ONE16, 0, v)
+
+
+def blend_fixed(s_w, s_cw, s_log, blend_mode: str = "coverage", background_q=(0, 0, 0)):
+    """Pixels (P, 3), Q.12, from the sums of :func:`tile_sums_fixed`: the normalised colour
+    round(s_cw / s_w) (0 where s_w = 0) and, for ``coverage``, the blend with the background by
+    T = 2^(-s_log)."""
+    if blend_mode not in BLENDS:
+        raise ValueError(f"blend '{blend_mode}' is not known; allowed: {', '.join(BLENDS)}")
+    s_w = np.asarray(s_w, np.int64)
+    safe = np.maximum(s_w, 1)[:, None]
+    colour = np.where(s_w[:, None] > 0, (2 * np.asarray(s_cw, np.int64) + safe) // (2 * safe), 0)
+    if blend_mode == "coverage":
+        t_q = exp2_neg(s_log)[:, None]
+        colour = rshift_round(colour * (ONE16 - t_q) + t_q * np.asarray(background_q)[None, :], 16)
+    return sat(colour, 0, ONE16 - 1)
+
+
 def render_fixed(bins: TileBins, fv: FixedView, w_q: np.ndarray, blend_mode: str = "coverage",
                  background_q=(0, 0, 0)) -> np.ndarray:
     """The order-independent image as integers (H, W, 3), Q.12 per channel. ``bins`` supplies
@@ -205,25 +246,11 @@ def render_fixed(bins: TileBins, fv: FixedView, w_q: np.ndarray, blend_mode: str
         if len(rows) == 0:
             continue
         ty, tx = divmod(t, bins.proj.tiles_x)
-        a_i, b_i, c_j, dy = axis_terms_fixed(fv, rows, tx, ty)
-        power = (a_i[:, None, :] + c_j[:, :, None]
-                 + rshift_round(b_i[:, None, :] * dy[:, :, None], MEAN_FRAC))
-        power = sat(power, POWER_MIN, 0).reshape(len(rows), TILE * TILE)
-        _, _, flat = bins.pixel_centres(t)
         keep = _in_image(tx, ty, cam.width, cam.height)
-        power = power[:, keep]
-        v = np.minimum(V_MAX_Q, rshift_round(fv.opacity[rows, None] * exp_fixed(power), 16))
-        v = np.where(255 * v < ONE16, 0, v)
-        vw = rshift_round(v * w_q[rows, None], 16)
-        s_w[flat] = vw.sum(axis=0)
-        s_cw[flat] = vw.T @ fv.colour[rows]
-        s_log[flat] = np.where(v > 0, neg_log2_one_minus(v), 0).sum(axis=0)
-    safe = np.maximum(s_w, 1)[:, None]
-    colour = np.where(s_w[:, None] > 0, (2 * s_cw + safe) // (2 * safe), 0)  # round half up
-    if blend_mode == "coverage":
-        t_q = exp2_neg(s_log)[:, None]
-        colour = rshift_round(colour * (ONE16 - t_q) + t_q * np.asarray(background_q)[None, :], 16)
-    return sat(colour, 0, ONE16 - 1).reshape(cam.height, cam.width, 3)
+        _, _, flat = bins.pixel_centres(t)
+        tw, tcw, tlog = tile_sums_fixed(fv, rows, w_q, tx, ty)
+        s_w[flat], s_cw[flat], s_log[flat] = tw[keep], tcw[keep], tlog[keep]
+    return blend_fixed(s_w, s_cw, s_log, blend_mode, background_q).reshape(cam.height, cam.width, 3)
 
 
 def _in_image(tx, ty, width, height) -> np.ndarray:

@@ -1,0 +1,79 @@
+"""Generator of the ``gaussian`` family: 3D Gaussian Splatting tile rasterisers with
+axis-oriented evaluation and order-independent ("neural sorting") blending.
+
+The host projects and bins the Gaussians (:mod:`accelsmith.models.gaussian`); the rasteriser
+takes, per 16x16 tile, a tile beat and the tile's Gaussian records in the integer formats of
+:mod:`accelsmith.models.gaussian.fixed` (order irrelevant) and returns the tile's 256 pixels,
+bit-exact with :func:`~accelsmith.models.gaussian.fixed.render_fixed`. See docs/gaussian.md.
+"""
+
+from __future__ import annotations
+
+from accelsmith.config import Config, FamilySchema, Param
+from accelsmith.hdl.gaussian import PixelNormaliser, PairEvaluator, TileRasteriser
+from accelsmith.models.gaussian import oit, records
+from accelsmith.models.gaussian.hardware import RasteriserTiming
+from . import Design, ports_of
+
+BLENDS = {
+    "coverage": "normalised colour times the coverage 1 - prod(1 - v), plus the background "
+                "times prod(1 - v) (weighted-blended OIT)",
+    "authors": "the seed paper's normalised blend sum(c v w) / sum(v w), no background",
+}
+assert set(BLENDS) == set(oit.BLENDS)
+
+SCHEMA = FamilySchema("gaussian", "3DGS tile rasterisers: order-independent blending of a 16x16 "
+                      "tile's Gaussians, axis-oriented exponent evaluation.", (
+    Param("lanes", int, "Pixel-Gaussian pairs evaluated per cycle: a square block of the 16x16 "
+          "tile (16: 4x4, one entry in 16 cycles; 64: 8x8 in 4; 256: the whole tile in one).",
+          default=16, choices=(16, 64, 256)),
+    Param("blend", str, "Blend: " + "; ".join(f"`{k}` {v}" for k, v in BLENDS.items()) + ".",
+          default="coverage", choices=tuple(BLENDS)),
+    Param("name", str, "Verilog module name of the top level.", default=None,
+          pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
+))
+
+
+def _stream(fields, direction, doc):
+    return {"direction": direction, "payload_bits": records.width(fields), "doc": doc,
+            "fields": [{"name": n, "bits": b, "signed": s} for n, b, s in fields]}
+
+
+def build(config: Config) -> Design:
+    """Elaborate the rasteriser a validated config describes."""
+    c = config.values
+    core = TileRasteriser(c["lanes"], c["blend"])
+    timing = RasteriserTiming(c["lanes"])
+    top = c["name"] or f"gaussian_raster_{c['lanes']}lanes_{c['blend']}"
+    manifest = {
+        "family": "gaussian",
+        "top": top,
+        "core": type(core).__name__,
+        "core_doc": " ".join(type(core).__doc__.split()),
+        "ports": ports_of(core),
+        "streams": {
+            "tiles": _stream(records.TILE_FIELDS, "in", "one beat per tile: its position, the "
+                             "number of records that follow, the background (Q.12)"),
+            "records": _stream(records.RECORD_FIELDS, "in", "the tile's Gaussians in any order "
+                               "(formats of accelsmith.models.gaussian.fixed)"),
+            "pixels": _stream(records.PIXEL_FIELDS, "out", "256 pixels per tile, raster order "
+                              "within the tile, Q.12 per channel"),
+        },
+        "geometry": {"lanes": c["lanes"], "block": int(round(c["lanes"] ** 0.5)),
+                     "cycles_per_entry": timing.cycles_per_entry, "blend": c["blend"],
+                     "tile": 16},
+        "performance": {
+            "pairs_per_cycle": c["lanes"],
+            "pair_latency": PairEvaluator.LATENCY,
+            "normaliser_latency": PixelNormaliser.LATENCY,
+            "tile_cycles": f"{timing.cycles_per_entry} * entries + {timing.tile_overhead} "
+                           "(take, lane flush, 256-cycle read-out), tiles back to back; exact: "
+                           "accelsmith.models.gaussian.hardware.RasteriserTiming",
+            "throughput": "one entry per cycles_per_entry cycles; one pixel per cycle out",
+        },
+        "errors": "none: every field value is a valid input, with the model's meaning (offsets "
+                  "beyond 4096 pixels saturate, weights above 1.0 count as 1.0); a tile holds at "
+                  "most 65,535 records, so no per-pixel sum can overflow",
+        "config": config.as_dict(),
+    }
+    return Design(top, core, manifest)

@@ -1,0 +1,526 @@
+"""The ``gaussian`` family's hardware: a 16x16-tile rasteriser with axis-oriented evaluation and
+order-independent blending, bit-exact with :mod:`accelsmith.models.gaussian.fixed`.
+
+Dataflow (each box a pipelined unit; beats as in :mod:`accelsmith.models.gaussian.records`)::
+
+    tiles, records --> AxisSetup --(entry terms, two banks)--> lanes x PairEvaluator
+                                                                   |  (sums per pixel, RMW)
+                      pixels <-- PixelNormaliser <-- drain --------+  accumulator memories
+
+* :class:`AxisSetup` computes a tile entry's axis terms once: A_i, B_i (i = 0..15 along the
+  columns) and C_j, dy_j (along the rows), ``16 / cycles_per_entry`` indices per cycle.
+* ``lanes`` :class:`PairEvaluator` lanes take a ``sqrt(lanes)``-square block of pixels per cycle;
+  each lane picks its column's A_i, B_i and its row's C_j, dy_j, so a pixel-Gaussian pair costs
+  one multiply (B_i dy_j) and two adds for the exponent.
+* The per-pixel sums live in one memory per lane, read-modified-written in one cycle.
+* After a tile's last entry, :class:`PixelNormaliser` reads the 256 sums out in raster order
+  (clearing them), divides, blends and streams the pixels.
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accelsmith.models.gaussian import fixed, hardware
+from accelsmith.models.gaussian.records import PIXEL_FIELDS, RECORD_FIELDS, TILE_FIELDS
+
+__all__ = ["TILE_LAYOUT", "RECORD_LAYOUT", "PIXEL_LAYOUT", "Exp2Table", "NegLog2Table",
+           "AxisSetup", "PairEvaluator", "PixelNormaliser", "TileRasteriser"]
+
+TILE = fixed.TILE
+D_BITS = 22            # dx, dy: saturated to +-2^20 (Q.8)
+QUAD_BITS = 40         # A, C: -(a dx^2) / 2 in Q.12, a < 2^26 and dx^2 < 2^41 before the shift
+B_BITS = 30            # B = -b dx in Q.12: |b| < 2^26, |dx| <= 2^20, shifted by 20
+SUM_BITS = {"s_w": 32, "s_cw": 48, "s_log": 32}
+DIVIDER_BITS = 14      # the normalised colour is a weighted mean of 14-bit colours
+
+
+def _layout(fields):
+    return data.StructLayout({n: signed(b) if s else unsigned(b) for n, b, s in fields})
+
+
+TILE_LAYOUT = _layout(TILE_FIELDS)
+RECORD_LAYOUT = _layout(RECORD_FIELDS)
+PIXEL_LAYOUT = _layout(PIXEL_FIELDS)
+SUMS_LAYOUT = data.StructLayout({"s_w": SUM_BITS["s_w"],
+                                 "s_cw": data.ArrayLayout(SUM_BITS["s_cw"], 3),
+                                 "s_log": SUM_BITS["s_log"]})
+TERMS_LAYOUT = data.StructLayout({
+    "a": data.ArrayLayout(signed(QUAD_BITS), TILE), "b": data.ArrayLayout(signed(B_BITS), TILE),
+    "c": data.ArrayLayout(signed(QUAD_BITS), TILE), "dy": data.ArrayLayout(signed(D_BITS), TILE),
+    "opacity": 16, "weight": 17, "colour": data.ArrayLayout(14, 3),
+    "has_entry": 1, "last": 1, "bg": data.ArrayLayout(16, 3)})
+
+
+def _rshift_round(x, s):
+    return (x + (1 << (s - 1))) >> s
+
+
+def _clamp(x, lo, hi):
+    return Mux(x < lo, lo, Mux(x > hi, hi, x))
+
+
+class Exp2Table(wiring.Component):
+    """2^(-y) for y >= 0 in Q.12, Q.16 out (:func:`~accelsmith.models.gaussian.fixed.exp2_neg`):
+    the 257-entry table of 2^(-k/256) at the rounded fraction, shifted by the integer part; 0
+    beyond a shift of 16. Combinational (a ROM read and a shifter)."""
+
+    def __init__(self, y_bits: int):
+        super().__init__({"y": In(y_bits), "result": Out(17)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rom = rom = memory.Memory(shape=17, depth=len(fixed.EXP_TABLE),
+                                               init=[int(x) for x in fixed.EXP_TABLE])
+        port = rom.read_port(domain="comb")
+        frac = fixed.POWER_FRAC
+        n = self.y >> frac
+        m.d.comb += port.addr.eq(_rshift_round(self.y[:frac], frac - 8))
+        m.d.comb += self.result.eq(Mux(n > 16, 0, port.data >> n[:5]))
+        return m
+
+
+class NegLog2Table(wiring.Component):
+    """-log2(1 - v) for v in Q.16, Q.12 out
+    (:func:`~accelsmith.models.gaussian.fixed.neg_log2_one_minus`): the leading one of u = 1 - v
+    gives the integer part, the next 8 bits index a 256-entry table. Combinational."""
+
+    def __init__(self):
+        super().__init__({"v": In(16), "result": Out(17)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rom = rom = memory.Memory(shape=fixed.LOG_FRAC + 1, depth=len(fixed.LOG_TABLE),
+                                               init=[int(x) for x in fixed.LOG_TABLE])
+        port = rom.read_port(domain="comb")
+        u = Signal(17)
+        lz = Signal(range(17))     # 16 - position of u's leading one
+        m.d.comb += u.eq(fixed.ONE16 - self.v)
+        for bit in range(17):      # lowest first, so the highest set bit wins
+            with m.If(u[bit]):
+                m.d.comb += lz.eq(16 - bit)
+        normal = Signal(17)
+        m.d.comb += [normal.eq(u << lz), port.addr.eq(normal[8:16]),
+                     self.result.eq((lz << fixed.LOG_FRAC) - port.data)]
+        return m
+
+
+class AxisSetup(wiring.Component):
+    """Per tile entry, the axis terms of :func:`~accelsmith.models.gaussian.fixed.axis_terms_fixed`.
+
+    Takes a tile beat, then its ``count`` record beats; for every record it computes the 16
+    column terms A_i, B_i and the 16 row terms C_j, dy_j, ``16 / cycles_per_entry`` indices per
+    cycle (each index five multiplies: dx^2, a dx^2, b dx, dy^2, c dy^2), and offers them with the
+    record's opacity, weight and colour as one ``terms`` beat. An empty tile gives one beat with
+    ``has_entry`` low; the tile's final beat has ``last`` high and carries its background.
+
+    Timing: two-stage arithmetic pipeline and two term banks (collecting, offered), so with
+    ``terms`` accepted as offered it takes one record per ``cycles_per_entry`` cycles; a record's
+    terms are offered ``cycles_per_entry + 2`` cycles after it is accepted. Backpressure on
+    ``terms`` stalls the pipeline (nothing is lost).
+    """
+
+    def __init__(self, cycles_per_entry: int):
+        assert TILE % cycles_per_entry == 0
+        self.groups = cycles_per_entry
+        self.per_group = TILE // cycles_per_entry
+        super().__init__({"tiles": In(stream.Signature(TILE_LAYOUT)),
+                          "records": In(stream.Signature(RECORD_LAYOUT)),
+                          "terms": Out(stream.Signature(TERMS_LAYOUT)),
+                          "busy": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        G, U = self.groups, self.per_group
+        tile = Signal(TILE_LAYOUT)
+        rec = Signal(RECORD_LAYOUT)
+        left = Signal(16)             # records of the tile still to come
+        group = Signal(range(max(G, 2)))
+        collect = Signal(TERMS_LAYOUT)
+        collect_full = Signal()
+        offer = Signal(TERMS_LAYOUT)
+        transfer = Signal()
+        m.d.comb += [self.terms.payload.eq(offer),
+                     transfer.eq(collect_full & (~self.terms.valid | self.terms.ready))]
+        en = Signal()                 # the arithmetic pipeline advances
+        m.d.comb += en.eq(~collect_full | transfer)
+        with m.If(self.terms.valid & self.terms.ready):
+            m.d.sync += self.terms.valid.eq(0)
+        with m.If(transfer):
+            m.d.sync += [offer.eq(collect), self.terms.valid.eq(1)]
+
+        # Issue: one group of U indices per cycle for the held record (the next record is taken
+        # with the last group, so records follow back to back); flags travel alongside.
+        issue = Signal()              # a group (or an empty tile's token) enters the pipeline
+        issue_entry = Signal()
+        issue_last = Signal()
+        issue_group = Signal.like(group)
+        holding = Signal()            # rec is a record whose groups are being issued
+        with m.FSM(name="setup") as fsm:
+            with m.State("TILE"):
+                m.d.comb += self.tiles.ready.eq(en)
+                with m.If(self.tiles.valid & en):
+                    m.d.sync += [tile.eq(self.tiles.payload), left.eq(self.tiles.payload.count)]
+                    m.next = "RECORD"
+                    with m.If(self.tiles.payload.count == 0):
+                        m.next = "EMPTY"
+            with m.State("EMPTY"):
+                with m.If(en):
+                    m.d.comb += [issue.eq(1), issue_last.eq(1)]
+                    m.next = "TILE"
+            with m.State("RECORD"):
+                with m.If(holding & en):
+                    m.d.comb += [issue.eq(1), issue_entry.eq(1), issue_group.eq(group),
+                                 issue_last.eq((left == 0) & (group == G - 1))]
+                    m.d.sync += group.eq(group + 1)
+                    with m.If(group == G - 1):
+                        m.d.sync += holding.eq(0)
+                        with m.If(left == 0):
+                            m.next = "TILE"
+                m.d.comb += self.records.ready.eq(en & (left != 0) & (~holding | (group == G - 1)))
+                with m.If(self.records.valid & self.records.ready):
+                    m.d.sync += [rec.eq(self.records.payload), holding.eq(1), group.eq(0),
+                                 left.eq(left - 1)]
+
+        # Stage 1: offsets and the products of the offsets; stage 2: the conic products.
+        tx_q = Signal(signed(26))
+        ty_q = Signal(signed(26))
+        m.d.comb += [tx_q.eq(tile.tx << (4 + fixed.MEAN_FRAC)), ty_q.eq(tile.ty << (4 + fixed.MEAN_FRAC))]
+        s1 = Signal(data.StructLayout({
+            "valid": 1, "entry": 1, "last": 1, "group": range(max(G, 2)),
+            "dx": data.ArrayLayout(signed(D_BITS), U), "dy": data.ArrayLayout(signed(D_BITS), U),
+            "sq_x": data.ArrayLayout(34, U), "sq_y": data.ArrayLayout(34, U),
+            "bdx": data.ArrayLayout(signed(50), U)}))
+        s1_rec = Signal(RECORD_LAYOUT)
+        s1_tile = Signal(TILE_LAYOUT)
+        half = 1 << (fixed.MEAN_FRAC - 1)
+        with m.If(en):
+            m.d.sync += [s1.valid.eq(issue), s1.entry.eq(issue_entry), s1.last.eq(issue_last),
+                         s1.group.eq(issue_group), s1_rec.eq(rec), s1_tile.eq(tile)]
+            for u in range(U):
+                k = Signal(range(TILE), name=f"k{u}")
+                m.d.comb += k.eq(issue_group * U + u)
+                centre = (k << fixed.MEAN_FRAC) + half
+                for axis, mean, base in (("x", rec.mean_x, tx_q), ("y", rec.mean_y, ty_q)):
+                    d = Signal(signed(D_BITS), name=f"d{axis}{u}")
+                    m.d.comb += d.eq(_clamp(mean - base - centre, -fixed.DX_LIMIT, fixed.DX_LIMIT))
+                    m.d.sync += [s1[f"d{axis}"][u].eq(d),
+                                 s1[f"sq_{axis}"][u].eq(_rshift_round(d * d, fixed.MEAN_FRAC))]
+                    if axis == "x":
+                        m.d.sync += s1.bdx[u].eq(rec.conic_b * d)
+        shift = fixed.CONIC_FRAC + fixed.MEAN_FRAC - fixed.POWER_FRAC
+        m.d.comb += self.busy.eq(~fsm.ongoing("TILE") | s1.valid | collect_full | self.terms.valid)
+        with m.If(en & s1.valid):
+            for u in range(U):
+                with m.Switch(s1.group):
+                    for g in range(G):
+                        with m.Case(g):
+                            k = g * U + u
+                            m.d.sync += [
+                                collect.a[k].eq(-_rshift_round(s1_rec.conic_a * s1.sq_x[u], shift + 1)),
+                                collect.c[k].eq(-_rshift_round(s1_rec.conic_c * s1.sq_y[u], shift + 1)),
+                                collect.b[k].eq(-_rshift_round(s1.bdx[u], shift)),
+                                collect.dy[k].eq(s1.dy[u])]
+            with m.If(~s1.entry | (s1.group == G - 1)):
+                m.d.sync += [collect.opacity.eq(s1_rec.opacity), collect.weight.eq(s1_rec.weight),
+                             collect.colour[0].eq(s1_rec.colour_r),
+                             collect.colour[1].eq(s1_rec.colour_g),
+                             collect.colour[2].eq(s1_rec.colour_b),
+                             collect.has_entry.eq(s1.entry), collect.last.eq(s1.last),
+                             collect.bg[0].eq(s1_tile.bg_r), collect.bg[1].eq(s1_tile.bg_g),
+                             collect.bg[2].eq(s1_tile.bg_b),
+                             collect_full.eq(1)]
+            with m.Elif(transfer):
+                m.d.sync += collect_full.eq(0)
+        with m.Elif(transfer):
+            m.d.sync += collect_full.eq(0)
+        return m
+
+
+class PairEvaluator(wiring.Component):
+    """One pixel lane: from a pair's axis terms to its three summands.
+
+    In: A_i, B_i, C_j, dy_j and the Gaussian's opacity, weight and colour, with ``valid``.
+    Out, ``LATENCY`` cycles later: vw = v w (Q.16), vw * colour (Q.28 per channel) and
+    -log2(1 - v) (Q.12, 0 where v = 0), where power = sat(A + C + round(B dy / 2^8), -16, 0),
+    v = min(0.999, opacity exp(power)), 0 below 1/255, and w clamped to 1.0. One pair per cycle,
+    no stalls.
+    """
+
+    LATENCY = hardware.PAIR_LATENCY
+
+    def __init__(self):
+        super().__init__({
+            "valid": In(1), "a": In(signed(QUAD_BITS)), "b": In(signed(B_BITS)),
+            "c": In(signed(QUAD_BITS)), "dy": In(signed(D_BITS)), "opacity": In(16),
+            "weight": In(17), "colour": In(data.ArrayLayout(14, 3)),
+            "out_valid": Out(1), "vw": Out(17), "cw": Out(data.ArrayLayout(31, 3)),
+            "nlog": Out(17)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.exp = exp = Exp2Table(17)
+        m.submodules.log = log = NegLog2Table()
+        stages = []
+
+        def stage(**fields):
+            """Register ``fields`` (and the Gaussian's opacity, weight, colour) one cycle on."""
+            prev = stages[-1] if stages else {"valid": self.valid, "opacity": self.opacity,
+                                              "weight": self.weight, "colour": self.colour}
+            regs = {}
+            for name, value in {**{k: prev[k] for k in ("valid", "opacity", "weight", "colour")},
+                                **fields}.items():
+                reg = Signal(value.shape(), name=f"s{len(stages) + 1}_{name}")   # layouts kept
+                m.d.sync += reg.eq(value)
+                regs[name] = reg
+            stages.append(regs)
+            return regs
+
+        s1 = stage(prod=self.b * self.dy, ac=self.a + self.c)
+        power = _clamp(s1["ac"] + _rshift_round(s1["prod"], fixed.MEAN_FRAC), fixed.POWER_MIN, 0)
+        s2 = stage(neg_power=(-power)[:17])
+        s3 = stage(y=_rshift_round(s2["neg_power"] * fixed.LOG2E_Q15, 15)[:17])
+        m.d.comb += exp.y.eq(s3["y"])
+        s4 = stage(e=exp.result)
+        v_raw = _rshift_round(s4["opacity"] * s4["e"], 16)
+        v = Mux(v_raw > fixed.V_MAX_Q, fixed.V_MAX_Q, v_raw)
+        s5 = stage(v=Mux(255 * v < fixed.ONE16, 0, v)[:16])
+        m.d.comb += log.v.eq(s5["v"])
+        weight = Mux(s5["weight"] > fixed.ONE16, fixed.ONE16, s5["weight"])
+        s6 = stage(vw=_rshift_round(s5["v"] * weight, 16)[:17],
+                   nlog=Mux(s5["v"] == 0, 0, log.result))
+        s7 = stage(**{f"cw{c}": s6["vw"] * s6["colour"][c] for c in range(3)}, vw=s6["vw"],
+                   nlog=s6["nlog"])
+        assert len(stages) == self.LATENCY
+        m.d.comb += [self.out_valid.eq(s7["valid"]), self.vw.eq(s7["vw"]), self.nlog.eq(s7["nlog"])]
+        m.d.comb += [self.cw[c].eq(s7[f"cw{c}"]) for c in range(3)]
+        return m
+
+
+class PixelNormaliser(wiring.Component):
+    """A pixel from its three sums: colour = round(s_cw / s_w) per channel (0 where s_w = 0) by a
+    pipelined restoring divider of 14 quotient bits, then for ``coverage`` the blend
+    colour (1 - T) + T background with T = 2^(-s_log), rounded and saturated
+    (:func:`~accelsmith.models.gaussian.fixed.blend_fixed`).
+
+    ``sums`` is accepted whenever ``pixels`` can move on; ``LATENCY`` stages in between, one pixel
+    per cycle, backpressure on ``pixels`` stalls every stage."""
+
+    LATENCY = hardware.NORMALISER_LATENCY
+
+    def __init__(self, blend: str):
+        self.blend = blend
+        super().__init__({"sums": In(stream.Signature(data.StructLayout({
+                              "sums": SUMS_LAYOUT, "bg": data.ArrayLayout(16, 3)}))),
+                          "pixels": Out(stream.Signature(PIXEL_LAYOUT))})
+
+    def elaborate(self, platform):
+        m = Module()
+        assert self.LATENCY == DIVIDER_BITS + 2    # first stage, one per quotient bit, output
+        m.submodules.exp = exp = Exp2Table(SUM_BITS["s_log"])
+        adv = Signal()
+        m.d.comb += [adv.eq(~self.pixels.valid | self.pixels.ready), self.sums.ready.eq(adv)]
+        num_bits = SUM_BITS["s_cw"] + 2
+        lay = data.StructLayout({"valid": 1, "zero": 1, "t": 17, "bg": data.ArrayLayout(16, 3),
+                                 "den": SUM_BITS["s_w"] + 1,
+                                 "rem": data.ArrayLayout(num_bits, 3),
+                                 "q": data.ArrayLayout(DIVIDER_BITS, 3)})
+        first = Signal(lay)
+        s = self.sums.payload.sums
+        m.d.comb += exp.y.eq(s.s_log)
+        with m.If(adv):
+            m.d.sync += [first.valid.eq(self.sums.valid), first.zero.eq(s.s_w == 0),
+                         first.t.eq(exp.result), first.bg.eq(self.sums.payload.bg),
+                         first.den.eq(s.s_w << 1), first.q.eq(0)]
+            m.d.sync += [first.rem[c].eq((s.s_cw[c] << 1) + s.s_w) for c in range(3)]
+        prev = first
+        for k in reversed(range(DIVIDER_BITS)):
+            nxt = Signal(lay, name=f"div{k}")
+            with m.If(adv):
+                m.d.sync += nxt.eq(prev)
+                for c in range(3):
+                    trial = prev.rem[c] - (prev.den << k)
+                    with m.If(~trial[-1]):
+                        m.d.sync += [nxt.rem[c].eq(trial), nxt.q[c].eq(prev.q[c] | (1 << k))]
+            prev = nxt
+        out = self.pixels.payload
+        with m.If(adv):
+            m.d.sync += self.pixels.valid.eq(prev.valid)
+            for c, name in enumerate(("r", "g", "b")):
+                colour = Mux(prev.zero, 0, prev.q[c])
+                if self.blend == "coverage":
+                    mixed = _rshift_round(colour * (fixed.ONE16 - prev.t) + prev.t * prev.bg[c], 16)
+                    value = Mux(mixed > fixed.ONE16 - 1, fixed.ONE16 - 1, mixed)
+                else:
+                    value = colour
+                m.d.sync += out[name].eq(value)
+        return m
+
+
+class TileRasteriser(wiring.Component):
+    """The rasteriser of one 16x16 tile at a time, bit-exact with
+    :func:`~accelsmith.models.gaussian.fixed.tile_sums_fixed` and
+    :func:`~accelsmith.models.gaussian.fixed.blend_fixed`.
+
+    Streams: ``tiles`` (a tile beat), ``records`` (the tile's ``count`` Gaussians, any order),
+    ``pixels`` (its 256 pixels in raster order within the tile, out-of-image pixels included).
+    ``cycles`` counts the cycles in which any tile is in progress.
+
+    Timing: ``lanes`` pixel-Gaussian pairs per cycle, so an entry takes ``256 / lanes`` cycles;
+    after a tile's last entry the lane pipeline empties (``PairEvaluator.LATENCY + 2`` cycles),
+    then the 256 sums are read out, one per cycle (backpressure on ``pixels`` slows the read-out),
+    and the next tile's entries start as soon as the read-out is done; the pixels leave
+    ``PixelNormaliser.LATENCY + 1`` cycles after their read. The set-up of the next entries
+    overlaps all of this; :class:`accelsmith.models.gaussian.hardware.RasteriserTiming` is the
+    exact count.
+    """
+
+    def __init__(self, lanes: int = 16, blend: str = "coverage"):
+        side = int(round(lanes ** 0.5))
+        if side * side != lanes or TILE % side:
+            raise ValueError(f"lanes = {lanes}: must be 16, 64 or 256 (a square block dividing "
+                             "the 16x16 tile)")
+        self.lanes, self.side, self.blend = lanes, side, blend
+        self.blocks_per_row = TILE // side
+        self.cycles_per_entry = self.blocks_per_row ** 2
+        super().__init__({"tiles": In(stream.Signature(TILE_LAYOUT)),
+                          "records": In(stream.Signature(RECORD_LAYOUT)),
+                          "pixels": Out(stream.Signature(PIXEL_LAYOUT)),
+                          "cycles": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        q, nb, E = self.side, self.blocks_per_row, self.cycles_per_entry
+        m.submodules.setup = setup = AxisSetup(E)
+        m.submodules.norm = norm = PixelNormaliser(self.blend)
+        wiring.connect(m, wiring.flipped(self.tiles), setup.tiles)
+        wiring.connect(m, wiring.flipped(self.records), setup.records)
+        wiring.connect(m, norm.pixels, wiring.flipped(self.pixels))
+
+        cur = Signal(TERMS_LAYOUT)
+        block = Signal(range(max(E, 2)))
+        issue = Signal()
+        flush = Signal(range(PairEvaluator.LATENCY + 3))
+        pixel = Signal(8)
+        bg = Signal(data.ArrayLayout(16, 3))
+        take = Signal()
+        m.d.comb += setup.terms.ready.eq(take)
+        with m.If(take):
+            m.d.sync += cur.eq(setup.terms.payload)
+
+        def start_entry():
+            with m.If(setup.terms.payload.has_entry):
+                m.d.sync += block.eq(0)
+                m.next = "RUN"
+            with m.Else():
+                m.d.sync += [flush.eq(0), bg.eq(setup.terms.payload.bg)]
+                m.next = "FLUSH"
+
+        with m.FSM(name="eval") as eval_fsm:
+            with m.State("IDLE"):
+                m.d.comb += take.eq(setup.terms.valid)
+                with m.If(setup.terms.valid):
+                    start_entry()
+            with m.State("RUN"):
+                m.d.comb += issue.eq(1)
+                m.d.sync += block.eq(block + 1)
+                with m.If(block == E - 1):
+                    with m.If(cur.last):
+                        m.d.sync += [flush.eq(0), bg.eq(cur.bg)]
+                        m.next = "FLUSH"
+                    with m.Else():
+                        m.d.comb += take.eq(setup.terms.valid)
+                        with m.If(setup.terms.valid):
+                            start_entry()
+                        with m.Else():
+                            m.next = "IDLE"
+            with m.State("FLUSH"):
+                # The last issued block is written PairEvaluator.LATENCY + 1 cycles after its
+                # issue; the first read may be in the cycle after that.
+                m.d.sync += flush.eq(flush + 1)
+                with m.If(flush == PairEvaluator.LATENCY):
+                    m.d.sync += pixel.eq(0)
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += norm.sums.valid.eq(1)
+                with m.If(norm.sums.ready):
+                    m.d.sync += pixel.eq(pixel + 1)
+                    with m.If(pixel == TILE * TILE - 1):
+                        m.next = "IDLE"
+
+        # Issue register: the block's position, shared by every lane.
+        i_valid = Signal()
+        i_slot = Signal(range(max(E, 2)))
+        m.d.sync += [i_valid.eq(issue), i_slot.eq(block)]
+        br, bc = block // nb if nb > 1 else C(0), block % nb if nb > 1 else C(0)
+        lanes = []
+        for r in range(q):
+            for c in range(q):
+                lane = PairEvaluator()
+                m.submodules[f"lane_{r}_{c}"] = lane
+                regs = {}
+                for name, terms, index in (("a", cur.a, lambda b: b * q + c),
+                                           ("b", cur.b, lambda b: b * q + c),
+                                           ("c", cur.c, lambda b: b * q + r),
+                                           ("dy", cur.dy, lambda b: b * q + r)):
+                    sel = bc if name in ("a", "b") else br
+                    reg = Signal(terms.shape().elem_shape, name=f"l{r}_{c}_{name}")
+                    with m.Switch(sel):
+                        for b in range(nb):
+                            with m.Case(b):
+                                m.d.sync += reg.eq(terms[index(b)])
+                    regs[name] = reg
+                op, w, col = (Signal.like(cur.opacity, name=f"l{r}_{c}_op"),
+                              Signal.like(cur.weight, name=f"l{r}_{c}_w"),
+                              Signal(data.ArrayLayout(14, 3), name=f"l{r}_{c}_col"))
+                m.d.sync += [op.eq(cur.opacity), w.eq(cur.weight), col.eq(cur.colour)]
+                m.d.comb += [lane.valid.eq(i_valid), lane.a.eq(regs["a"]), lane.b.eq(regs["b"]),
+                             lane.c.eq(regs["c"]), lane.dy.eq(regs["dy"]), lane.opacity.eq(op),
+                             lane.weight.eq(w), lane.colour.eq(col)]
+                lanes.append(lane)
+
+        # The slot travels beside the lanes to the accumulate stage.
+        slot = i_slot
+        for n in range(PairEvaluator.LATENCY):
+            nxt = Signal.like(i_slot, name=f"slot{n + 1}")
+            m.d.sync += nxt.eq(slot)
+            slot = nxt
+
+        # Accumulators: one memory per lane; the drain reads pixel (j, i) from lane
+        # (j % q, i % q) at slot (j // q) * nb + i // q and clears it.
+        j, i = pixel[4:8], pixel[0:4]
+        drain_lane = (j % q) * q + (i % q) if q < TILE else pixel
+        drain_slot = (j // q) * nb + (i // q) if q < TILE else C(0)
+        draining = Signal()
+        m.d.comb += draining.eq(norm.sums.valid & norm.sums.ready)
+        read_data = []
+        for n, lane in enumerate(lanes):
+            mem = memory.Memory(shape=SUMS_LAYOUT, depth=max(E, 2), init=[])
+            m.submodules[f"acc{n}"] = mem
+            rd = mem.read_port(domain="comb")
+            wr = mem.write_port()
+            add = Signal(SUMS_LAYOUT, name=f"add{n}")
+            m.d.comb += [
+                rd.addr.eq(Mux(norm.sums.valid, drain_slot, slot)), wr.addr.eq(rd.addr),
+                add.s_w.eq(rd.data.s_w + lane.vw), add.s_log.eq(rd.data.s_log + lane.nlog),
+                *[add.s_cw[c].eq(rd.data.s_cw[c] + lane.cw[c]) for c in range(3)]]
+            with m.If(lane.out_valid):
+                m.d.comb += [wr.en.eq(1), wr.data.eq(add)]
+            with m.Elif(draining & (drain_lane == n)):
+                m.d.comb += [wr.en.eq(1), wr.data.eq(0)]
+            read_data.append(rd.data)
+        with m.Switch(drain_lane):
+            for n, rd in enumerate(read_data):
+                with m.Case(n):
+                    m.d.comb += norm.sums.payload.sums.eq(rd)
+        m.d.comb += norm.sums.payload.bg.eq(bg)
+
+        # Pixels read out but not yet accepted on ``pixels`` (at most the normaliser's depth).
+        in_flight = Signal(range(PixelNormaliser.LATENCY + 2))
+        out = self.pixels.valid & self.pixels.ready
+        m.d.sync += in_flight.eq(in_flight + draining - out)
+        m.d.sync += self.cycles.eq(self.cycles + (setup.busy | ~eval_fsm.ongoing("IDLE")
+                                                  | (in_flight != 0)))
+        return m

@@ -1,0 +1,95 @@
+"""The rasteriser's stream beats as integers: field widths, packing and the range checks.
+
+One definition serves the hardware (``hdl/gaussian.py`` builds its ``StructLayout`` from these
+lists, fields in order from the least significant bit) and the host (testbench and driver pack
+with :func:`pack_fields`). Widths follow :mod:`.fixed`:
+
+* tile beat: tile column ``tx`` and row ``ty`` (11 bits: a Q.8 mean of +-2^23 reaches tile
+  2047), ``count`` entries that follow on the record stream (0 for an empty tile, at most
+  65,535, which also keeps every per-pixel sum inside its register), the background per channel
+  (Q.12, 16 bits);
+* record beat: mean x, y (signed Q.8, 24 bits), conic a, c (unsigned Q.24, 26 bits: at most
+  1/0.3 after the dilation), b (signed Q.24, 27 bits: |b| <= sqrt(a c)), opacity (Q.16, 16 bits),
+  colour per channel (Q.12, 14 bits: [0, 4)), weight w (Q.16, 17 bits: up to 1.0);
+* pixel beat: the three channels (Q.12, 16 bits each).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TILE_FIELDS = (("tx", 11, False), ("ty", 11, False), ("count", 16, False),
+               ("bg_r", 16, False), ("bg_g", 16, False), ("bg_b", 16, False))
+RECORD_FIELDS = (("mean_x", 24, True), ("mean_y", 24, True), ("conic_a", 26, False),
+                 ("conic_b", 27, True), ("conic_c", 26, False), ("opacity", 16, False),
+                 ("colour_r", 14, False), ("colour_g", 14, False), ("colour_b", 14, False),
+                 ("weight", 17, False))
+PIXEL_FIELDS = (("r", 16, False), ("g", 16, False), ("b", 16, False))
+MAX_COUNT = (1 << 16) - 1
+
+
+class RecordRangeError(ValueError):
+    """A value that does not fit its beat field (names the field, the value and the range)."""
+
+
+def field_range(bits: int, signed: bool) -> tuple[int, int]:
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def pack_fields(fields, values: dict, what: str = "beat") -> int:
+    """One beat as an unsigned integer (first field in the least significant bits); refuses a
+    value outside its field's range rather than truncating it."""
+    word, shift = 0, 0
+    for name, bits, signed in fields:
+        value = int(values[name])
+        lo, hi = field_range(bits, signed)
+        if not lo <= value <= hi:
+            raise RecordRangeError(f"{what}: field '{name}' has value {value}, outside its "
+                                   f"{bits}-bit {'signed' if signed else 'unsigned'} range "
+                                   f"[{lo}, {hi}]")
+        word |= (value & ((1 << bits) - 1)) << shift
+        shift += bits
+    return word
+
+
+def unpack_fields(fields, word: int) -> dict:
+    out, shift = {}, 0
+    for name, bits, signed in fields:
+        value = (word >> shift) & ((1 << bits) - 1)
+        if signed and value >> (bits - 1):
+            value -= 1 << bits
+        out[name] = value
+        shift += bits
+    return out
+
+
+def width(fields) -> int:
+    return sum(bits for _, bits, _ in fields)
+
+
+def tile_beat(tx: int, ty: int, count: int, background_q=(0, 0, 0)) -> int:
+    if count > MAX_COUNT:
+        raise RecordRangeError(f"tile ({tx}, {ty}) has {count} entries; a tile holds at most "
+                               f"{MAX_COUNT} (split the tile's list over two passes)")
+    r, g, b = (int(x) for x in background_q)
+    return pack_fields(TILE_FIELDS, {"tx": tx, "ty": ty, "count": count, "bg_r": r, "bg_g": g,
+                                     "bg_b": b}, f"tile ({tx}, {ty})")
+
+
+def record_beats(fv, rows: np.ndarray, w_q: np.ndarray) -> list[int]:
+    """The record beats of projection rows ``rows`` of a :class:`~.fixed.FixedView` with weights
+    ``w_q`` (Q.16)."""
+    out = []
+    for g in np.asarray(rows, np.int64).tolist():
+        values = {"mean_x": fv.mean[g, 0], "mean_y": fv.mean[g, 1], "conic_a": fv.conic[g, 0],
+                  "conic_b": fv.conic[g, 1], "conic_c": fv.conic[g, 2],
+                  "opacity": fv.opacity[g], "colour_r": fv.colour[g, 0],
+                  "colour_g": fv.colour[g, 1], "colour_b": fv.colour[g, 2], "weight": w_q[g]}
+        out.append(pack_fields(RECORD_FIELDS, values, f"Gaussian {g}"))
+    return out
+
+
+def unpack_pixel(word: int) -> tuple[int, int, int]:
+    p = unpack_fields(PIXEL_FIELDS, word)
+    return p["r"], p["g"], p["b"]
+PIXELS_PER_TILE = 256

@@ -1,0 +1,242 @@
+"""cocotb testbench of the ``gaussian`` family's tile rasteriser against
+:mod:`accelsmith.models.gaussian.fixed`, bit for bit.
+
+Tiles, each checked on all 256 pixels: a single Gaussian, an empty tile, tiles of a projected
+synthetic scene (the image-edge tiles included, whose out-of-image pixels the hardware evaluates
+too), the heaviest tiles of the garden scene (when ``../shared/data/test_garden.npz`` is there),
+records at the extremes of every field (saturating dx, the largest conics, opacity, colours and
+weights, zero conics), a tile sent twice with its records shuffled, and random tiles. First
+without stalls, where the ``cycles`` counter must equal
+:meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.run_cycles` exactly, then with
+random valid/ready stalls on all three streams.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from accelsmith.models.gaussian import fixed, records
+from accelsmith.models.gaussian.hardware import RasteriserTiming
+
+from .streams import CycleLoop, MismatchError, StreamSink, StreamSource
+from .tiles import Progress
+
+GARDEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "test_garden.npz"
+
+
+@dataclass
+class TileCase:
+    name: str
+    tile_word: int
+    record_words: list[int]
+    expected: np.ndarray        # (256, 3) pixels, Q.12
+
+    @property
+    def count(self) -> int:
+        return len(self.record_words)
+
+
+def make_case(name, fv, rows, w_q, tx, ty, blend, bg=(0, 0, 0)) -> TileCase:
+    sums = fixed.tile_sums_fixed(fv, rows, w_q, tx, ty)
+    expected = fixed.blend_fixed(*sums, blend, np.asarray(bg))
+    return TileCase(name, records.tile_beat(tx, ty, len(rows), bg),
+                    records.record_beats(fv, rows, w_q), expected)
+
+
+def random_view(n: int, rng, tx: int, ty: int, extreme: bool = False):
+    """``n`` Gaussians around tile (tx, ty) as a FixedView, and their weights: covariances from
+    random scales and angles, the model's dilation, quantised like :func:`fixed.quantise_view`.
+    ``extreme``: every field drawn from its ends and from its whole range instead."""
+    if extreme:
+        def pick(bits, signed, size):
+            lo, hi = records.field_range(bits, signed)
+            ends = np.array([lo, hi, 0, lo + 1, hi - 1])
+            return np.where(rng.random(size) < 0.5, rng.choice(ends, size),
+                            rng.integers(lo, hi + 1, size))
+        mean = np.stack([pick(24, True, n), pick(24, True, n)], axis=1)
+        near = rng.random(n) < 0.5            # half of them near the tile, with extreme shapes
+        mean[near] = (np.array([tx, ty]) * 16 + rng.integers(-8, 24, (near.sum(), 2))) << 8
+        conic = np.stack([pick(26, False, n), pick(27, True, n), pick(26, False, n)], axis=1)
+        conic[rng.random(n) < 0.1] = 0
+        fv = fixed.FixedView(mean, conic, pick(16, False, n),
+                             np.stack([pick(14, False, n) for _ in range(3)], axis=1),
+                             np.zeros((n, 5), np.int64))
+        return fv, rng.choice([0, 1, fixed.ONE16, fixed.ONE16 - 1, 12345, (1 << 17) - 1], n)
+    centre = (np.array([tx, ty]) * 16 + 8)[None, :]
+    mean = centre + rng.normal(0, 10, (n, 2))
+    s = np.exp(rng.uniform(np.log(0.3), np.log(12), (n, 2)))
+    ang = rng.uniform(0, np.pi, n)
+    cos, sin = np.cos(ang), np.sin(ang)
+    cov = np.empty((n, 2, 2))
+    cov[:, 0, 0] = (cos * s[:, 0]) ** 2 + (sin * s[:, 1]) ** 2 + 0.3
+    cov[:, 1, 1] = (sin * s[:, 0]) ** 2 + (cos * s[:, 1]) ** 2 + 0.3
+    cov[:, 0, 1] = cov[:, 1, 0] = cos * sin * (s[:, 0] ** 2 - s[:, 1] ** 2)
+    det = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
+    conic = np.stack([cov[:, 1, 1], -cov[:, 0, 1], cov[:, 0, 0]], axis=1) / det[:, None]
+    q = lambda x, f: np.round(x * (1 << f)).astype(np.int64)  # noqa: E731
+    fv = fixed.FixedView(fixed.sat(q(mean, fixed.MEAN_FRAC), -(1 << 23), (1 << 23) - 1),
+                         q(conic, fixed.CONIC_FRAC),
+                         rng.integers(0, fixed.ONE16, n),
+                         rng.integers(0, 4 << fixed.COLOUR_FRAC, (n, 3)), np.zeros((n, 5), np.int64))
+    return fv, rng.integers(0, fixed.ONE16 + 1, n)
+
+
+def _random_bg(rng):
+    return tuple(int(x) for x in rng.integers(0, fixed.ONE16, 3))
+
+
+def scene_cases(blend, rng) -> list[TileCase]:
+    """Every tile of a projected synthetic scene at 88x60 pixels (edge tiles on both sides)."""
+    from accelsmith.models.gaussian.camera import Camera
+    from accelsmith.models.gaussian.render import bin_tiles, project
+    from accelsmith.models.gaussian.scene import synthetic_scene
+
+    scene = synthetic_scene(300, seed=5, sh_degree=1)
+    cam = Camera.look_at([0.3, -4.0, 0.8], [0, 0, 0], [0, 0, 1], 75, 75, 44, 30, 88, 60)
+    bins = bin_tiles(project(scene, cam))
+    fv = fixed.quantise_view(bins.proj)
+    w_q = rng.integers(0, fixed.ONE16 + 1, len(bins.proj))
+    out = []
+    for t in range(len(bins)):
+        ty, tx = divmod(t, bins.proj.tiles_x)
+        out.append(make_case(f"scene tile ({tx}, {ty})", fv, bins.tile(t), w_q, tx, ty, blend,
+                             _random_bg(rng)))
+    return out
+
+
+def garden_cases(blend, heaviest: int) -> list[TileCase]:
+    """The ``heaviest`` tiles (most entries) of the garden's camera 0, weights 1."""
+    if heaviest <= 0 or not GARDEN.is_file():
+        return []
+    from accelsmith.models.gaussian.pipeline import load_scene
+    from accelsmith.models.gaussian.render import bin_tiles, project
+
+    scene, cams = load_scene(GARDEN)
+    bins = bin_tiles(project(scene, cams[0]))
+    fv = fixed.quantise_view(bins.proj)
+    w_q = np.full(len(bins.proj), fixed.ONE16)
+    order = np.argsort(np.diff(bins.offsets))[::-1][:heaviest]
+    cases = []
+    for t in order.tolist():
+        ty, tx = divmod(t, bins.proj.tiles_x)
+        cases.append(make_case(f"garden tile ({tx}, {ty}), {len(bins.tile(t))} entries", fv,
+                               bins.tile(t), w_q, tx, ty, blend))
+    return cases
+
+
+def corner_cases(blend, rng, garden: int) -> list[TileCase]:
+    cases = []
+    fv, w = random_view(1, rng, 3, 2)
+    fv.mean[0] = (np.array([3, 2]) * 16 + 8) << 8
+    cases.append(make_case("single Gaussian", fv, [0], np.array([fixed.ONE16]), 3, 2, blend))
+    cases.append(make_case("empty tile", fv, [], w, 5, 1, blend, (100, 2000, 65535)))
+    for k in range(4):
+        fv, w = random_view(24, rng, 7, 9, extreme=True)
+        cases.append(make_case(f"extreme fields #{k}", fv, np.arange(24), w, 7, 9, blend,
+                               _random_bg(rng)))
+    fv, w = random_view(40, rng, 2047, 2047)
+    cases.append(make_case("largest tile index", fv, np.arange(40), w, 2047, 2047, blend))
+    fv, w = random_view(30, rng, 4, 4)
+    rows = np.arange(30)
+    cases.append(make_case("tile in order", fv, rows, w, 4, 4, blend))
+    cases.append(make_case("same tile shuffled", fv, rng.permutation(rows), w, 4, 4, blend))
+    cases += scene_cases(blend, rng)
+    cases += garden_cases(blend, garden)
+    return cases
+
+
+def random_case(blend, index: int, rng) -> TileCase:
+    tx, ty = (int(x) for x in rng.integers(0, 64, 2))
+    n = int(rng.choice([0, 1, 2, 3, int(rng.integers(4, 48))]))
+    fv, w = random_view(max(n, 1), rng, tx, ty, extreme=rng.random() < 0.15)
+    return make_case(f"random #{index}", fv, np.arange(n), w, tx, ty, blend, _random_bg(rng))
+
+
+async def run_cases(dut, cases, tiles, recs, sink, timing, exact, log, progress, loop):
+    start = int(dut.cycles.value)
+    for case in cases:
+        tiles.push(case.tile_word)
+        for word in case.record_words:
+            recs.push(word)
+    budget = sum(timing.tile_cycles(c.count) for c in cases) * 40 + 10_000
+    for number, case in enumerate(cases):
+        while len(sink.received) < records.PIXELS_PER_TILE:
+            await RisingEdge(dut.clk)
+            budget -= 1
+            if budget < 0:
+                raise MismatchError(f"{case.name}: timed out with {len(sink.received)} of 256 "
+                                    f"pixels received")
+        got = np.array([records.unpack_pixel(sink.received.popleft())
+                        for _ in range(records.PIXELS_PER_TILE)])
+        bad = np.nonzero((got != case.expected).any(axis=1))[0]
+        if len(bad):
+            p = int(bad[0])
+            raise MismatchError(f"{case.name}: {len(bad)} of 256 pixels differ; first at row "
+                                f"{p // 16}, column {p % 16}: got {tuple(got[p])}, expected "
+                                f"{tuple(case.expected[p])}")
+        progress.job_done(loop.cycle)
+    for _ in range(4):
+        await RisingEdge(dut.clk)
+    if tiles.queue or recs.queue or sink.received:
+        raise MismatchError(f"beats left over: {len(tiles.queue)} tile, {len(recs.queue)} record "
+                            f"beats unconsumed, {len(sink.received)} pixels unexpected")
+    used = int(dut.cycles.value) - start
+    want = timing.run_cycles([c.count for c in cases])
+    if exact and used != want:
+        raise MismatchError(f"{len(cases)} tiles without stalls took {used} busy cycles; the "
+                            f"cycle model says {want}")
+    if used < want:
+        raise MismatchError(f"{len(cases)} tiles took {used} busy cycles, fewer than the "
+                            f"stall-free model's {want}")
+    log.info("%d tiles: %d busy cycles (model %d without stalls)", len(cases), used, want)
+
+
+@cocotb.test()
+async def rasteriser(dut):
+    with open(os.environ["ACCELSMITH_MANIFEST"]) as fh:
+        manifest = json.load(fh)
+    geometry = manifest["geometry"]
+    blend = geometry["blend"]
+    timing = RasteriserTiming(geometry["lanes"])
+    vectors = int(os.environ.get("ACCELSMITH_VECTORS", "200"))
+    seed = int(os.environ.get("ACCELSMITH_SEED", cocotb.RANDOM_SEED))
+    garden = int(os.environ.get("ACCELSMITH_GARDEN_TILES", "2"))
+    rng = np.random.default_rng(seed)
+    prng = random.Random(seed)
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    tiles = StreamSource(dut, "tiles", prng)
+    recs = StreamSource(dut, "records", prng)
+    sink = StreamSink(dut, "pixels", prng)
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    loop = CycleLoop(dut.clk, [tiles, recs, sink])
+    loop.start()
+    await RisingEdge(dut.clk)
+
+    corners = corner_cases(blend, rng, garden)
+    n_quiet = min(vectors, max(8, vectors // 4))
+    quiet = corners + [random_case(blend, i, rng) for i in range(n_quiet)]
+    progress = Progress(os.environ.get("ACCELSMITH_PROGRESS"), len(corners) + vectors)
+    await run_cases(dut, quiet, tiles, recs, sink, timing, True, dut._log, progress, loop)
+    dut._log.info("%d tiles without stalls passed with exact cycle counts", len(quiet))
+    done = 0
+    while done < vectors - n_quiet:
+        batch = min(100, vectors - n_quiet - done)
+        for endpoint in (tiles, recs, sink):
+            endpoint.stall = prng.choice([0.1, 0.3, 0.6, 0.9])
+        cases = [random_case(blend, n_quiet + done + i, rng) for i in range(batch)]
+        await run_cases(dut, cases, tiles, recs, sink, timing, False, dut._log, progress, loop)
+        done += batch
+    dut._log.info("PASS: %d corner tiles, %d random tiles (%d with random stalls), seed %d",
+                  len(corners), n_quiet + done, done, seed)

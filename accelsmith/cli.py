@@ -36,9 +36,12 @@ def _cmd_generate(args) -> int:
             if not ok:
                 return 1
     perf = design.manifest.get("performance", {})
-    if perf:
+    if "macs_per_cycle" in perf:
         print(f"  {perf['macs_per_cycle']} MACs/cycle, pipeline latency {perf['pipeline_latency']} "
               f"cycles, job cycles = {perf['job_cycles']}")
+    elif "pairs_per_cycle" in perf:
+        print(f"  {perf['pairs_per_cycle']} pixel-Gaussian pairs/cycle, tile cycles = "
+              f"{perf['tile_cycles']}")
     return 0
 
 

@@ -30,6 +30,12 @@ def build_soc(design: Design, uart_baud: int | None = None) -> Design:
     ``uart_baud``, its bridge sits behind a UART PHY at that baud rate (``rx`` / ``tx`` pins)."""
     manifest = design.manifest
     c = manifest["config"]
+    if manifest["family"] == "gaussian":
+        from accelsmith.config import ConfigError
+
+        raise ConfigError(f"{design.top}: the gaussian family has no SoC yet (its rasteriser "
+                          "runs under cocotb: 'accelsmith sim'); --soc, run, sim-server and build "
+                          "take bitweight and sparse configs")
     engine = design.component
     streams = manifest["streams"]
     mmap = MemoryMap(engine.regs.registers, streams["a"]["payload_bits"],

@@ -47,11 +47,12 @@ PIXEL_LAYOUT = _layout(PIXEL_FIELDS)
 SUMS_LAYOUT = data.StructLayout({"s_w": SUM_BITS["s_w"],
                                  "s_cw": data.ArrayLayout(SUM_BITS["s_cw"], 3),
                                  "s_log": SUM_BITS["s_log"]})
-TERMS_LAYOUT = data.StructLayout({
-    "a": data.ArrayLayout(signed(QUAD_BITS), TILE), "b": data.ArrayLayout(signed(B_BITS), TILE),
-    "c": data.ArrayLayout(signed(QUAD_BITS), TILE), "dy": data.ArrayLayout(signed(D_BITS), TILE),
-    "opacity": 16, "weight": 17, "colour": data.ArrayLayout(14, 3),
-    "has_entry": 1, "last": 1, "bg": data.ArrayLayout(16, 3)})
+ENTRY_LAYOUT = data.StructLayout({"opacity": 16, "weight": 17, "colour": data.ArrayLayout(14, 3),
+                                  "has_entry": 1, "last": 1, "bg": data.ArrayLayout(16, 3)})
+TERM_SHAPES = {"a": signed(QUAD_BITS), "b": signed(B_BITS), "c": signed(QUAD_BITS),
+               "dy": signed(D_BITS)}
+TERMS_LAYOUT = data.StructLayout({**{k: data.ArrayLayout(v, TILE) for k, v in TERM_SHAPES.items()},
+                                  "entry": ENTRY_LAYOUT})
 
 
 def _rshift_round(x, s):
@@ -134,13 +135,21 @@ class AxisSetup(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         G, U = self.groups, self.per_group
-        tile = Signal(TILE_LAYOUT)
-        rec = Signal(RECORD_LAYOUT)
+        # Datapath registers have no reset (valid bits and counters do): less logic, and
+        # simulators do not re-evaluate them whenever an input such as rst changes.
+        tile = Signal(TILE_LAYOUT, reset_less=True)
+        rec = Signal(RECORD_LAYOUT, reset_less=True)
         left = Signal(16)             # records of the tile still to come
         group = Signal(range(max(G, 2)))
-        collect = Signal(TERMS_LAYOUT)
+        # The bank being collected as separate registers (one per term), so each group's writes
+        # touch only their own registers.
+        collect = {k: [Signal(shape, name=f"collect_{k}{i}", reset_less=True) for i in range(TILE)]
+                   for k, shape in TERM_SHAPES.items()}
+        collect_entry = Signal(ENTRY_LAYOUT, reset_less=True)
+        collected = Cat(*(x for k in TERM_SHAPES for x in collect[k]), collect_entry)
+        assert len(collected) == TERMS_LAYOUT.size
         collect_full = Signal()
-        offer = Signal(TERMS_LAYOUT)
+        offer = Signal(TERMS_LAYOUT, reset_less=True)
         transfer = Signal()
         m.d.comb += [self.terms.payload.eq(offer),
                      transfer.eq(collect_full & (~self.terms.valid | self.terms.ready))]
@@ -149,7 +158,7 @@ class AxisSetup(wiring.Component):
         with m.If(self.terms.valid & self.terms.ready):
             m.d.sync += self.terms.valid.eq(0)
         with m.If(transfer):
-            m.d.sync += [offer.eq(collect), self.terms.valid.eq(1)]
+            m.d.sync += [offer.as_value().eq(collected), self.terms.valid.eq(1)]
 
         # Issue: one group of U indices per cycle for the held record (the next record is taken
         # with the last group, so records follow back to back); flags travel alongside.
@@ -189,15 +198,16 @@ class AxisSetup(wiring.Component):
         ty_q = Signal(signed(26))
         m.d.comb += [tx_q.eq(tile.tx << (4 + fixed.MEAN_FRAC)), ty_q.eq(tile.ty << (4 + fixed.MEAN_FRAC))]
         s1 = Signal(data.StructLayout({
-            "valid": 1, "entry": 1, "last": 1, "group": range(max(G, 2)),
+            "entry": 1, "last": 1, "group": range(max(G, 2)),
             "dx": data.ArrayLayout(signed(D_BITS), U), "dy": data.ArrayLayout(signed(D_BITS), U),
             "sq_x": data.ArrayLayout(34, U), "sq_y": data.ArrayLayout(34, U),
-            "bdx": data.ArrayLayout(signed(50), U)}))
-        s1_rec = Signal(RECORD_LAYOUT)
-        s1_tile = Signal(TILE_LAYOUT)
+            "bdx": data.ArrayLayout(signed(50), U)}), reset_less=True)
+        s1_valid = Signal()
+        s1_rec = Signal(RECORD_LAYOUT, reset_less=True)
+        s1_tile = Signal(TILE_LAYOUT, reset_less=True)
         half = 1 << (fixed.MEAN_FRAC - 1)
         with m.If(en):
-            m.d.sync += [s1.valid.eq(issue), s1.entry.eq(issue_entry), s1.last.eq(issue_last),
+            m.d.sync += [s1_valid.eq(issue), s1.entry.eq(issue_entry), s1.last.eq(issue_last),
                          s1.group.eq(issue_group), s1_rec.eq(rec), s1_tile.eq(tile)]
             for u in range(U):
                 k = Signal(range(TILE), name=f"k{u}")
@@ -211,26 +221,25 @@ class AxisSetup(wiring.Component):
                     if axis == "x":
                         m.d.sync += s1.bdx[u].eq(rec.conic_b * d)
         shift = fixed.CONIC_FRAC + fixed.MEAN_FRAC - fixed.POWER_FRAC
-        m.d.comb += self.busy.eq(~fsm.ongoing("TILE") | s1.valid | collect_full | self.terms.valid)
-        with m.If(en & s1.valid):
+        m.d.comb += self.busy.eq(~fsm.ongoing("TILE") | s1_valid | collect_full | self.terms.valid)
+        with m.If(en & s1_valid):
             for u in range(U):
                 with m.Switch(s1.group):
                     for g in range(G):
                         with m.Case(g):
                             k = g * U + u
                             m.d.sync += [
-                                collect.a[k].eq(-_rshift_round(s1_rec.conic_a * s1.sq_x[u], shift + 1)),
-                                collect.c[k].eq(-_rshift_round(s1_rec.conic_c * s1.sq_y[u], shift + 1)),
-                                collect.b[k].eq(-_rshift_round(s1.bdx[u], shift)),
-                                collect.dy[k].eq(s1.dy[u])]
+                                collect["a"][k].eq(-_rshift_round(s1_rec.conic_a * s1.sq_x[u], shift + 1)),
+                                collect["c"][k].eq(-_rshift_round(s1_rec.conic_c * s1.sq_y[u], shift + 1)),
+                                collect["b"][k].eq(-_rshift_round(s1.bdx[u], shift)),
+                                collect["dy"][k].eq(s1.dy[u])]
             with m.If(~s1.entry | (s1.group == G - 1)):
-                m.d.sync += [collect.opacity.eq(s1_rec.opacity), collect.weight.eq(s1_rec.weight),
-                             collect.colour[0].eq(s1_rec.colour_r),
-                             collect.colour[1].eq(s1_rec.colour_g),
-                             collect.colour[2].eq(s1_rec.colour_b),
-                             collect.has_entry.eq(s1.entry), collect.last.eq(s1.last),
-                             collect.bg[0].eq(s1_tile.bg_r), collect.bg[1].eq(s1_tile.bg_g),
-                             collect.bg[2].eq(s1_tile.bg_b),
+                e = collect_entry
+                m.d.sync += [e.opacity.eq(s1_rec.opacity), e.weight.eq(s1_rec.weight),
+                             e.colour[0].eq(s1_rec.colour_r), e.colour[1].eq(s1_rec.colour_g),
+                             e.colour[2].eq(s1_rec.colour_b), e.has_entry.eq(s1.entry),
+                             e.last.eq(s1.last), e.bg[0].eq(s1_tile.bg_r),
+                             e.bg[1].eq(s1_tile.bg_g), e.bg[2].eq(s1_tile.bg_b),
                              collect_full.eq(1)]
             with m.Elif(transfer):
                 m.d.sync += collect_full.eq(0)
@@ -272,7 +281,8 @@ class PairEvaluator(wiring.Component):
             regs = {}
             for name, value in {**{k: prev[k] for k in ("valid", "opacity", "weight", "colour")},
                                 **fields}.items():
-                reg = Signal(value.shape(), name=f"s{len(stages) + 1}_{name}")   # layouts kept
+                reg = Signal(value.shape(), name=f"s{len(stages) + 1}_{name}",   # layouts kept
+                             reset_less=name != "valid")
                 m.d.sync += reg.eq(value)
                 regs[name] = reg
             stages.append(regs)
@@ -323,31 +333,35 @@ class PixelNormaliser(wiring.Component):
         adv = Signal()
         m.d.comb += [adv.eq(~self.pixels.valid | self.pixels.ready), self.sums.ready.eq(adv)]
         num_bits = SUM_BITS["s_cw"] + 2
-        lay = data.StructLayout({"valid": 1, "zero": 1, "t": 17, "bg": data.ArrayLayout(16, 3),
+        lay = data.StructLayout({"zero": 1, "t": 17, "bg": data.ArrayLayout(16, 3),
                                  "den": SUM_BITS["s_w"] + 1,
                                  "rem": data.ArrayLayout(num_bits, 3),
                                  "q": data.ArrayLayout(DIVIDER_BITS, 3)})
-        first = Signal(lay)
+        first = Signal(lay, reset_less=True)
+        first_valid = Signal()
         s = self.sums.payload.sums
         m.d.comb += exp.y.eq(s.s_log)
         with m.If(adv):
-            m.d.sync += [first.valid.eq(self.sums.valid), first.zero.eq(s.s_w == 0),
+            m.d.sync += [first_valid.eq(self.sums.valid), first.zero.eq(s.s_w == 0),
                          first.t.eq(exp.result), first.bg.eq(self.sums.payload.bg),
                          first.den.eq(s.s_w << 1), first.q.eq(0)]
             m.d.sync += [first.rem[c].eq((s.s_cw[c] << 1) + s.s_w) for c in range(3)]
-        prev = first
+        prev, prev_valid = first, first_valid
         for k in reversed(range(DIVIDER_BITS)):
-            nxt = Signal(lay, name=f"div{k}")
+            nxt = Signal(lay, name=f"div{k}", reset_less=True)
+            nxt_valid = Signal(name=f"div{k}_valid")
             with m.If(adv):
-                m.d.sync += nxt.eq(prev)
+                m.d.sync += [nxt_valid.eq(prev_valid), nxt.zero.eq(prev.zero), nxt.t.eq(prev.t),
+                             nxt.bg.eq(prev.bg), nxt.den.eq(prev.den)]
                 for c in range(3):
                     trial = prev.rem[c] - (prev.den << k)
-                    with m.If(~trial[-1]):
-                        m.d.sync += [nxt.rem[c].eq(trial), nxt.q[c].eq(prev.q[c] | (1 << k))]
-            prev = nxt
+                    fits = ~trial[-1]
+                    m.d.sync += [nxt.rem[c].eq(Mux(fits, trial, prev.rem[c])),
+                                 nxt.q[c].eq(prev.q[c] | (fits << k))]
+            prev, prev_valid = nxt, nxt_valid
         out = self.pixels.payload
         with m.If(adv):
-            m.d.sync += self.pixels.valid.eq(prev.valid)
+            m.d.sync += self.pixels.valid.eq(prev_valid)
             for c, name in enumerate(("r", "g", "b")):
                 colour = Mux(prev.zero, 0, prev.q[c])
                 if self.blend == "coverage":
@@ -399,23 +413,23 @@ class TileRasteriser(wiring.Component):
         wiring.connect(m, wiring.flipped(self.records), setup.records)
         wiring.connect(m, norm.pixels, wiring.flipped(self.pixels))
 
-        cur = Signal(TERMS_LAYOUT)
+        cur = Signal(TERMS_LAYOUT, reset_less=True)
         block = Signal(range(max(E, 2)))
         issue = Signal()
         flush = Signal(range(PairEvaluator.LATENCY + 3))
         pixel = Signal(8)
-        bg = Signal(data.ArrayLayout(16, 3))
+        bg = Signal(data.ArrayLayout(16, 3), reset_less=True)
         take = Signal()
         m.d.comb += setup.terms.ready.eq(take)
         with m.If(take):
             m.d.sync += cur.eq(setup.terms.payload)
 
         def start_entry():
-            with m.If(setup.terms.payload.has_entry):
+            with m.If(setup.terms.payload.entry.has_entry):
                 m.d.sync += block.eq(0)
                 m.next = "RUN"
             with m.Else():
-                m.d.sync += [flush.eq(0), bg.eq(setup.terms.payload.bg)]
+                m.d.sync += [flush.eq(0), bg.eq(setup.terms.payload.entry.bg)]
                 m.next = "FLUSH"
 
         with m.FSM(name="eval") as eval_fsm:
@@ -427,8 +441,8 @@ class TileRasteriser(wiring.Component):
                 m.d.comb += issue.eq(1)
                 m.d.sync += block.eq(block + 1)
                 with m.If(block == E - 1):
-                    with m.If(cur.last):
-                        m.d.sync += [flush.eq(0), bg.eq(cur.bg)]
+                    with m.If(cur.entry.last):
+                        m.d.sync += [flush.eq(0), bg.eq(cur.entry.bg)]
                         m.next = "FLUSH"
                     with m.Else():
                         m.d.comb += take.eq(setup.terms.valid)
@@ -452,7 +466,7 @@ class TileRasteriser(wiring.Component):
 
         # Issue register: the block's position, shared by every lane.
         i_valid = Signal()
-        i_slot = Signal(range(max(E, 2)))
+        i_slot = Signal(range(max(E, 2)), reset_less=True)
         m.d.sync += [i_valid.eq(issue), i_slot.eq(block)]
         br, bc = block // nb if nb > 1 else C(0), block % nb if nb > 1 else C(0)
         lanes = []
@@ -466,16 +480,17 @@ class TileRasteriser(wiring.Component):
                                            ("c", cur.c, lambda b: b * q + r),
                                            ("dy", cur.dy, lambda b: b * q + r)):
                     sel = bc if name in ("a", "b") else br
-                    reg = Signal(terms.shape().elem_shape, name=f"l{r}_{c}_{name}")
+                    reg = Signal(terms.shape().elem_shape, name=f"l{r}_{c}_{name}", reset_less=True)
                     with m.Switch(sel):
                         for b in range(nb):
                             with m.Case(b):
                                 m.d.sync += reg.eq(terms[index(b)])
                     regs[name] = reg
-                op, w, col = (Signal.like(cur.opacity, name=f"l{r}_{c}_op"),
-                              Signal.like(cur.weight, name=f"l{r}_{c}_w"),
-                              Signal(data.ArrayLayout(14, 3), name=f"l{r}_{c}_col"))
-                m.d.sync += [op.eq(cur.opacity), w.eq(cur.weight), col.eq(cur.colour)]
+                op, w, col = (Signal(16, name=f"l{r}_{c}_op", reset_less=True),
+                              Signal(17, name=f"l{r}_{c}_w", reset_less=True),
+                              Signal(data.ArrayLayout(14, 3), name=f"l{r}_{c}_col", reset_less=True))
+                m.d.sync += [op.eq(cur.entry.opacity), w.eq(cur.entry.weight),
+                             col.eq(cur.entry.colour)]
                 m.d.comb += [lane.valid.eq(i_valid), lane.a.eq(regs["a"]), lane.b.eq(regs["b"]),
                              lane.c.eq(regs["c"]), lane.dy.eq(regs["dy"]), lane.opacity.eq(op),
                              lane.weight.eq(w), lane.colour.eq(col)]
@@ -484,7 +499,7 @@ class TileRasteriser(wiring.Component):
         # The slot travels beside the lanes to the accumulate stage.
         slot = i_slot
         for n in range(PairEvaluator.LATENCY):
-            nxt = Signal.like(i_slot, name=f"slot{n + 1}")
+            nxt = Signal.like(i_slot, name=f"slot{n + 1}", reset_less=True)
             m.d.sync += nxt.eq(slot)
             slot = nxt
 

@@ -46,6 +46,8 @@ EXPECTED = {
     "27_pipeline_digit_serial": ["'pipeline'", "1", "'opt4c'", "digit-serial", "baseline, opt1, opt2"],
     "28_pipeline_2_weight_stationary": ["'pipeline'", "2", "'systolic_ws'", "0, 1"],
     "29_ecp5_dsp_without_pipeline": ["'dsp'", "'ecp5'", "pipeline 1", "pipeline 2 or 3"],
+    "30_gaussian_lanes_not_a_square": ["'lanes'", "32", "16, 64, 256"],
+    "31_gaussian_unknown_blend": ["'blend'", "'sorted'", "'coverage', 'authors'"],
 }
 
 

@@ -23,8 +23,11 @@ BOARD_CONFIGS = {"board_icebreaker_os_2x2_int8": (), "board_ulx3s_os_8x8_int8": 
 
 def test_every_reference_config_is_simulated():
     """A shipped config nobody simulates is a config nobody knows works."""
+    from .test_gaussian_sim import REFERENCE as GAUSSIAN
+
     shipped = {p.stem for p in reference_configs()}
-    assert shipped == set(SIM_CONFIGS) | set(STANDARD_SIZES) | {SPLIT_CPP} | set(BOARD_CONFIGS)
+    assert shipped == (set(SIM_CONFIGS) | set(STANDARD_SIZES) | {SPLIT_CPP} | set(BOARD_CONFIGS)
+                       | set(GAUSSIAN))
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=m) for n, m in BOARD_CONFIGS.items()])

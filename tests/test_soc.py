@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from accelsmith.config import load, validate
+from accelsmith.config import ConfigError, load, validate
 from accelsmith.flows.native import NativeSoC, SimTransport, build_native
 from accelsmith.generators.soc import build_soc, csr_csv
 from accelsmith.models.sparse import NMMatrix, prune_nm
@@ -320,6 +320,10 @@ def test_csr_csv_has_litex_rows(small):
 def test_every_reference_config_has_a_soc():
     for path in reference_configs():
         config = load(path)
+        if config.family == "gaussian":     # no SoC yet: generate --soc says so
+            with pytest.raises(ConfigError, match="gaussian family has no SoC yet"):
+                build_soc(generator(config.family).build(config))
+            continue
         soc = build_soc(generator(config.family).build(config))
         assert soc.manifest["soc"]["buffers"]["a"]["depth"] == config.values["soc_a_beats"]
 

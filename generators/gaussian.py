@@ -29,9 +29,29 @@ SCHEMA = FamilySchema("gaussian", "3DGS tile rasterisers: order-independent blen
           default=16, choices=(16, 64, 256)),
     Param("blend", str, "Blend: " + "; ".join(f"`{k}` {v}" for k, v in BLENDS.items()) + ".",
           default="coverage", choices=tuple(BLENDS)),
+    Param("subtile", int, "Pair skipping: per entry and subtile x subtile sub-tile, a "
+          "conservative test in the set-up skips the sub-tile's pairs when none can contribute "
+          "(the image bits do not change); 0 evaluates every pair. At least the lanes' block side.",
+          default=None, choices=(0, 4, 8, 16), default_doc="8, or 16 for 256 lanes"),
     Param("name", str, "Verilog module name of the top level.", default=None,
           pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
-))
+), checks=(lambda v: _subtile_fits(v),))
+
+
+def subtile_of(values: dict) -> int:
+    """The config's sub-tile size (its default resolved)."""
+    side = int(round(values["lanes"] ** 0.5))
+    return values["subtile"] if values["subtile"] is not None else max(8, side)
+
+
+def _subtile_fits(values: dict) -> str | None:
+    side = int(round(values["lanes"] ** 0.5))
+    sub = values["subtile"]
+    if sub and sub < side:
+        return (f"key 'subtile' has value {sub}, below the {side}x{side} pixel block that "
+                f"lanes = {values['lanes']} evaluates per cycle; give subtile {side} or more, "
+                "or 0 (no skipping)")
+    return None
 
 
 def _stream(fields, direction, doc):
@@ -42,9 +62,11 @@ def _stream(fields, direction, doc):
 def build(config: Config) -> Design:
     """Elaborate the rasteriser a validated config describes."""
     c = config.values
-    core = TileRasteriser(c["lanes"], c["blend"])
-    timing = RasteriserTiming(c["lanes"])
-    top = c["name"] or f"gaussian_raster_{c['lanes']}lanes_{c['blend']}"
+    subtile = subtile_of(c)
+    core = TileRasteriser(c["lanes"], c["blend"], subtile)
+    timing = RasteriserTiming(c["lanes"], subtile)
+    skip = f"_skip{subtile}" if subtile else ""
+    top = c["name"] or f"gaussian_raster_{c['lanes']}lanes_{c['blend']}{skip}"
     manifest = {
         "family": "gaussian",
         "top": top,
@@ -61,13 +83,16 @@ def build(config: Config) -> Design:
         },
         "geometry": {"lanes": c["lanes"], "block": int(round(c["lanes"] ** 0.5)),
                      "cycles_per_entry": timing.cycles_per_entry, "blend": c["blend"],
+                     "subtile": subtile, "cycles_per_subtile": timing.cycles_per_subtile,
                      "tile": 16},
         "performance": {
             "pairs_per_cycle": c["lanes"],
             "pair_latency": PairEvaluator.LATENCY,
             "normaliser_latency": PixelNormaliser.LATENCY,
-            "tile_cycles": f"{timing.cycles_per_entry} * entries + {timing.tile_overhead} "
-                           "(take, lane flush, 256-cycle read-out), tiles back to back; exact: "
+            "tile_cycles": (f"sum over entries of max(1, {timing.cycles_per_subtile} * kept "
+                            "sub-tiles)" if subtile else f"{timing.cycles_per_entry} * entries")
+                           + f" + {timing.tile_overhead} (take, lane flush, 256-cycle read-out), "
+                           "tiles back to back; exact: "
                            "accelsmith.models.gaussian.hardware.RasteriserTiming",
             "throughput": "one entry per cycles_per_entry cycles; one pixel per cycle out",
         },

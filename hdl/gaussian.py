@@ -47,8 +47,10 @@ PIXEL_LAYOUT = _layout(PIXEL_FIELDS)
 SUMS_LAYOUT = data.StructLayout({"s_w": SUM_BITS["s_w"],
                                  "s_cw": data.ArrayLayout(SUM_BITS["s_cw"], 3),
                                  "s_log": SUM_BITS["s_log"]})
+MAX_SUBTILES = 16
 ENTRY_LAYOUT = data.StructLayout({"opacity": 16, "weight": 17, "colour": data.ArrayLayout(14, 3),
-                                  "has_entry": 1, "last": 1, "bg": data.ArrayLayout(16, 3)})
+                                  "has_entry": 1, "last": 1, "bg": data.ArrayLayout(16, 3),
+                                  "keep": MAX_SUBTILES})
 TERM_SHAPES = {"a": signed(QUAD_BITS), "b": signed(B_BITS), "c": signed(QUAD_BITS),
                "dy": signed(D_BITS)}
 TERMS_LAYOUT = data.StructLayout({**{k: data.ArrayLayout(v, TILE) for k, v in TERM_SHAPES.items()},
@@ -61,6 +63,18 @@ def _rshift_round(x, s):
 
 def _clamp(x, lo, hi):
     return Mux(x < lo, lo, Mux(x > hi, hi, x))
+
+
+def _exp_argument(neg_power):
+    """y = -power log2(e) in Q.12, from -power (0..16 in Q.12), rounded."""
+    return _rshift_round(neg_power * fixed.LOG2E_Q15, 15)[:17]
+
+
+def _visibility(opacity, e):
+    """v = min(0.999, opacity e) in Q.16, 0 below 1/255."""
+    v_raw = _rshift_round(opacity * e, 16)
+    v = Mux(v_raw > fixed.V_MAX_Q, fixed.V_MAX_Q, v_raw)
+    return Mux(255 * v < fixed.ONE16, 0, v)[:16]
 
 
 class Exp2Table(wiring.Component):
@@ -108,6 +122,45 @@ class NegLog2Table(wiring.Component):
         return m
 
 
+class SubtileTest(wiring.Component):
+    """The pair-skipping test of :func:`~accelsmith.models.gaussian.fixed.subtile_keep_fixed`:
+    per ``size`` x ``size`` sub-tile (row-major), ``keep`` is low when no pixel of it can have
+    v > 0 for this entry: the bound max A_i + max C_j + the largest corner round(B dy / 2^8)
+    passed through the same exp and visibility arithmetic as the lanes. Combinational: four
+    multiplies, an exp table and an opacity multiply per sub-tile."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.count = (TILE // size) ** 2
+        super().__init__({**{k: In(data.ArrayLayout(v, TILE)) for k, v in TERM_SHAPES.items()},
+                          "opacity": In(16), "keep": Out(self.count)})
+
+    def elaborate(self, platform):
+        m = Module()
+        size, n = self.size, TILE // self.size
+
+        def largest(values):
+            best = values[0]
+            for v in values[1:]:
+                best = Mux(v > best, v, best)
+            return best
+
+        for sr in range(n):
+            for sc in range(n):
+                cols = range(sc * size, (sc + 1) * size)
+                rows = range(sr * size, (sr + 1) * size)
+                corners = [_rshift_round(self.b[i] * self.dy[j], fixed.MEAN_FRAC)
+                           for i in (cols[0], cols[-1]) for j in (rows[0], rows[-1])]
+                bound = (largest([self.a[i] for i in cols]) + largest([self.c[j] for j in rows])
+                         + largest(corners))
+                power = _clamp(bound, fixed.POWER_MIN, 0)
+                exp = Exp2Table(17)
+                m.submodules[f"exp{sr}_{sc}"] = exp
+                m.d.comb += [exp.y.eq(_exp_argument((-power)[:17])),
+                             self.keep[sr * n + sc].eq(_visibility(self.opacity, exp.result) != 0)]
+        return m
+
+
 class AxisSetup(wiring.Component):
     """Per tile entry, the axis terms of :func:`~accelsmith.models.gaussian.fixed.axis_terms_fixed`.
 
@@ -123,10 +176,11 @@ class AxisSetup(wiring.Component):
     ``terms`` stalls the pipeline (nothing is lost).
     """
 
-    def __init__(self, cycles_per_entry: int):
+    def __init__(self, cycles_per_entry: int, subtile: int = 0):
         assert TILE % cycles_per_entry == 0
         self.groups = cycles_per_entry
         self.per_group = TILE // cycles_per_entry
+        self.subtile = subtile
         super().__init__({"tiles": In(stream.Signature(TILE_LAYOUT)),
                           "records": In(stream.Signature(RECORD_LAYOUT)),
                           "terms": Out(stream.Signature(TERMS_LAYOUT)),
@@ -159,6 +213,16 @@ class AxisSetup(wiring.Component):
             m.d.sync += self.terms.valid.eq(0)
         with m.If(transfer):
             m.d.sync += [offer.as_value().eq(collected), self.terms.valid.eq(1)]
+        if self.subtile:
+            m.submodules.skip = skip = SubtileTest(self.subtile)
+            for k in TERM_SHAPES:
+                m.d.comb += [getattr(skip, k)[i].eq(collect[k][i]) for i in range(TILE)]
+            m.d.comb += skip.opacity.eq(collect_entry.opacity)
+            with m.If(transfer):
+                m.d.sync += offer.entry.keep.eq(skip.keep)
+        else:
+            with m.If(transfer):
+                m.d.sync += offer.entry.keep.eq(1)
 
         # Issue: one group of U indices per cycle for the held record (the next record is taken
         # with the last group, so records follow back to back); flags travel alongside.
@@ -291,12 +355,10 @@ class PairEvaluator(wiring.Component):
         s1 = stage(prod=self.b * self.dy, ac=self.a + self.c)
         power = _clamp(s1["ac"] + _rshift_round(s1["prod"], fixed.MEAN_FRAC), fixed.POWER_MIN, 0)
         s2 = stage(neg_power=(-power)[:17])
-        s3 = stage(y=_rshift_round(s2["neg_power"] * fixed.LOG2E_Q15, 15)[:17])
+        s3 = stage(y=_exp_argument(s2["neg_power"]))
         m.d.comb += exp.y.eq(s3["y"])
         s4 = stage(e=exp.result)
-        v_raw = _rshift_round(s4["opacity"] * s4["e"], 16)
-        v = Mux(v_raw > fixed.V_MAX_Q, fixed.V_MAX_Q, v_raw)
-        s5 = stage(v=Mux(255 * v < fixed.ONE16, 0, v)[:16])
+        s5 = stage(v=_visibility(s4["opacity"], s4["e"]))
         m.d.comb += log.v.eq(s5["v"])
         weight = Mux(s5["weight"] > fixed.ONE16, fixed.ONE16, s5["weight"])
         s6 = stage(vw=_rshift_round(s5["v"] * weight, 16)[:17],
@@ -391,12 +453,15 @@ class TileRasteriser(wiring.Component):
     exact count.
     """
 
-    def __init__(self, lanes: int = 16, blend: str = "coverage"):
+    def __init__(self, lanes: int = 16, blend: str = "coverage", subtile: int = 0):
         side = int(round(lanes ** 0.5))
         if side * side != lanes or TILE % side:
             raise ValueError(f"lanes = {lanes}: must be 16, 64 or 256 (a square block dividing "
                              "the 16x16 tile)")
-        self.lanes, self.side, self.blend = lanes, side, blend
+        if subtile and (subtile < side or TILE % subtile):
+            raise ValueError(f"subtile = {subtile}: must be 0 (no skipping) or 4, 8, 16 and at "
+                             f"least the lanes' block side {side}")
+        self.lanes, self.side, self.blend, self.subtile = lanes, side, blend, subtile
         self.blocks_per_row = TILE // side
         self.cycles_per_entry = self.blocks_per_row ** 2
         super().__init__({"tiles": In(stream.Signature(TILE_LAYOUT)),
@@ -407,14 +472,34 @@ class TileRasteriser(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         q, nb, E = self.side, self.blocks_per_row, self.cycles_per_entry
-        m.submodules.setup = setup = AxisSetup(E)
+        # With skipping an entry may take a single cycle, so the set-up computes every index in
+        # one cycle (one entry per cycle); without, it spreads them over the entry's E cycles.
+        m.submodules.setup = setup = AxisSetup(1 if self.subtile else E, self.subtile)
+        size = self.subtile or TILE
+        n_sub_side, bps_side = TILE // size, size // q
+        n_sub, bps = n_sub_side ** 2, bps_side ** 2
         m.submodules.norm = norm = PixelNormaliser(self.blend)
         wiring.connect(m, wiring.flipped(self.tiles), setup.tiles)
         wiring.connect(m, wiring.flipped(self.records), setup.records)
         wiring.connect(m, norm.pixels, wiring.flipped(self.pixels))
 
         cur = Signal(TERMS_LAYOUT, reset_less=True)
-        block = Signal(range(max(E, 2)))
+        # The block being issued: sub-tile ``st`` (kept ones only, row-major), block ``bs``
+        # within it (row-major); ``empty``: every sub-tile of the entry is skipped.
+        st = Signal(range(max(n_sub, 2)))
+        bs = Signal(range(max(bps, 2)))
+        empty = Signal()
+
+        def kept_after(mask, after):
+            """(found, index) of the first set bit of ``mask`` above ``after``."""
+            found, index = Signal(name="kept_found"), Signal(range(max(n_sub, 2)), name="kept_index")
+            for idx in reversed(range(n_sub)):
+                with m.If(mask[idx] & (after < idx)):
+                    m.d.comb += [found.eq(1), index.eq(idx)]
+            return found, index
+
+        first_found, first_index = kept_after(setup.terms.payload.entry.keep[:n_sub], C(-1, signed(6)))
+        next_found, next_index = kept_after(cur.entry.keep[:n_sub], st)
         issue = Signal()
         flush = Signal(range(PairEvaluator.LATENCY + 3))
         pixel = Signal(8)
@@ -426,7 +511,7 @@ class TileRasteriser(wiring.Component):
 
         def start_entry():
             with m.If(setup.terms.payload.entry.has_entry):
-                m.d.sync += block.eq(0)
+                m.d.sync += [st.eq(first_index), bs.eq(0), empty.eq(~first_found)]
                 m.next = "RUN"
             with m.Else():
                 m.d.sync += [flush.eq(0), bg.eq(setup.terms.payload.entry.bg)]
@@ -438,9 +523,13 @@ class TileRasteriser(wiring.Component):
                 with m.If(setup.terms.valid):
                     start_entry()
             with m.State("RUN"):
-                m.d.comb += issue.eq(1)
-                m.d.sync += block.eq(block + 1)
-                with m.If(block == E - 1):
+                done = empty | ((bs == bps - 1) & ~next_found)
+                m.d.comb += issue.eq(~empty)
+                with m.If(bs == bps - 1):
+                    m.d.sync += [st.eq(next_index), bs.eq(0)]
+                with m.Else():
+                    m.d.sync += bs.eq(bs + 1)
+                with m.If(done):
                     with m.If(cur.entry.last):
                         m.d.sync += [flush.eq(0), bg.eq(cur.entry.bg)]
                         m.next = "FLUSH"
@@ -467,8 +556,11 @@ class TileRasteriser(wiring.Component):
         # Issue register: the block's position, shared by every lane.
         i_valid = Signal()
         i_slot = Signal(range(max(E, 2)), reset_less=True)
-        m.d.sync += [i_valid.eq(issue), i_slot.eq(block)]
-        br, bc = block // nb if nb > 1 else C(0), block % nb if nb > 1 else C(0)
+        br = Signal(range(max(nb, 2)))
+        bc = Signal(range(max(nb, 2)))
+        m.d.comb += [br.eq((st // n_sub_side) * bps_side + bs // bps_side),
+                     bc.eq((st % n_sub_side) * bps_side + bs % bps_side)]
+        m.d.sync += [i_valid.eq(issue), i_slot.eq(br * nb + bc)]
         lanes = []
         for r in range(q):
             for c in range(q):

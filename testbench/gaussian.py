@@ -40,17 +40,25 @@ class TileCase:
     tile_word: int
     record_words: list[int]
     expected: np.ndarray        # (256, 3) pixels, Q.12
+    kept: list                  # per entry: sub-tiles the skipping test keeps (the cycle model)
 
     @property
     def count(self) -> int:
         return len(self.record_words)
 
 
+SUBTILE = 0    # the engine's sub-tile size (set from the manifest before cases are made)
+
+
 def make_case(name, fv, rows, w_q, tx, ty, blend, bg=(0, 0, 0)) -> TileCase:
     sums = fixed.tile_sums_fixed(fv, rows, w_q, tx, ty)
     expected = fixed.blend_fixed(*sums, blend, np.asarray(bg))
+    if SUBTILE and len(rows):
+        kept = fixed.subtile_keep_fixed(fv, rows, tx, ty, SUBTILE).sum(axis=1).tolist()
+    else:
+        kept = [(16 // (SUBTILE or 16)) ** 2] * len(rows)
     return TileCase(name, records.tile_beat(tx, ty, len(rows), bg),
-                    records.record_beats(fv, rows, w_q), expected)
+                    records.record_beats(fv, rows, w_q), expected, kept)
 
 
 def random_view(n: int, rng, tx: int, ty: int, extreme: bool = False):
@@ -169,7 +177,7 @@ async def run_cases(dut, cases, tiles, recs, sink, timing, exact, log, progress,
         tiles.push(case.tile_word)
         for word in case.record_words:
             recs.push(word)
-    budget = sum(timing.tile_cycles(c.count) for c in cases) * 40 + 10_000
+    budget = sum(timing.tile_cycles(c.count) for c in cases) * 40 + 10_000   # unskipped
     for number, case in enumerate(cases):
         while len(sink.received) < records.PIXELS_PER_TILE:
             await RisingEdge(dut.clk)
@@ -192,14 +200,17 @@ async def run_cases(dut, cases, tiles, recs, sink, timing, exact, log, progress,
         raise MismatchError(f"beats left over: {len(tiles.queue)} tile, {len(recs.queue)} record "
                             f"beats unconsumed, {len(sink.received)} pixels unexpected")
     used = int(dut.cycles.value) - start
-    want = timing.run_cycles([c.count for c in cases])
+    want = timing.run_cycles([c.kept for c in cases])
     if exact and used != want:
         raise MismatchError(f"{len(cases)} tiles without stalls took {used} busy cycles; the "
                             f"cycle model says {want}")
     if used < want:
         raise MismatchError(f"{len(cases)} tiles took {used} busy cycles, fewer than the "
                             f"stall-free model's {want}")
-    log.info("%d tiles: %d busy cycles (model %d without stalls)", len(cases), used, want)
+    kept = sum(sum(c.kept) for c in cases)
+    full = sum(c.count for c in cases) * (16 // (SUBTILE or 16)) ** 2
+    log.info("%d tiles: %d busy cycles (model %d without stalls); %d of %d sub-tile "
+                  "evaluations kept", len(cases), used, want, kept, full)
 
 
 @cocotb.test()
@@ -208,7 +219,9 @@ async def rasteriser(dut):
         manifest = json.load(fh)
     geometry = manifest["geometry"]
     blend = geometry["blend"]
-    timing = RasteriserTiming(geometry["lanes"])
+    global SUBTILE
+    SUBTILE = geometry["subtile"]
+    timing = RasteriserTiming(geometry["lanes"], SUBTILE)
     vectors = int(os.environ.get("ACCELSMITH_VECTORS", "200"))
     seed = int(os.environ.get("ACCELSMITH_SEED", cocotb.RANDOM_SEED))
     # Fewer corner tiles for slow simulators: the garden's heaviest tiles, the scene's tiles.

@@ -1,6 +1,7 @@
 """The gaussian family's rasteriser against the fixed-point model, on both simulators."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,19 +17,36 @@ from accelsmith.registry import generator
 
 from .conftest import CONFIGS
 
+GARDEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "test_garden.npz"
+
 REFERENCE = ("gaussian_16lanes_coverage", "gaussian_64lanes_authors")
 
 # (config, simulator): vectors, heaviest garden tiles, scene tiles; the rest runs in `slow`.
-# Icarus runs this design at about 170 cycles/s (Verilator under cocotb about 1,700), so its
-# default run leaves out the garden's and the scene's tiles (thousands of cycles each).
-DEFAULT = {("gaussian_16lanes_coverage", "verilator"): (24, 1, True),
-           ("gaussian_16lanes_coverage", "icarus"): (4, 0, False)}
+# The rasteriser runs at about 500-1,700 cycles/s on Verilator under cocotb and 150-200 on
+# Icarus, so the default runs are short: the skipping reference config on Verilator with one
+# garden tile, the unskipped form on Icarus without the scene's and the garden's tiles (the
+# unskipped form on Verilator is the mutation test's engine, and in `slow`).
+DEFAULT = {("gaussian_16lanes_coverage", "verilator"): (12, 1, True)}
 FULL = (200, 2, True)
+
+
+# Besides the reference configs (pair skipping on 8x8 sub-tiles): without skipping (the set-up
+# then spreads an entry's indices over its cycles), and 4x4 sub-tiles.
+VARIANTS = {"noskip-16lanes": {"lanes": 16, "subtile": 0},
+            "skip4-16lanes-authors": {"lanes": 16, "subtile": 4, "blend": "authors"},
+            "noskip-256lanes": {"lanes": 256, "subtile": 0}}
+DEFAULT[("noskip-16lanes", "icarus")] = (2, 0, False)
+
+
+def _config(name):
+    if name in VARIANTS:
+        return validate({"family": "gaussian", **VARIANTS[name]}, f"<{name}>")
+    return load(CONFIGS / f"{name}.yaml")
 
 
 @pytest.mark.parametrize("name,simulator", [
     pytest.param(n, sim, marks=() if (n, sim) in DEFAULT else pytest.mark.slow, id=f"{n}-{sim}")
-    for n in REFERENCE for sim in ("verilator", "icarus")])
+    for n in (*REFERENCE, *VARIANTS) for sim in ("verilator", "icarus")])
 def test_sim(name, simulator, tmp_path, monkeypatch):
     if simulator == "icarus" and tools.iverilog() is None:
         pytest.skip("iverilog not on PATH (optional; .ci/run installs it)")
@@ -37,9 +55,37 @@ def test_sim(name, simulator, tmp_path, monkeypatch):
         vectors, garden = 20, 1
     monkeypatch.setenv("ACCELSMITH_GARDEN_TILES", str(garden))
     monkeypatch.setenv("ACCELSMITH_SCENE_TILES", "1" if scene else "0")
-    result = simulate(load(CONFIGS / f"{name}.yaml"), simulator, seed=97, vectors=vectors,
-                      workdir=tmp_path, quiet=True)
+    result = simulate(_config(name), simulator, seed=97, vectors=vectors, workdir=tmp_path,
+                      quiet=True)
     assert result.passed, result.summary()
+
+
+@pytest.mark.skipif(not GARDEN.is_file(), reason=f"garden scene not found at {GARDEN}")
+def test_skipping_never_drops_a_contributing_pair():
+    """Every tile of the garden's camera 0: no (Gaussian, 8x8 sub-tile) the test skips holds a
+    pixel with v > 0, and at most 40 % of the pairs are evaluated."""
+    from accelsmith.models.gaussian.pipeline import load_scene
+    from accelsmith.models.gaussian.render import bin_tiles, project
+
+    scene, cams = load_scene(GARDEN)
+    bins = bin_tiles(project(scene, cams[0]))
+    fv = fixed.quantise_view(bins.proj)
+    kept = unsafe = 0
+    for t in range(len(bins)):
+        rows = bins.tile(t)
+        if len(rows) == 0:
+            continue
+        ty, tx = divmod(t, bins.proj.tiles_x)
+        keep = fixed.subtile_keep_fixed(fv, rows, tx, ty, 8)
+        a, b, c, dy = fixed.axis_terms_fixed(fv, rows, tx, ty)
+        power = fixed.sat(a[:, None, :] + c[:, :, None]
+                          + fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8), fixed.POWER_MIN, 0)
+        v = fixed.visibility_fixed(fv.opacity[rows, None], power.reshape(len(rows), 256))
+        live = (v.reshape(len(rows), 2, 8, 2, 8) > 0).any(axis=(2, 4)).reshape(len(rows), 4)
+        unsafe += int((live & ~keep).sum())
+        kept += int(keep.sum()) * 64
+    assert unsafe == 0
+    assert kept <= 0.40 * len(bins.entries) * 256, kept / (len(bins.entries) * 256)
 
 
 class _WrongBlend(TileRasteriser):
@@ -50,7 +96,8 @@ class _WrongBlend(TileRasteriser):
 
 
 def test_testbench_catches_a_wrong_blend(tmp_path, monkeypatch):
-    config = validate({"family": "gaussian", "lanes": 16, "blend": "authors"}, "<authors>")
+    config = validate({"family": "gaussian", "lanes": 16, "blend": "authors", "subtile": 0},
+                      "<authors>")
     design = generator("gaussian").build(config)
     design.component = _WrongBlend(16, "authors")
     monkeypatch.setenv("ACCELSMITH_GARDEN_TILES", "0")
@@ -71,6 +118,7 @@ def test_manifest_states_streams_and_timing(tmp_path):
         assert manifest["streams"][name]["payload_bits"] == records.width(fields)
     assert manifest["geometry"]["cycles_per_entry"] == 16
     assert manifest["geometry"]["blend"] == "coverage"
+    assert (manifest["geometry"]["subtile"], manifest["geometry"]["cycles_per_subtile"]) == (8, 4)
     timing = RasteriserTiming(64)
     assert timing.tile_cycles(10) == 4 * 10 + 1 + 8 + 256
     assert timing.run_cycles([0]) == 4 + 265 + 15

@@ -53,7 +53,7 @@ def test_sim(name, simulator, tmp_path):
     # Bit-level carry-save netlists (mac other than baseline) build and run slowly, on Icarus
     # (event-driven, glitching) 20-50x slower than on Verilator: fewer tiles, as in test_sim_mac.
     bit_level = config.values.get("mac", "baseline") != "baseline"
-    vectors = (60 if simulator == "icarus" else 600) if bit_level else 2000
+    vectors = (60 if simulator == "icarus" else 300) if bit_level else 2000
     result = simulate(config, simulator, seed=1234, vectors=vectors, workdir=tmp_path, quiet=True)
     assert result.passed, result.summary()
 
@@ -138,7 +138,7 @@ def test_sim_mac(name, simulator, tmp_path):
     config = validate({"family": "bitweight", **MAC_CONFIGS[name]}, f"<{name}>")
     # Icarus is event-driven: the bit-level carry-save netlists glitch a lot and run 20-50x
     # slower than on Verilator, so it gets fewer tiles (corner cases always included).
-    vectors = 600 if simulator == "verilator" else 40
+    vectors = 300 if simulator == "verilator" else 40
     result = simulate(config, simulator, seed=4321, vectors=vectors, workdir=tmp_path, quiet=True)
     assert result.passed, result.summary()
 

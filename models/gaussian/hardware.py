@@ -1,15 +1,17 @@
 """The rasteriser hardware's timing (``hdl/gaussian.py``) as numbers: the exact cycle model.
 
 With the tile and record streams always valid and the pixel stream always ready, a run of
-``K`` tiles with ``n_k`` entries each keeps the ``cycles`` counter busy for
+``K`` tiles keeps the ``cycles`` counter busy for
 
-    E * sum(n_k) + K * (1 + FLUSH + 256) + SETUP_LATENCY + NORMALISER_LATENCY - 1
-    (+ E when the first tile has entries)
+    sum over entries of their cycles + K * (1 + FLUSH + 256) + SETUP_LATENCY + groups
+    + NORMALISER_LATENCY - 1        (``groups`` only when the first tile has entries)
 
-cycles (:meth:`RasteriserTiming.run_cycles`): ``E = 256 / lanes``
-cycles per entry; per tile one cycle to take its first entry, ``FLUSH`` cycles for the lane
-pipeline to empty after its last entry, and 256 cycles to read the sums out (one pixel per
-cycle); the next tile's set-up overlaps all of that, so tiles follow back to back.
+cycles (:meth:`RasteriserTiming.run_cycles`). An entry takes ``E = 256 / lanes`` cycles without
+pair skipping; with ``subtile`` skipping, ``(subtile / sqrt(lanes))^2`` cycles per kept sub-tile
+and at least one. Per tile: one cycle to take its first entry, ``FLUSH`` cycles for the lane
+pipeline to empty after its last entry, 256 cycles to read the sums out; the next tile's set-up
+overlaps all of that, so tiles follow back to back. ``groups`` is the set-up's cycles per entry
+(E without skipping, 1 with).
 """
 
 from __future__ import annotations
@@ -27,10 +29,24 @@ PIXELS = TILE * TILE
 @dataclass(frozen=True)
 class RasteriserTiming:
     lanes: int
+    subtile: int = 0
+
+    @property
+    def side(self) -> int:
+        return int(round(self.lanes ** 0.5))
 
     @property
     def cycles_per_entry(self) -> int:
+        """Cycles of an entry with nothing skipped."""
         return PIXELS // self.lanes
+
+    @property
+    def cycles_per_subtile(self) -> int:
+        return ((self.subtile or TILE) // self.side) ** 2
+
+    @property
+    def setup_groups(self) -> int:
+        return 1 if self.subtile else self.cycles_per_entry
 
     @property
     def flush(self) -> int:
@@ -42,17 +58,22 @@ class RasteriserTiming:
         """Cycles a tile costs besides its entries: take, flush, read-out."""
         return 1 + self.flush + PIXELS
 
-    def tile_cycles(self, entries: int) -> int:
-        """Cycles a tile holds the evaluator (back to back with its neighbours)."""
-        return self.cycles_per_entry * entries + self.tile_overhead
+    def entry_cycles(self, kept_subtiles: int) -> int:
+        return max(1, kept_subtiles * self.cycles_per_subtile)
 
-    def run_cycles(self, counts) -> int:
-        """Busy cycles of a run of tiles with ``counts`` entries each, from the first tile beat
-        to the last pixel, when no stream stalls: the first entry's set-up (``SETUP_LATENCY``
-        cycles, plus ``E`` if the first tile has entries), every tile back to back, and the
-        last pixels' way through the normaliser."""
-        counts = [int(n) for n in counts]
-        if not counts:
+    def tile_cycles(self, entries) -> int:
+        """Cycles a tile holds the evaluator (back to back with its neighbours): ``entries`` is
+        its number of entries (nothing skipped) or each entry's number of kept sub-tiles."""
+        if isinstance(entries, int):
+            return self.cycles_per_entry * entries + self.tile_overhead
+        return sum(self.entry_cycles(int(k)) for k in entries) + self.tile_overhead
+
+    def run_cycles(self, tiles) -> int:
+        """Busy cycles of a run of tiles (each as :meth:`tile_cycles` takes it), from the first
+        tile beat to the last pixel, when no stream stalls."""
+        tiles = list(tiles)
+        if not tiles:
             return 0
-        start = SETUP_LATENCY + (self.cycles_per_entry if counts[0] > 0 else 0)
-        return start + sum(self.tile_cycles(n) for n in counts) + NORMALISER_LATENCY - 1
+        first = tiles[0] if isinstance(tiles[0], int) else len(tiles[0])
+        start = SETUP_LATENCY + (self.setup_groups if first > 0 else 0)
+        return start + sum(self.tile_cycles(t) for t in tiles) + NORMALISER_LATENCY - 1

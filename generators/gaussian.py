@@ -32,7 +32,8 @@ SCHEMA = FamilySchema("gaussian", "3DGS tile rasterisers: order-independent blen
     Param("subtile", int, "Pair skipping: per entry and subtile x subtile sub-tile, a "
           "conservative test in the set-up skips the sub-tile's pairs when none can contribute "
           "(the image bits do not change); 0 evaluates every pair. At least the lanes' block side.",
-          default=None, choices=(0, 4, 8, 16), default_doc="8, or 16 for 256 lanes"),
+          default=None, choices=(0, 4, 8, 16),
+          default_doc="the lanes' block side: 4 for 16 lanes, 8 for 64, 16 for 256"),
     Param("name", str, "Verilog module name of the top level.", default=None,
           pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
 ), checks=(lambda v: _subtile_fits(v),))
@@ -41,7 +42,7 @@ SCHEMA = FamilySchema("gaussian", "3DGS tile rasterisers: order-independent blen
 def subtile_of(values: dict) -> int:
     """The config's sub-tile size (its default resolved)."""
     side = int(round(values["lanes"] ** 0.5))
-    return values["subtile"] if values["subtile"] is not None else max(8, side)
+    return values["subtile"] if values["subtile"] is not None else side
 
 
 def _subtile_fits(values: dict) -> str | None:

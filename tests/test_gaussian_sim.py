@@ -26,14 +26,14 @@ REFERENCE = ("gaussian_16lanes_coverage", "gaussian_64lanes_authors")
 # Icarus, so the default runs are short: the skipping reference config on Verilator with one
 # garden tile, the unskipped form on Icarus without the scene's and the garden's tiles (the
 # unskipped form on Verilator is the mutation test's engine, and in `slow`).
-DEFAULT = {("gaussian_16lanes_coverage", "verilator"): (12, 1, True)}
+DEFAULT = {("gaussian_16lanes_coverage", "verilator"): (8, 1, True)}
 FULL = (200, 2, True)
 
 
-# Besides the reference configs (pair skipping on 8x8 sub-tiles): without skipping (the set-up
-# then spreads an entry's indices over its cycles), and 4x4 sub-tiles.
+# Besides the reference configs (pair skipping on sub-tiles of the lanes' block size): without
+# skipping (the set-up then spreads an entry's indices over its cycles), and 8x8 sub-tiles.
 VARIANTS = {"noskip-16lanes": {"lanes": 16, "subtile": 0},
-            "skip4-16lanes-authors": {"lanes": 16, "subtile": 4, "blend": "authors"},
+            "skip8-16lanes-authors": {"lanes": 16, "subtile": 8, "blend": "authors"},
             "noskip-256lanes": {"lanes": 256, "subtile": 0}}
 DEFAULT[("noskip-16lanes", "icarus")] = (2, 0, False)
 
@@ -62,30 +62,33 @@ def test_sim(name, simulator, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not GARDEN.is_file(), reason=f"garden scene not found at {GARDEN}")
 def test_skipping_never_drops_a_contributing_pair():
-    """Every tile of the garden's camera 0: no (Gaussian, 8x8 sub-tile) the test skips holds a
-    pixel with v > 0, and at most 40 % of the pairs are evaluated."""
+    """Every tile of the garden's camera 0: no (Gaussian, sub-tile) the test skips holds a pixel
+    with v > 0, for 4x4 and 8x8 sub-tiles; with 4x4 (16 lanes' default) at most 40 % of the
+    pairs are evaluated."""
     from accelsmith.models.gaussian.pipeline import load_scene
     from accelsmith.models.gaussian.render import bin_tiles, project
 
     scene, cams = load_scene(GARDEN)
     bins = bin_tiles(project(scene, cams[0]))
     fv = fixed.quantise_view(bins.proj)
-    kept = unsafe = 0
+    kept = {4: 0, 8: 0}
     for t in range(len(bins)):
         rows = bins.tile(t)
         if len(rows) == 0:
             continue
         ty, tx = divmod(t, bins.proj.tiles_x)
-        keep = fixed.subtile_keep_fixed(fv, rows, tx, ty, 8)
         a, b, c, dy = fixed.axis_terms_fixed(fv, rows, tx, ty)
         power = fixed.sat(a[:, None, :] + c[:, :, None]
                           + fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8), fixed.POWER_MIN, 0)
         v = fixed.visibility_fixed(fv.opacity[rows, None], power.reshape(len(rows), 256))
-        live = (v.reshape(len(rows), 2, 8, 2, 8) > 0).any(axis=(2, 4)).reshape(len(rows), 4)
-        unsafe += int((live & ~keep).sum())
-        kept += int(keep.sum()) * 64
-    assert unsafe == 0
-    assert kept <= 0.40 * len(bins.entries) * 256, kept / (len(bins.entries) * 256)
+        for size in kept:
+            n = 16 // size
+            keep = fixed.subtile_keep_fixed(fv, rows, tx, ty, size)
+            live = (v.reshape(len(rows), n, size, n, size) > 0).any(axis=(2, 4))
+            assert not (live.reshape(len(rows), n * n) & ~keep).any(), (t, size)
+            kept[size] += int(keep.sum()) * size * size
+    assert kept[4] <= 0.40 * len(bins.entries) * 256, kept[4] / (len(bins.entries) * 256)
+    assert kept[4] < kept[8] < len(bins.entries) * 256
 
 
 class _WrongBlend(TileRasteriser):
@@ -109,7 +112,7 @@ def test_testbench_catches_a_wrong_blend(tmp_path, monkeypatch):
 
 
 def test_manifest_states_streams_and_timing(tmp_path):
-    design = generator("gaussian").build(load(CONFIGS / "gaussian_16lanes_coverage.yaml"))
+    design = generator("gaussian").build(_config("noskip-16lanes"))
     manifest = json.loads(write_design(design, tmp_path)[1].read_text())
     ports = {p["name"]: p["width"] for p in manifest["ports"]}
     for name, fields in (("tiles", records.TILE_FIELDS), ("records", records.RECORD_FIELDS),
@@ -118,7 +121,9 @@ def test_manifest_states_streams_and_timing(tmp_path):
         assert manifest["streams"][name]["payload_bits"] == records.width(fields)
     assert manifest["geometry"]["cycles_per_entry"] == 16
     assert manifest["geometry"]["blend"] == "coverage"
-    assert (manifest["geometry"]["subtile"], manifest["geometry"]["cycles_per_subtile"]) == (8, 4)
+    assert (manifest["geometry"]["subtile"], manifest["geometry"]["cycles_per_subtile"]) == (0, 16)
+    skip = generator("gaussian").build(load(CONFIGS / "gaussian_16lanes_coverage.yaml")).manifest
+    assert (skip["geometry"]["subtile"], skip["geometry"]["cycles_per_subtile"]) == (4, 1)
     timing = RasteriserTiming(64)
     assert timing.tile_cycles(10) == 4 * 10 + 1 + 8 + 256
     assert timing.run_cycles([0]) == 4 + 265 + 15

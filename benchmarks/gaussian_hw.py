@@ -1,0 +1,147 @@
+"""The rasteriser hardware on the garden scene, from its exact cycle model: pairs evaluated and
+cycles per frame, per lane count and pair-skipping sub-tile size.
+
+The cycle model (``accelsmith.models.gaussian.hardware.RasteriserTiming``) is checked against the
+hardware's cycle counter on every stall-free run of the testbench; the kept sub-tiles per entry
+come from ``subtile_keep_fixed``, the NumPy form of the hardware's skipping test. Writes
+``docs/results/gaussian_hw.json``, ``.md`` and ``gaussian_hw.png``.
+
+    python benchmarks/gaussian_hw.py [--scene ../shared/data/test_garden.npz] [--cameras 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from accelsmith.models.gaussian import fixed
+from accelsmith.models.gaussian.hardware import RasteriserTiming
+from accelsmith.models.gaussian.pipeline import load_scene
+from accelsmith.models.gaussian.render import bin_tiles, project
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+LANES = (16, 64, 256)
+SUBTILES = (0, 4, 8, 16)
+
+
+def camera_figures(scene, cam) -> dict:
+    bins = bin_tiles(project(scene, cam))
+    fv = fixed.quantise_view(bins.proj)
+    counts = [int(n) for n in np.diff(bins.offsets)]
+    full = sum(counts) * 256
+    contributing = 0
+    kept = {s: [] for s in SUBTILES if s}
+    for t in range(len(bins)):
+        rows = bins.tile(t)
+        ty, tx = divmod(t, bins.proj.tiles_x)
+        if len(rows):
+            a, b, c, dy = fixed.axis_terms_fixed(fv, rows, tx, ty)
+            power = fixed.sat(a[:, None, :] + c[:, :, None]
+                              + fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8),
+                              fixed.POWER_MIN, 0)
+            contributing += int((fixed.visibility_fixed(
+                fv.opacity[rows, None], power.reshape(len(rows), 256)) > 0).sum())
+        for s in kept:
+            kept[s].append(fixed.subtile_keep_fixed(fv, rows, tx, ty, s).sum(axis=1).tolist()
+                           if len(rows) else [])
+    pairs = {0: full}
+    pairs.update({s: sum(sum(k) for k in kept[s]) * s * s for s in kept})
+    cycles = {}
+    for lanes in LANES:
+        side = int(round(lanes ** 0.5))
+        for s in SUBTILES:
+            if s and s < side:
+                continue
+            timing = RasteriserTiming(lanes, s)
+            cycles[f"{lanes}/{s}"] = timing.run_cycles(kept[s] if s else counts)
+    return {"tiles": len(counts), "entries": sum(counts), "pairs_full": full,
+            "pairs_contributing": contributing,
+            "pairs_evaluated": {str(s): p for s, p in pairs.items()},
+            "frame_cycles": cycles,
+            "readout_cycles": len(counts) * RasteriserTiming(16).tile_overhead}
+
+
+def write_markdown(data: dict, path: Path):
+    cams = data["cameras"]
+    lines = ["# Rasteriser hardware on the garden scene (cycle model)", "",
+             f"Measured with `python benchmarks/gaussian_hw.py` on {data['date']} (scene "
+             f"`{data['scene']}`, {data['width']}x{data['height']}); raw data in "
+             "`gaussian_hw.json`. Cycles come from the exact cycle model the testbench checks "
+             "against the hardware's counter; kept sub-tiles from the hardware's skipping test "
+             "in NumPy.", "", "## Pairs evaluated", "",
+             "| sub-tile | " + " | ".join(f"camera {c}" for c in cams) + " |",
+             "| --- | " + " | ".join("---" for _ in cams) + " |"]
+    for s in SUBTILES:
+        label = "none (full evaluation)" if s == 0 else f"{s}x{s}"
+        cells = []
+        for c in cams.values():
+            p = c["pairs_evaluated"][str(s)]
+            cells.append(f"{p / 1e6:.1f}M ({100 * p / c['pairs_full']:.1f} %)")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| contributing (v > 0) | " + " | ".join(
+        f"{c['pairs_contributing'] / 1e6:.1f}M ({100 * c['pairs_contributing'] / c['pairs_full']:.1f} %)"
+        for c in cams.values()) + " |")
+    lines += ["", "## Cycles per frame", "", "| lanes | sub-tile | " + " | ".join(
+        f"camera {c}" for c in cams) + " |", "| --- | --- | " + " | ".join("---" for _ in cams) + " |"]
+    for key in next(iter(cams.values()))["frame_cycles"]:
+        lanes, s = key.split("/")
+        lines.append(f"| {lanes} | {'none' if s == '0' else s + 'x' + s} | " + " | ".join(
+            f"{c['frame_cycles'][key]:,}" for c in cams.values()) + " |")
+    lines += ["", "Of these, the tiles' read-out (1 + 8 + 256 cycles per tile, "
+              f"{next(iter(cams.values()))['readout_cycles']:,} per frame) does not shrink with "
+              "lanes or skipping.", ""]
+    path.write_text("\n".join(lines))
+
+
+def plot(data: dict, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cam = data["cameras"]["0"]
+    keys = list(cam["frame_cycles"])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(range(len(keys)), [cam["frame_cycles"][k] / 1e6 for k in keys])
+    ax.axhline(cam["readout_cycles"] / 1e6, color="grey", ls="--", label="tile read-out")
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([f"{k.split('/')[0]} lanes\n" + ("no skip" if k.endswith("/0") else
+                        f"{k.split('/')[1]}x{k.split('/')[1]}") for k in keys], fontsize=8)
+    ax.set_ylabel("million cycles per frame (camera 0)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scene", default=str(ROOT.parent / "shared" / "data" / "test_garden.npz"))
+    ap.add_argument("--cameras", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args(argv)
+    scene, cams = load_scene(args.scene)
+    data = {"date": time.strftime("%Y-%m-%d"), "scene": Path(args.scene).name,
+            "width": cams[0].width, "height": cams[0].height, "cameras": {}}
+    for c in args.cameras:
+        t0 = time.monotonic()
+        data["cameras"][str(c)] = camera_figures(scene, cams[c])
+        print(f"camera {c}: {data['cameras'][str(c)]['entries']:,} entries "
+              f"({time.monotonic() - t0:.1f} s)", file=sys.stderr, flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gaussian_hw.json").write_text(json.dumps(data, indent=1) + "\n")
+    write_markdown(data, out / "gaussian_hw.md")
+    plot(data, out / "gaussian_hw.png")
+    print(f"wrote {out / 'gaussian_hw.md'}, .json, .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

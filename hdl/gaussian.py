@@ -494,6 +494,8 @@ class TileRasteriser(wiring.Component):
             """(found, index) of the first set bit of ``mask`` above ``after``."""
             found, index = Signal(name="kept_found"), Signal(range(max(n_sub, 2)), name="kept_index")
             for idx in reversed(range(n_sub)):
+                if idx == 0 and not after.shape().signed:
+                    continue          # no unsigned index lies below sub-tile 0
                 with m.If(mask[idx] & (after < idx)):
                     m.d.comb += [found.eq(1), index.eq(idx)]
             return found, index

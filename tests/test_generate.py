@@ -14,27 +14,37 @@ from accelsmith.registry import generator, reference_configs
 from .test_sim import MAC_CONFIGS
 
 CONFIGS = reference_configs()
+# A config's tests share one worker (pytest-xdist --dist loadgroup), so it is generated once.
+BY_CONFIG = [pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group(p.stem)) for p in CONFIGS]
+
+
+class _Generated(dict):
+    """Each reference config's (Verilog, manifest) paths, generated on first use, so a test
+    worker elaborates only the configs its tests ask for (the rasterisers take tens of seconds)."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, stem):
+        config = load(next(p for p in CONFIGS if p.stem == stem))
+        self[stem] = write_design(generator(config.family).build(config), self.root / stem)
+        return self[stem]
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    out = {}
-    root = tmp_path_factory.mktemp("gen")
-    for path in CONFIGS:
-        config = load(path)
-        design = generator(config.family).build(config)
-        out[path.stem] = write_design(design, root / path.stem)
-    return out
+    return _Generated(tmp_path_factory.mktemp("gen"))
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", BY_CONFIG)
 def test_verilator_lint(generated, path):
     v_path, m_path = generated[path.stem]
     ok, output = tools.verilator_lint(v_path, json.loads(m_path.read_text())["top"])
     assert ok, output[-3000:]
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", BY_CONFIG)
 def test_icarus_compiles(generated, path, tmp_path):
     if tools.iverilog() is None:
         pytest.skip("iverilog not on PATH (optional; .ci/run installs it)")

@@ -115,6 +115,7 @@ def test_ecp5_dsp_blocks_are_refused_off_ecp5(tmp_path):
         build_board(config, "icebreaker", tmp_path)
 
 
+@pytest.mark.slow     # a full Yosys run of the ULX3S SoC (about 2 minutes)
 def test_board_build_maps_luts_with_classic_abc_when_abc9_fails(tmp_path, monkeypatch):
     """When Yosys stops inside abc9 the board build runs again with classic ABC; here the first
     run is replaced by such a failure and the second runs the rewritten script in real Yosys."""

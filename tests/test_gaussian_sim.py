@@ -23,10 +23,10 @@ REFERENCE = ("gaussian_16lanes_coverage", "gaussian_64lanes_authors")
 
 # (config, simulator): vectors, heaviest garden tiles, scene tiles; the rest runs in `slow`.
 # The rasteriser runs at about 500-1,700 cycles/s on Verilator under cocotb and 150-200 on
-# Icarus, so the default runs are short: the skipping reference config on Verilator with one
-# garden tile, the unskipped form on Icarus without the scene's and the garden's tiles (the
-# unskipped form on Verilator is the mutation test's engine, and in `slow`).
-DEFAULT = {("gaussian_16lanes_coverage", "verilator"): (8, 1, True)}
+# Icarus, so the default runs are short: 8x8 skipping on Verilator with one garden tile (the
+# 4x4 reference config, with four times the skip tests, builds and runs slower: `slow`), the
+# unskipped form on Icarus without the scene's and the garden's tiles.
+DEFAULT = {("skip8-16lanes-authors", "verilator"): (8, 1, True)}
 FULL = (200, 2, True)
 
 
@@ -98,6 +98,7 @@ class _WrongBlend(TileRasteriser):
         super().__init__(lanes, "coverage")
 
 
+@pytest.mark.slow     # a Verilator build of its own (about a minute)
 def test_testbench_catches_a_wrong_blend(tmp_path, monkeypatch):
     config = validate({"family": "gaussian", "lanes": 16, "blend": "authors", "subtile": 0},
                       "<authors>")

@@ -15,7 +15,12 @@ from .test_sim import MAC_CONFIGS
 
 CONFIGS = reference_configs()
 # A config's tests share one worker (pytest-xdist --dist loadgroup), so it is generated once.
-BY_CONFIG = [pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group(p.stem)) for p in CONFIGS]
+# The 64-lane rasteriser takes about a minute to generate and lint: its 16-lane sibling stands
+# for the family in the default tier.
+SLOW_GENERATION = {"gaussian_64lanes_authors"}
+BY_CONFIG = [pytest.param(p, id=p.stem, marks=(pytest.mark.xdist_group(p.stem),)
+                          + ((pytest.mark.slow,) if p.stem in SLOW_GENERATION else ()))
+             for p in CONFIGS]
 
 
 class _Generated(dict):

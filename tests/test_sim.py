@@ -53,7 +53,8 @@ def test_sim(name, simulator, tmp_path):
     # Bit-level carry-save netlists (mac other than baseline) build and run slowly, on Icarus
     # (event-driven, glitching) 20-50x slower than on Verilator: fewer tiles, as in test_sim_mac.
     bit_level = config.values.get("mac", "baseline") != "baseline"
-    vectors = (60 if simulator == "icarus" else 300) if bit_level else 2000
+    vectors = (60 if simulator == "icarus" else 300) if bit_level else (
+        1000 if simulator == "icarus" else 2000)
     result = simulate(config, simulator, seed=1234, vectors=vectors, workdir=tmp_path, quiet=True)
     assert result.passed, result.summary()
 

@@ -26,7 +26,7 @@ REFERENCE = ("gaussian_16lanes_coverage", "gaussian_64lanes_authors")
 # Icarus, so the default runs are short: 8x8 skipping on Verilator with one garden tile (the
 # 4x4 reference config, with four times the skip tests, builds and runs slower: `slow`), the
 # unskipped form on Icarus without the scene's and the garden's tiles.
-DEFAULT = {("skip8-16lanes-authors", "verilator"): (8, 1, True)}
+DEFAULT = {("skip8-16lanes-authors", "verilator"): (4, 1, False)}
 FULL = (200, 2, True)
 
 

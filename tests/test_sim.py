@@ -43,8 +43,14 @@ ICARUS_SLOW_REFERENCE = {"os_4x4_int8_opt1", "matrix2d_4x4_int8_opt4c", "sparse_
                          "sparse_bitmap_4x4_tile8_int8"}
 
 
+# Reference configs whose engines test_sim_mac runs on Verilator by default (3x4 opt1 OS and
+# 4x4 opt4c 2D-Matrix, the same PEs): their own Verilator runs are in the slow tier.
+VERILATOR_SLOW_REFERENCE = {"os_4x4_int8_opt1", "matrix2d_4x4_int8_opt4c"}
+
+
 @pytest.mark.parametrize("name,simulator", [
-    pytest.param(n, sim, marks=pytest.mark.slow if sim == "icarus" and n in ICARUS_SLOW_REFERENCE
+    pytest.param(n, sim, marks=pytest.mark.slow if n in (ICARUS_SLOW_REFERENCE if sim == "icarus"
+                                                         else VERILATOR_SLOW_REFERENCE)
                  else (), id=f"{n}-{sim}") for n in SIM_CONFIGS for sim in ("verilator", "icarus")])
 def test_sim(name, simulator, tmp_path):
     if simulator == "icarus" and tools.iverilog() is None:

@@ -27,7 +27,7 @@ from accelsmith.models.gaussian import fixed, hardware
 from accelsmith.models.gaussian.records import PIXEL_FIELDS, RECORD_FIELDS, TILE_FIELDS
 
 __all__ = ["TILE_LAYOUT", "RECORD_LAYOUT", "PIXEL_LAYOUT", "Exp2Table", "NegLog2Table",
-           "AxisSetup", "PairEvaluator", "PixelNormaliser", "TileRasteriser"]
+           "SubtileTest", "AxisSetup", "PairEvaluator", "PixelNormaliser", "TileRasteriser"]
 
 TILE = fixed.TILE
 D_BITS = 22            # dx, dy: saturated to +-2^20 (Q.8)
@@ -168,7 +168,8 @@ class AxisSetup(wiring.Component):
     column terms A_i, B_i and the 16 row terms C_j, dy_j, ``16 / cycles_per_entry`` indices per
     cycle (each index five multiplies: dx^2, a dx^2, b dx, dy^2, c dy^2), and offers them with the
     record's opacity, weight and colour as one ``terms`` beat. An empty tile gives one beat with
-    ``has_entry`` low; the tile's final beat has ``last`` high and carries its background.
+    ``has_entry`` low; the tile's final beat has ``last`` high and carries its background. With
+    ``subtile`` set, ``keep`` holds :class:`SubtileTest`'s verdict per sub-tile (else all ones).
 
     Timing: two-stage arithmetic pipeline and two term banks (collecting, offered), so with
     ``terms`` accepted as offered it takes one record per ``cycles_per_entry`` cycles; a record's

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth import *
 
-__all__ = ["adder_tree"]
+__all__ = ["adder_tree", "csd_digits", "const_product"]
 
 
 def adder_tree(terms):
@@ -22,3 +22,26 @@ def adder_tree(terms):
             paired.append(terms[-1])
         terms = paired
     return terms[0]
+
+
+def csd_digits(k: int) -> list[tuple[int, int]]:
+    """``k`` (>= 0) in canonical signed digits: (shift, +-1) pairs, no two shifts adjacent, so
+    ``k = sum(sign << shift)`` with the fewest non-zero digits."""
+    assert k >= 0
+    digits, shift = [], 0
+    while k:
+        if k & 1:
+            sign = 2 - (k & 3)          # 01 -> +1, 11 -> -1 (and carry)
+            digits.append((shift, sign))
+            k -= sign
+        k >>= 1
+        shift += 1
+    return digits
+
+
+def const_product(x, k: int):
+    """``x * k`` for a constant ``k`` >= 0 as shifts and an adder tree of its canonical signed
+    digits: exact, combinational, and never a DSP block (FPGA tools map a ``*`` by a constant to
+    one, which wide arrays of such products run out of)."""
+    terms = [(x << s) if sign > 0 else -(x << s) for s, sign in csd_digits(k)]
+    return adder_tree(terms) if terms else Const(0)

@@ -23,6 +23,7 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from accelsmith.hdl.arith import const_product
 from accelsmith.models.gaussian import fixed, hardware
 from accelsmith.models.gaussian.records import PIXEL_FIELDS, RECORD_FIELDS, TILE_FIELDS
 
@@ -35,6 +36,8 @@ QUAD_BITS = 40         # A, C: -(a dx^2) / 2 in Q.12, a < 2^26 and dx^2 < 2^41 b
 B_BITS = 30            # B = -b dx in Q.12: |b| < 2^26, |dx| <= 2^20, shifted by 20
 SUM_BITS = {"s_w": 32, "s_cw": 48, "s_log": 32}
 DIVIDER_BITS = 14      # the normalised colour is a weighted mean of 14-bit colours
+# 255 v < 2^16 (v below 1/255) exactly when v < 258: a compare instead of a product.
+VISIBLE_MIN = -(-fixed.ONE16 // 255)
 
 
 def _layout(fields):
@@ -67,14 +70,14 @@ def _clamp(x, lo, hi):
 
 def _exp_argument(neg_power):
     """y = -power log2(e) in Q.12, from -power (0..16 in Q.12), rounded."""
-    return _rshift_round(neg_power * fixed.LOG2E_Q15, 15)[:17]
+    return _rshift_round(const_product(neg_power, fixed.LOG2E_Q15), 15)[:17]
 
 
 def _visibility(opacity, e):
     """v = min(0.999, opacity e) in Q.16, 0 below 1/255."""
     v_raw = _rshift_round(opacity * e, 16)
     v = Mux(v_raw > fixed.V_MAX_Q, fixed.V_MAX_Q, v_raw)
-    return Mux(255 * v < fixed.ONE16, 0, v)[:16]
+    return Mux(v < VISIBLE_MIN, 0, v)[:16]
 
 
 class Exp2Table(wiring.Component):

@@ -1,4 +1,4 @@
-"""Bitstreams for boards: PLL settings, one small bitstream in the default suite, the rest slow."""
+"""Bitstreams for boards: PLL settings and board errors by default; bitstreams (minutes each) slow."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def _check(report, tmp_path, board):
     assert manifest["board"] == board and manifest["soc"]["link"]["kind"] == "uart"
 
 
+@pytest.mark.slow
 def test_small_bitstream_for_ulx3s_12f(tmp_path):
     report = build_board(validate(dict(SMALL, soc_clock_mhz=25), "t"), "ulx3s-12f", tmp_path)
     _check(report, tmp_path, "ulx3s-12f")

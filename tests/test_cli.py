@@ -38,9 +38,12 @@ def test_sim_waves_and_seed(tmp_path):
 
 
 def test_synth_json(tmp_path):
+    # A 2x2 array of the mixed-format reference config: the command, not the size, is tested.
+    config = tmp_path / "os_2x2_u4xs8.yaml"
+    config.write_text((CONFIGS / "os_4x4_u4xs8.yaml").read_text()
+                      .replace("rows: 4", "rows: 2").replace("cols: 4", "cols: 2"))
     out = tmp_path / "r.json"
-    args = ["synth", CONFIGS / "os_4x4_u4xs8.yaml", "--target", "asic", "--json", out,
-            "--workdir", tmp_path]
+    args = ["synth", config, "--target", "asic", "--json", out, "--workdir", tmp_path]
     if SKY130.is_file():
         args += ["--liberty", SKY130]
     proc = run(*args)

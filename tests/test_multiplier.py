@@ -5,8 +5,10 @@ import itertools
 
 import numpy as np
 import pytest
+from amaranth import Elaboratable, Module, Signal, signed
 from amaranth.sim import Simulator
 
+from accelsmith.hdl.arith import const_product, csd_digits
 from accelsmith.hdl.multiplier import (BoothEncoder, CarryPropagateAdder, CarrySaveTree, ENTEncoder,
                                        PartialProductGenerator, Term)
 from accelsmith.models.digits import booth_digits, ent_digits
@@ -118,3 +120,26 @@ def test_carry_propagate_adder():
     cases = [(a, b) for a in range(0, 512, 37) for b in range(0, 512, 41)] + [(511, 511)]
     got = run_comb(dut, [[(dut.a, a), (dut.b, b)] for a, b in cases], lambda ctx: ctx.get(dut.sum))
     assert got == [(a + b) % 512 for a, b in cases]
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 255, 47274, 0b101101110111, (1 << 20) - 1])
+def test_const_product_is_exact_and_uses_canonical_digits(k):
+    digits = csd_digits(k)
+    assert sum(sign << shift for shift, sign in digits) == k
+    shifts = [shift for shift, _ in digits]
+    assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))       # no two digits adjacent
+    assert len(digits) <= bin(k).count("1")
+
+    class Product(Elaboratable):
+        def __init__(self):
+            self.x, self.y = Signal(signed(18)), Signal(signed(40))
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += self.y.eq(const_product(self.x, k))
+            return m
+
+    dut = Product()
+    xs = [-(1 << 17), -1, 0, 1, (1 << 17) - 1, *np.random.default_rng(k).integers(-(1 << 17), 1 << 17, 200)]
+    got = run_comb(dut, [[(dut.x, int(x))] for x in xs], lambda ctx: ctx.get(dut.y))
+    assert got == [int(x) * k for x in xs]

@@ -91,6 +91,41 @@ def test_skipping_never_drops_a_contributing_pair():
     assert kept[4] < kept[8] < len(bins.entries) * 256
 
 
+@pytest.mark.skipif(not GARDEN.is_file(), reason=f"garden scene not found at {GARDEN}")
+def test_cross_terms_by_differences_are_exact():
+    """round(B_i dy_j / 2^8) by forward differences equals the product form on every entry of
+    the garden's camera 0 and on means far enough away to saturate some or all rows."""
+    from accelsmith.models.gaussian.hardware import cross_terms_by_differences
+    from accelsmith.models.gaussian.pipeline import load_scene
+    from accelsmith.models.gaussian.render import bin_tiles, project
+
+    scene, cams = load_scene(GARDEN)
+    bins = bin_tiles(project(scene, cams[0]))
+    fv = fixed.quantise_view(bins.proj)
+    checked = 0
+    for t in range(len(bins)):
+        rows = bins.tile(t)
+        if len(rows) == 0:
+            continue
+        ty, tx = divmod(t, bins.proj.tiles_x)
+        _, b, _, dy = fixed.axis_terms_fixed(fv, rows, tx, ty)
+        want = fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8)
+        assert (cross_terms_by_differences(b, fv.mean[rows, 1], ty) == want).all(), t
+        checked += len(rows)
+    assert checked == len(bins.entries)
+    rng = np.random.default_rng(5)
+    limit = fixed.DX_LIMIT
+    for ty in (0, 3):
+        base = (ty * 16) << 8
+        mean_y = base + np.concatenate([limit + np.arange(-300, 4400, 37),      # rows saturating
+                                        -limit + np.arange(-300, 4400, 37),
+                                        rng.integers(-(1 << 23), 1 << 23, 200)])
+        b = rng.integers(-(1 << 27), 1 << 27, (len(mean_y), 16))
+        dy = fixed.sat(mean_y[:, None] - base - (np.arange(16) << 8) - 128, -limit, limit)
+        want = fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8)
+        assert (cross_terms_by_differences(b, mean_y, ty) == want).all(), ty
+
+
 class _WrongBlend(TileRasteriser):
     """Blends by coverage while its manifest says ``authors``."""
 

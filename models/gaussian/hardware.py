@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from .fixed import DX_LIMIT, MEAN_FRAC, rshift_round
 from .render import TILE
 
 PAIR_LATENCY = 7            # PairEvaluator: terms in -> summands out
@@ -77,3 +80,24 @@ class RasteriserTiming:
         first = tiles[0] if isinstance(tiles[0], int) else len(tiles[0])
         start = SETUP_LATENCY + (self.setup_groups if first > 0 else 0)
         return start + sum(self.tile_cycles(t) for t in tiles) + NORMALISER_LATENCY - 1
+
+
+# |dy_0| where some row of the tile is inside the saturation: at most 2^20 + 15 * 256.
+DY0_LIMIT = DX_LIMIT + (1 << 12)
+
+
+def cross_terms_by_differences(b_i, mean_y, ty: int):
+    """round(B_i dy_j / 2^8) of :func:`~accelsmith.models.gaussian.fixed.tile_sums_fixed`, (n, 16
+    rows j, 16 columns i), without a product per pair: before saturation dy_j = dy_0 - 2^8 j, so
+    for rows inside the saturation it is R_i - B_i j with R_i = round(B_i dy_0 / 2^8) (one
+    product per column, dy_0 saturated to +-DY0_LIMIT, which no such row notices), and for rows
+    saturated to +-2^20 exactly +-(B_i << 12). ``b_i`` (n, 16) as ``axis_terms_fixed`` gives it,
+    ``mean_y`` (n,) in Q.8: the form the set-up and lanes use to need no wide multiplier."""
+    b_i = np.asarray(b_i, np.int64)
+    dy0 = (np.asarray(mean_y, np.int64) - ((ty * TILE) << MEAN_FRAC) - (1 << (MEAN_FRAC - 1)))[:, None]
+    raw = dy0 - (np.arange(TILE) << MEAN_FRAC)[None, :]                       # (n, rows)
+    r_i = rshift_round(b_i * np.clip(dy0, -DY0_LIMIT, DY0_LIMIT), MEAN_FRAC)  # (n, cols)
+    inside = r_i[:, None, :] - b_i[:, None, :] * np.arange(TILE)[None, :, None]
+    sat = (b_i * (DX_LIMIT >> MEAN_FRAC))[:, None, :]   # 2^20 a multiple of 2^8: exact
+    return np.where((raw > DX_LIMIT)[:, :, None], sat,
+                    np.where((raw < -DX_LIMIT)[:, :, None], -sat, inside))

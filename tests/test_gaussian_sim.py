@@ -60,23 +60,25 @@ def test_sim(name, simulator, tmp_path, monkeypatch):
     assert result.passed, result.summary()
 
 
-@pytest.mark.skipif(not GARDEN.is_file(), reason=f"garden scene not found at {GARDEN}")
-def test_skipping_never_drops_a_contributing_pair():
-    """Every tile of the garden's camera 0: no (Gaussian, sub-tile) the test skips holds a pixel
-    with v > 0, for 4x4 and 8x8 sub-tiles; with 4x4 (16 lanes' default) at most 40 % of the
-    pairs are evaluated."""
+def _garden_entries():
+    """Garden camera 0, binned and quantised: (bins, fv, [(tile, rows, tx, ty)] of non-empty tiles)."""
     from accelsmith.models.gaussian.pipeline import load_scene
     from accelsmith.models.gaussian.render import bin_tiles, project
 
     scene, cams = load_scene(GARDEN)
     bins = bin_tiles(project(scene, cams[0]))
-    fv = fixed.quantise_view(bins.proj)
+    tiles = [(t, bins.tile(t), *divmod(t, bins.proj.tiles_x)[::-1]) for t in range(len(bins))]
+    return bins, fixed.quantise_view(bins.proj), [x for x in tiles if len(x[1])]
+
+
+@pytest.mark.skipif(not GARDEN.is_file(), reason=f"garden scene not found at {GARDEN}")
+def test_skipping_never_drops_a_contributing_pair():
+    """Every tile of the garden's camera 0: no (Gaussian, sub-tile) the test skips holds a pixel
+    with v > 0, for 4x4 and 8x8 sub-tiles; with 4x4 (16 lanes' default) at most 40 % of the
+    pairs are evaluated."""
+    bins, fv, tiles = _garden_entries()
     kept = {4: 0, 8: 0}
-    for t in range(len(bins)):
-        rows = bins.tile(t)
-        if len(rows) == 0:
-            continue
-        ty, tx = divmod(t, bins.proj.tiles_x)
+    for t, rows, tx, ty in tiles:
         a, b, c, dy = fixed.axis_terms_fixed(fv, rows, tx, ty)
         power = fixed.sat(a[:, None, :] + c[:, :, None]
                           + fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8), fixed.POWER_MIN, 0)
@@ -96,18 +98,10 @@ def test_cross_terms_by_differences_are_exact():
     """round(B_i dy_j / 2^8) by forward differences equals the product form on every entry of
     the garden's camera 0 and on means far enough away to saturate some or all rows."""
     from accelsmith.models.gaussian.hardware import cross_terms_by_differences
-    from accelsmith.models.gaussian.pipeline import load_scene
-    from accelsmith.models.gaussian.render import bin_tiles, project
 
-    scene, cams = load_scene(GARDEN)
-    bins = bin_tiles(project(scene, cams[0]))
-    fv = fixed.quantise_view(bins.proj)
+    bins, fv, tiles = _garden_entries()
     checked = 0
-    for t in range(len(bins)):
-        rows = bins.tile(t)
-        if len(rows) == 0:
-            continue
-        ty, tx = divmod(t, bins.proj.tiles_x)
+    for t, rows, tx, ty in tiles:
         _, b, _, dy = fixed.axis_terms_fixed(fv, rows, tx, ty)
         want = fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8)
         assert (cross_terms_by_differences(b, fv.mean[rows, 1], ty) == want).all(), t

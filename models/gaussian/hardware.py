@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import DX_LIMIT, MEAN_FRAC, rshift_round
+from .fixed import DX_LIMIT, MEAN_FRAC, rshift_round, sat
 from .render import TILE
 
 PAIR_LATENCY = 7            # PairEvaluator: terms in -> summands out
@@ -92,12 +92,13 @@ def cross_terms_by_differences(b_i, mean_y, ty: int):
     for rows inside the saturation it is R_i - B_i j with R_i = round(B_i dy_0 / 2^8) (one
     product per column, dy_0 saturated to +-DY0_LIMIT, which no such row notices), and for rows
     saturated to +-2^20 exactly +-(B_i << 12). ``b_i`` (n, 16) as ``axis_terms_fixed`` gives it,
-    ``mean_y`` (n,) in Q.8: the form the set-up and lanes use to need no wide multiplier."""
+    ``mean_y`` (n,) in Q.8: the form that lets the set-up and lanes (not yet built on it) do
+    without a wide multiplier."""
     b_i = np.asarray(b_i, np.int64)
     dy0 = (np.asarray(mean_y, np.int64) - ((ty * TILE) << MEAN_FRAC) - (1 << (MEAN_FRAC - 1)))[:, None]
     raw = dy0 - (np.arange(TILE) << MEAN_FRAC)[None, :]                       # (n, rows)
-    r_i = rshift_round(b_i * np.clip(dy0, -DY0_LIMIT, DY0_LIMIT), MEAN_FRAC)  # (n, cols)
+    r_i = rshift_round(b_i * sat(dy0, -DY0_LIMIT, DY0_LIMIT), MEAN_FRAC)  # (n, cols)
     inside = r_i[:, None, :] - b_i[:, None, :] * np.arange(TILE)[None, :, None]
-    sat = (b_i * (DX_LIMIT >> MEAN_FRAC))[:, None, :]   # 2^20 a multiple of 2^8: exact
-    return np.where((raw > DX_LIMIT)[:, :, None], sat,
-                    np.where((raw < -DX_LIMIT)[:, :, None], -sat, inside))
+    edge = (b_i * (DX_LIMIT >> MEAN_FRAC))[:, None, :]   # 2^20 a multiple of 2^8: exact
+    return np.where((raw > DX_LIMIT)[:, :, None], edge,
+                    np.where((raw < -DX_LIMIT)[:, :, None], -edge, inside))

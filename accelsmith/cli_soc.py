@@ -62,9 +62,10 @@ def load_matrix(path: str, what: str) -> np.ndarray:
 class _Progress:
     """A one-line progress report on stderr for runs that take longer than a second."""
 
-    def __init__(self):
+    def __init__(self, unit: str = "jobs"):
         self.start = time.monotonic()
         self.last = 0.0
+        self.unit = unit
 
     def __call__(self, done: int, total: int):
         now = time.monotonic() - self.start
@@ -73,24 +74,101 @@ class _Progress:
         self.last = now
         if now > 1.0:
             left = now / done * (total - done) if done else 0
-            print(f"  jobs {done}/{total} ({100 * done / total:.0f} %), {now:.0f} s, about "
+            print(f"  {self.unit} {done}/{total} ({100 * done / total:.0f} %), {now:.0f} s, about "
                   f"{left:.0f} s left", file=sys.stderr, flush=True)
 
 
-def _cmd_run(args) -> int:
+def _accelerator(args, config):
     from accelsmith.sw_driver.accelerator import Accelerator
 
+    if args.port:
+        return Accelerator.open(config, args.port, args.baud, link_timeout=args.timeout)
+    return Accelerator.simulated(config)
+
+
+def _region(text: str) -> tuple[int, int, int, int]:
+    import argparse
+
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 0 or values[2] == 0 or values[3] == 0:
+        raise argparse.ArgumentTypeError(f"'{text}': expected X,Y,WIDTH,HEIGHT in pixels "
+                                         "(non-negative, width and height at least 1)")
+    return values
+
+
+def _run_frame(args, config) -> int:
+    """``run`` of a gaussian config: a view of a scene rendered tile by tile on the SoC."""
+    from accelsmith.models.gaussian import fixed
+    from accelsmith.models.gaussian.metrics import psnr
+    from accelsmith.models.gaussian.pipeline import fixed_view, load_scene, save_png
+    from accelsmith.models.gaussian.render import bin_tiles, project, render_sorted
+    from accelsmith.models.gaussian.scene import SceneError
+    from accelsmith.sw_driver.gaussian import tiles_in
+
+    if args.a or args.b or args.prune:
+        raise InputError(f"{args.config} is a gaussian config: run renders a scene (--scene "
+                         f"SCENE --camera N -o frame.png); --a, --b and --prune are for GEMM "
+                         f"engines")
+    if not args.scene or not args.output:
+        raise InputError(f"{args.config} is a gaussian config: run needs --scene SCENE and "
+                         f"-o frame.png")
+    say = lambda msg: print(msg, file=sys.stderr)      # noqa: E731
+    scene, cams = load_scene(args.scene)
+    if not 0 <= args.camera < len(cams):
+        raise SceneError(f"{args.scene}: --camera {args.camera} does not exist; allowed "
+                         f"0..{len(cams) - 1}")
+    cam = cams[args.camera]
+    region = args.crop or (0, 0, cam.width, cam.height)
+    x, y, w, h = region
+    if x + w > cam.width or y + h > cam.height:
+        raise InputError(f"--crop {x},{y},{w},{h} reaches beyond the {cam.width}x{cam.height} "
+                         f"image of camera {args.camera}")
+    bins, fv, w_q = fixed_view(scene, cam, args.sorter, args.depth_weight, say, "run")
+    if args.sorter:
+        say("note: the sorter network runs on the host (mlp_fixed); the rasteriser has no MLP "
+            "mode yet")
+    blend = config.values["blend"]
+    bg_q = tuple(int(round(v * (1 << fixed.COLOUR_FRAC))) for v in args.background)
+    with _accelerator(args, config) as acc:
+        print(f"{acc.manifest['top']} on {args.port or 'simulation (native Verilator model)'}: "
+              f"camera {args.camera}, {len(bins.proj):,} Gaussians in view", flush=True)
+        result = acc.rasterise(bins, fv, w_q, bg_q, region, progress=_Progress("tiles"))
+    print("  " + result.summary())
+    path = save_png(fixed.to_float(result.image_q), args.output)
+    print(f"  frame written to {path}")
+    ref = fixed.render_fixed(bins, fv, w_q, blend, bg_q, tiles=tiles_in(bins, region))
+    ref = ref[y:y + h, x:x + w]
+    sorted_ref = render_sorted(bin_tiles(project(scene, cam)), args.background)[y:y + h, x:x + w]
+    print(f"  PSNR against the sorted float render: "
+          f"{psnr(fixed.to_float(result.image_q), sorted_ref):.2f} dB")
+    if np.array_equal(result.image_q, ref):
+        print("  check: the frame equals render_fixed (bit-exact)")
+        return 0
+    bad = np.argwhere(result.image_q != ref)
+    r, c, ch = bad[0]
+    print(f"  check: FAILED, {len(bad)} values differ from render_fixed; first pixel "
+          f"({x + c}, {y + r}) channel {ch}: {result.image_q[r, c, ch]}, model {ref[r, c, ch]}")
+    return 1
+
+
+def _cmd_run(args) -> int:
     config = load(args.config)
+    if config.family == "gaussian":
+        return _run_frame(args, config)
+    if args.scene or args.crop:
+        raise InputError(f"{args.config} is a {config.family} config: run computes C = A @ B "
+                         f"(--a A.npy --b B.npy); --scene and --crop are for gaussian configs")
+    if not args.a or not args.b:
+        raise InputError(f"{args.config}: run needs --a A.npy and --b B.npy")
     A = load_matrix(args.a, "A")
     B = load_matrix(args.b, "B")
     if A.shape[1] != B.shape[0]:
         raise InputError(f"A ({args.a}) is {A.shape[0]}x{A.shape[1]} and B ({args.b}) is "
                          f"{B.shape[0]}x{B.shape[1]}: A's columns must equal B's rows")
-    if args.port:
-        acc = Accelerator.open(config, args.port, args.baud, link_timeout=args.timeout)
-    else:
-        acc = Accelerator.simulated(config)
-    with acc:
+    with _accelerator(args, config) as acc:
         result = acc.gemm(A, B, prune=args.prune, progress=_Progress())
     where = args.port or "simulation (native Verilator model)"
     print(f"{acc.manifest['top']} on {where}")
@@ -172,6 +250,8 @@ def _cmd_program(args) -> int:
 
 
 def add_parsers(sub, config_help: str):
+    from .cli import _background, _pair
+
     p = sub.add_parser("program", help="load a bitstream into a board's FPGA (openFPGALoader)")
     p.add_argument("board", help="board name (see build --list-boards)")
     p.add_argument("bitstream", help="the .bit (ECP5) or .bin (iCE40) that build wrote")
@@ -186,11 +266,21 @@ def add_parsers(sub, config_help: str):
     p.add_argument("-o", "--output", help="output folder (default build/boards/BOARD)")
     p.set_defaults(func=_cmd_build)
 
-    p = sub.add_parser("run", help="C = A @ B on the hardware (the simulated SoC unless --port)")
+    p = sub.add_parser("run", help="a workload on the hardware (the simulated SoC unless "
+                       "--port): C = A @ B, or a gaussian config's frame of a scene")
     p.add_argument("config", help=config_help)
-    p.add_argument("--a", required=True, metavar="A.npy", help="A matrix (.npy or .npz)")
-    p.add_argument("--b", required=True, metavar="B.npy", help="B matrix (.npy or .npz)")
-    p.add_argument("-o", "--output", metavar="C.npy", help="write C here")
+    p.add_argument("--a", metavar="A.npy", help="GEMM: A matrix (.npy or .npz)")
+    p.add_argument("--b", metavar="B.npy", help="GEMM: B matrix (.npy or .npz)")
+    p.add_argument("-o", "--output", metavar="C.npy|frame.png",
+                   help="GEMM: write C here; gaussian: the frame's PNG (required)")
+    p.add_argument("--scene", help="gaussian: .npz point cloud with cameras or 3DGS .ply")
+    p.add_argument("--camera", type=int, default=0, help="gaussian: camera index of the scene")
+    p.add_argument("--sorter", help="gaussian: sorter weights (sorter.npz of train-sorter)")
+    p.add_argument("--depth-weight", type=_pair, metavar="A,B",
+                   help="gaussian: weights exp(-A depth^B) instead of a sorter")
+    p.add_argument("--background", type=_background, default=(0.0, 0.0, 0.0), metavar="R,G,B")
+    p.add_argument("--crop", type=_region, metavar="X,Y,W,H",
+                   help="gaussian: render only this region (pixels; its tiles run)")
     p.add_argument("--port", metavar="URL", help="a serial port or pyserial URL "
                    "(/dev/ttyUSB0, socket://127.0.0.1:1234 of sim-server), or "
                    "etherbone://HOST:PORT of a litex_server")

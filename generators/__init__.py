@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from amaranth.back import verilog
 from amaranth.lib import wiring
@@ -151,6 +152,9 @@ class Design:
     top: str
     component: wiring.Component
     manifest: dict
+    #: makes the component the SoC wraps, when it is not ``component`` itself (made on demand:
+    #: Amaranth warns of components created and never elaborated)
+    soc_engine: Callable[[], wiring.Component] | None = None
 
     def verilog(self) -> str:
         return verilog.convert(self.component, name=self.top, emit_src=False)

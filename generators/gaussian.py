@@ -9,11 +9,13 @@ bit-exact with :func:`~accelsmith.models.gaussian.fixed.render_fixed`. See docs/
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from accelsmith.config import Config, FamilySchema, Param
-from accelsmith.hdl.gaussian import PixelNormaliser, PairEvaluator, TileRasteriser
+from accelsmith.hdl.gaussian import PixelNormaliser, PairEvaluator, RasteriserEngine, TileRasteriser
 from accelsmith.models.gaussian import oit, records
 from accelsmith.models.gaussian.hardware import RasteriserTiming
-from . import Design, ports_of
+from . import SOC_PARAMS, Design, ports_of
 
 BLENDS = {
     "coverage": "normalised colour times the coverage 1 - prod(1 - v), plus the background "
@@ -21,6 +23,17 @@ BLENDS = {
     "authors": "the seed paper's normalised blend sum(c v w) / sum(v w), no background",
 }
 assert set(BLENDS) == set(oit.BLENDS)
+
+# The SoC's buffers hold a run of tiles: A their records, B their tile beats, C their pixels.
+_SOC_DOCS = {
+    "soc_a_beats": ("SoC: Gaussian records the A buffer holds (a run's tiles together; a tile "
+                    "with more entries cannot run).", 4096),
+    "soc_b_beats": ("SoC: tile beats the B buffer holds (tiles per run).", 64),
+    "soc_c_rows": ("SoC: pixels the C buffer holds (256 per tile of a run).", 16384),
+    "soc_jobs": ("SoC: rasteriser jobs per run (job buffer words; a job is TILES tiles).", 16),
+}
+_SOC_PARAMS = tuple(replace(p, doc=_SOC_DOCS[p.name][0], default=_SOC_DOCS[p.name][1])
+                    if p.name in _SOC_DOCS else p for p in SOC_PARAMS)
 
 SCHEMA = FamilySchema("gaussian", "3DGS tile rasterisers: order-independent blending of a 16x16 "
                       "tile's Gaussians, axis-oriented exponent evaluation.", (
@@ -36,6 +49,7 @@ SCHEMA = FamilySchema("gaussian", "3DGS tile rasterisers: order-independent blen
           default_doc="the lanes' block side: 4 for 16 lanes, 8 for 64, 16 for 256"),
     Param("name", str, "Verilog module name of the top level.", default=None,
           pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
+    *_SOC_PARAMS,
 ), checks=(lambda v: _subtile_fits(v),))
 
 
@@ -102,4 +116,9 @@ def build(config: Config) -> Design:
                   "most 65,535 records, so no per-pixel sum can overflow",
         "config": config.as_dict(),
     }
-    return Design(top, core, manifest)
+    manifest["soc_engine"] = {
+        "core": RasteriserEngine.__name__, "doc": " ".join(RasteriserEngine.__doc__.split()),
+        "streams": {"a": "records", "b": "tiles", "c": "pixels"},
+        "job_register": RasteriserEngine.JOB_REGISTER}
+    return Design(top, core, manifest,
+                  soc_engine=lambda: RasteriserEngine(core))

@@ -30,16 +30,9 @@ def build_soc(design: Design, uart_baud: int | None = None) -> Design:
     ``uart_baud``, its bridge sits behind a UART PHY at that baud rate (``rx`` / ``tx`` pins)."""
     manifest = design.manifest
     c = manifest["config"]
-    if manifest["family"] == "gaussian":
-        from accelsmith.config import ConfigError
-
-        raise ConfigError(f"{design.top}: the gaussian family has no SoC yet (its rasteriser "
-                          "runs under cocotb: 'accelsmith sim'); --soc, run, sim-server and build "
-                          "take bitweight and sparse configs")
-    engine = design.component
-    streams = manifest["streams"]
-    mmap = MemoryMap(engine.regs.registers, streams["a"]["payload_bits"],
-                     streams["b"]["payload_bits"], streams["c"]["payload_bits"],
+    engine = design.soc_engine() if design.soc_engine else design.component
+    width = {name: len(getattr(engine, name).payload.as_value()) for name in ("a", "b", "c")}
+    mmap = MemoryMap(engine.regs.registers, width["a"], width["b"], width["c"],
                      c["soc_a_beats"], c["soc_b_beats"], c["soc_c_rows"], c["soc_jobs"])
     watchdog = c["soc_clock_mhz"] * c["soc_watchdog_us"]
     chash = config_hash(c)

@@ -24,10 +24,12 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accelsmith.models.gaussian import fixed, hardware
+from .csr import Field, Register, RegisterBusSignature, RegisterFile
 from accelsmith.models.gaussian.records import PIXEL_FIELDS, RECORD_FIELDS, TILE_FIELDS
 
 __all__ = ["TILE_LAYOUT", "RECORD_LAYOUT", "PIXEL_LAYOUT", "Exp2Table", "NegLog2Table",
-           "SubtileTest", "AxisSetup", "PairEvaluator", "PixelNormaliser", "TileRasteriser"]
+           "SubtileTest", "AxisSetup", "PairEvaluator", "PixelNormaliser", "TileRasteriser",
+           "RasteriserEngine"]
 
 TILE = fixed.TILE
 D_BITS = 22            # dx, dy: saturated to +-2^20 (Q.8)
@@ -637,4 +639,76 @@ class TileRasteriser(wiring.Component):
         m.d.sync += in_flight.eq(in_flight + draining - out)
         m.d.sync += self.cycles.eq(self.cycles + (setup.busy | ~eval_fsm.ongoing("IDLE")
                                                   | (in_flight != 0)))
+        return m
+
+
+class RasteriserEngine(wiring.Component):
+    """A :class:`TileRasteriser` (``core``) behind the engine interface every family's SoC drives: operand
+    streams ``a`` (record beats) and ``b`` (tile beats), result stream ``c`` (pixel beats), and
+    a register bus with CTRL.START, STATUS.BUSY / DONE, TILES and CYCLES.
+
+    START (ignored while BUSY) runs a job of TILES tiles: exactly TILES tile beats are taken from
+    ``b`` (each followed on ``a`` by its ``count`` records, as :class:`TileRasteriser` takes them)
+    and the job ends when its ``256 * TILES``-th pixel is accepted on ``c``; TILES = 0 ends at
+    once. A job whose tile beats announce more records than ``a`` delivers stays BUSY (the host
+    aborts it; the SoC's ABORT resets the engine).
+
+    Timing: the rasteriser's (one entry per ``256 / lanes`` cycles or its kept sub-tiles, tiles
+    back to back); one cycle from START to the first tile beat taken. CYCLES counts the job's
+    BUSY cycles.
+    """
+
+    #: the register the SoC's sequencer writes each job word to
+    JOB_REGISTER = "TILES"
+
+    def __init__(self, core: TileRasteriser):
+        self.core = core
+        self.regs = RegisterFile([
+            Register("CTRL", "wo", "Command register.",
+                     (Field("START", 0, 1, "Write 1 to start a job of TILES tiles; ignored while "
+                            "BUSY."),)),
+            Register("STATUS", "ro", "Engine status.", (
+                Field("BUSY", 0, 1, "A job is running (from START until its last pixel is "
+                      "accepted)."),
+                Field("DONE", 1, 1, "The last job finished; cleared by START."))),
+            Register("TILES", "rw", "Tiles of the next job (tile beats taken from b)."),
+            Register("CYCLES", "ro", "Clock cycles the current or last job has been BUSY "
+                     "(wraps at 2**32)."),
+        ])
+        super().__init__({"a": In(stream.Signature(RECORD_LAYOUT)),
+                          "b": In(stream.Signature(TILE_LAYOUT)),
+                          "c": Out(stream.Signature(PIXEL_LAYOUT)),
+                          "csr": In(RegisterBusSignature(self.regs.addr_width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.regs = regs = self.regs
+        m.submodules.core = core = self.core
+        wiring.connect(m, wiring.flipped(self.csr), regs.bus)
+        wiring.connect(m, wiring.flipped(self.a), core.records)
+        wiring.connect(m, core.pixels, wiring.flipped(self.c))
+        busy, done, cycles = Signal(), Signal(), Signal(32)
+        tiles_in = Signal(32)          # tile beats still to pass to the rasteriser
+        tiles_out = Signal(32)         # tiles whose pixels are still to leave
+        pixel = Signal(8)
+        start = regs.ctrl_stb & regs.ctrl[0] & ~busy
+        m.d.comb += [core.tiles.payload.eq(self.b.payload),
+                     core.tiles.valid.eq(self.b.valid & (tiles_in != 0)),
+                     self.b.ready.eq(core.tiles.ready & (tiles_in != 0)),
+                     regs.status.eq(Cat(busy, done)), regs.cycles.eq(cycles)]
+        with m.If(self.b.valid & self.b.ready):
+            m.d.sync += tiles_in.eq(tiles_in - 1)
+        with m.If(start):
+            m.d.sync += [tiles_in.eq(regs.tiles), tiles_out.eq(regs.tiles), pixel.eq(0),
+                         cycles.eq(0), done.eq(0), busy.eq(1)]
+            with m.If(regs.tiles == 0):
+                m.d.sync += [busy.eq(0), done.eq(1)]
+        with m.Elif(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+            with m.If(self.c.valid & self.c.ready):
+                m.d.sync += pixel.eq(pixel + 1)
+                with m.If(pixel == 255):
+                    m.d.sync += tiles_out.eq(tiles_out - 1)
+                    with m.If(tiles_out == 1):
+                        m.d.sync += [busy.eq(0), done.eq(1)]
         return m

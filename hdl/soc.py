@@ -199,7 +199,8 @@ class JobSequencer(wiring.Component):
 
     On ``start`` both :class:`BufferReader` s restart (``a_count`` / ``b_count`` beats, streamed
     in order across job boundaries: the engine takes what each job needs). Per job: the job's
-    ``K_STEPS`` word is read from the job buffer and written to the engine, the engine is
+    word is read from the job buffer and written to the engine's ``job_register`` (K_STEPS of
+    the tensor engines, TILES of the rasteriser), the engine is
     started, its STATUS polled until DONE, its STATUS.ERROR (when it has one) and CYCLES
     collected. Every ``c`` row is accepted at once (``c`` never stalls the engine) and written
     at ``c_count``; rows past the buffer's end are dropped and set ``overflow``.
@@ -207,15 +208,17 @@ class JobSequencer(wiring.Component):
     The engine register bus is shared with the host: in a cycle where ``grant`` is low the
     sequencer's access is not made and it retries the next cycle.
 
-    Timing: five cycles of overhead per job (job word, K_STEPS, START, the poll that sees DONE,
+    Timing: five cycles of overhead per job (job word, its register, START, the poll that sees DONE,
     CYCLES) besides the engine's own job cycles; ``cycles`` counts every cycle ``busy`` is high.
     ``jobs``, ``a_count`` and ``b_count`` are at most the buffers' depths (the SoC refuses a START
     otherwise), so the job and row counters are as wide as the buffers.
     """
 
     def __init__(self, engine_regs: list[Register], a_width: int, b_width: int, c_width: int,
-                 a_depth: int, b_depth: int, c_depth: int, jobs_depth: int):
+                 a_depth: int, b_depth: int, c_depth: int, jobs_depth: int,
+                 job_register: str = "K_STEPS"):
         self.engine_regs = {r.name: (addr, r) for addr, r in enumerate(engine_regs)}
+        self.job_register = job_register
         self.a_reader = BufferReader(a_width, a_depth)
         self.b_reader = BufferReader(b_width, b_depth)
         self.c_depth, self.jobs_depth = c_depth, jobs_depth
@@ -290,7 +293,7 @@ class JobSequencer(wiring.Component):
             with m.State("FETCH"):
                 m.next = "SET"              # the job word reaches k_word meanwhile
             with m.State("SET"):
-                access(self.engine_regs["K_STEPS"][0], k_word)
+                access(self.engine_regs[self.job_register][0], k_word)
                 with m.If(grant):
                     m.next = "KICK"
             with m.State("KICK"):
@@ -377,7 +380,8 @@ def _seq_registers() -> list[Register]:
             Field("OVERFLOW", 3, 1, "Result rows were dropped: the C buffer was full."),
             Field("REFUSED", 4, 1, "The last START was refused: JOBS, A_COUNT or B_COUNT "
                   "exceeds its buffer."))),
-        Register("JOBS", "rw", "Engine jobs per run; job i takes its K_STEPS from job word i."),
+        Register("JOBS", "rw", "Engine jobs per run; job i takes its engine word (K_STEPS, or "
+                 "TILES of a rasteriser) from job word i."),
         Register("A_COUNT", "rw", "A beats streamed into the engine per run."),
         Register("B_COUNT", "rw", "B beats streamed into the engine per run."),
         Register("C_COUNT", "ro", "Result rows written in the current or last run."),
@@ -460,7 +464,8 @@ class SoC(wiring.Component):
         bufs = map.buffers
         self.sequencer = JobSequencer(
             map.blocks["engine"][1], bufs["a"].width, bufs["b"].width, bufs["c"].width,
-            bufs["a"].depth, bufs["b"].depth, bufs["c"].depth, bufs["jobs"].depth)
+            bufs["a"].depth, bufs["b"].depth, bufs["c"].depth, bufs["jobs"].depth,
+            getattr(engine, "JOB_REGISTER", "K_STEPS"))
         self.phy = None if uart_divisor is None else UARTPHY(uart_divisor)
         if self.phy is None:
             link = {"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8))}

@@ -115,7 +115,8 @@ class Accelerator:
         self.manifest = soc_manifest
         self.soc = soc_manifest["soc"]
         self.engine = soc_manifest["engine"]
-        self.geometry = geometry_of(self.engine)
+        # The tensor families' GEMM geometry; the rasteriser has none (sw_driver.gaussian).
+        self.geometry = None if self.engine["family"] == "gaussian" else geometry_of(self.engine)
         self.transport = transport
         self.retries = retries
         self.registers = {r["name"]: r for r in self.soc["registers"]}
@@ -230,7 +231,7 @@ class Accelerator:
         accumulator format). A: dense, or on N:M engines an ``NMMatrix`` (a dense A must be N:M
         unless ``prune``). ``progress(done, total)`` is called after every run with jobs done."""
         start = time.monotonic()
-        g = self.geometry
+        g = self._gemm_geometry()
         A = prepare_a(g, A, prune)
         B = check_operand("B", B, g.b_fmt)
         M, K = dims(A)
@@ -265,10 +266,26 @@ class Accelerator:
                           self.bus.bytes_received - received0, self.link_retries - retries0,
                           totals["model"])
 
+    def rasterise(self, bins, fv, w_q, background_q=(0, 0, 0), region=None, progress=None):
+        """Render a binned view's tiles on a rasteriser SoC; see
+        :func:`accelsmith.sw_driver.gaussian.rasterise`."""
+        from .gaussian import rasterise
+
+        if self.engine["family"] != "gaussian":
+            raise DriverError(f"{self.manifest['top']} is a {self.engine['family']} SoC: it runs "
+                              f"GEMMs (Accelerator.gemm), it does not rasterise")
+        return rasterise(self, bins, fv, w_q, background_q, region, progress)
+
     def golden(self, A, B, prune: bool = False) -> np.ndarray:
         """What :meth:`gemm` must return (the NumPy model)."""
-        g = self.geometry
+        g = self._gemm_geometry()
         return golden(g, prepare_a(g, A, prune), check_operand("B", B, g.b_fmt))
+
+    def _gemm_geometry(self):
+        if self.geometry is None:
+            raise DriverError(f"{self.manifest['top']} is a {self.engine['family']} SoC: it "
+                              f"renders tiles (Accelerator.rasterise), it does not run GEMMs")
+        return self.geometry
 
     @property
     def _tiles_register(self) -> bool:
@@ -303,74 +320,36 @@ class Accelerator:
 
     def _execute(self, run: list[TileJob]) -> tuple[np.ndarray, dict]:
         """One run through the SoC, redone after link or checksum failures (bounded)."""
+        return self.retrying(lambda: self._execute_once(run),
+                             f"run of tiles {run[0].tile}..{run[-1].tile}")
+
+    def retrying(self, attempt: Callable, what: str):
+        """``attempt()``, redone after a link or checksum failure (at most ``retries`` times,
+        the link recovered in between); :class:`DriverError` naming ``what`` after the last."""
         last = None
-        for attempt in range(self.retries + 1):
+        for _ in range(self.retries + 1):
             try:
-                return self._execute_once(run)
+                return attempt()
             except (TransportError, ChecksumError) as exc:
                 last = exc
                 self.link_retries += 1
                 self.transport.recover(self.watchdog_seconds, self.watchdog_cycles)
-        raise DriverError(f"run of tiles {run[0].tile}..{run[-1].tile} failed {self.retries + 1} "
-                          f"times on {self.transport.name}; last: {last}")
-
-    def _upload(self, name: str, beats: list[int]) -> np.ndarray:
-        buf = self.buffers[name]
-        words = _beat_words(beats, buf["words_per_beat"]) if beats else np.zeros(0, np.uint32)
-        if len(words):
-            self.bus.write(buf["base"], words.tolist())
-        return words
+        raise DriverError(f"{what} failed {self.retries + 1} times on {self.transport.name}; "
+                          f"last: {last}")
 
     def _execute_once(self, run: list[TileJob]):
         g = self.geometry
-        ctrl = lambda *names: sum(self.field("seq_ctrl", n) for n in names)
-        self.write("seq_ctrl", ctrl("ABORT", "CLEAR_CRC"))
         tiles = len(run) if self._tiles_register else 1
         job_steps = [run[0].steps] if self._tiles_register else [job.steps for job in run]
-        a_beats = [w for job in run for w in job.a_words]
-        b_beats = [w for job in run for w in job.b_words]
-        crc = 0
-        for name, beats in (("a", a_beats), ("b", b_beats), ("jobs", job_steps)):
-            crc = _crc(self._upload(name, beats), crc)
-        self.bus.write(self._reg("seq_jobs")["byte_address"], [len(job_steps), len(a_beats),
-                                                                 len(b_beats)])
-        if self._tiles_register:
-            self.write("engine_tiles", tiles)
-        # One read back of the sequencer block: counts, checksum, and that nothing started.
-        regs = self._read_seq_block()
-        status, write_crc = regs["seq_status"], regs["seq_write_crc"]
-        jobs_n, a_n, b_n = regs["seq_jobs"], regs["seq_a_count"], regs["seq_b_count"]
-        if write_crc != crc:
-            raise ChecksumError(f"operands arrived corrupted (CRC {write_crc:#010x}, sent "
-                                f"{crc:#010x})")
-        if (jobs_n, a_n, b_n) != (len(job_steps), len(a_beats), len(b_beats)):
-            raise ChecksumError(f"run registers read back as {jobs_n}, {a_n}, {b_n}")
-        running = self.field("seq_status", "BUSY") | self.field("seq_status", "DONE")
-        if status & running:
-            raise ChecksumError(f"the sequencer started by itself (status {status:#x}): a "
-                                f"corrupted frame")
-        engine_status = self.read("engine_status")
-        if engine_status & (self.field("engine_status", "BUSY") | self.field("engine_status", "DONE")):
-            raise ChecksumError(f"the engine started by itself (status {engine_status:#x})")
-        if self._tiles_register and self.read("engine_tiles") != tiles:
-            raise ChecksumError("engine TILES read back wrong")
-
-        self.write("seq_ctrl", ctrl("START"))
-        predicted = self._model_cycles(run) + 16 * len(run)
-        self._wait_done(predicted)
-        regs = self._read_seq_block()
-        status, c_count = regs["seq_status"], regs["seq_c_count"]
-        cycles, engine_cycles = regs["seq_cycles"], regs["seq_engine_cycles"]
-        error_job, error_count = regs["seq_error_job"], regs["seq_error_count"]
-        mask = lambda n: self.field("seq_status", n)
-        if status & mask("REFUSED"):
-            raise DriverError(f"the SoC refused the run ({len(job_steps)} jobs, {len(a_beats)} A "
-                              f"and {len(b_beats)} B beats): more than its buffers hold")
+        words = {"a": self._beats("a", [w for job in run for w in job.a_words]),
+                 "b": self._beats("b", [w for job in run for w in job.b_words]),
+                 "jobs": np.asarray(job_steps, np.uint32)}
+        setup = {"engine_tiles": tiles} if self._tiles_register else {}
         rows_expected = len(run) * g.m_tile
-        if c_count != rows_expected or status & mask("OVERFLOW"):
-            raise DriverError(f"the run wrote {c_count} result rows, {rows_expected} expected "
-                              f"(status {status:#x})")
-        rows = self._download(rows_expected)
+        c_words, regs = self.run_buffers(words, rows_expected,
+                                         self._model_cycles(run) + 16 * len(run), setup)
+        rows = self._decode_rows(c_words)
+        error_job, error_count = regs["seq_error_job"], regs["seq_error_count"]
         # The engine flags whole jobs; on engines with TILES a job is the whole run, so the
         # tiles are named by their metadata, checked against the flag.
         flagged = [job for index, job in enumerate(run) if job.malformed]
@@ -384,7 +363,68 @@ class Accelerator:
             where = run[error_job].tile if error_count else flagged[0].tile
             raise DriverError(f"the engine's STATUS.ERROR ({error_count} jobs, first at tile "
                               f"{where}) disagrees with the operands' metadata: a hardware fault")
-        return rows, {"cycles": cycles, "engine_cycles": engine_cycles}
+        return rows, {"cycles": regs["seq_cycles"], "engine_cycles": regs["seq_engine_cycles"]}
+
+    def _beats(self, name: str, beats: list[int]) -> np.ndarray:
+        """Integer beats as the 32-bit words of buffer ``name`` (least significant first)."""
+        wpb = self.buffers[name]["words_per_beat"]
+        return _beat_words(beats, wpb) if beats else np.zeros(0, np.uint32)
+
+    def run_buffers(self, words: dict[str, np.ndarray], rows: int, predicted_cycles: int,
+                    engine_setup: dict[str, int] | None = None) -> tuple[np.ndarray, dict]:
+        """One run of the SoC's sequencer, the path every workload takes: ``words`` of the
+        ``a``, ``b`` and ``jobs`` buffers (each ``words_per_beat`` words per beat, least
+        significant first) are written and checked against WRITE_CRC, the run registers set and
+        read back, ``engine_setup`` registers written (and read back), the run started and
+        waited for (about ``predicted_cycles``), and ``rows`` C beats read back under READ_CRC.
+        Returns the C words ``(rows, words_per_beat)`` and every sequencer register by name.
+        Link and checksum failures raise (:meth:`_execute` style callers retry)."""
+        ctrl = lambda *names: sum(self.field("seq_ctrl", n) for n in names)
+        self.write("seq_ctrl", ctrl("ABORT", "CLEAR_CRC"))
+        counts = {}
+        crc = 0
+        for name in ("a", "b", "jobs"):
+            data = np.asarray(words.get(name, np.zeros(0, np.uint32)), np.uint32).reshape(-1)
+            counts[name] = len(data) // self.buffers[name]["words_per_beat"]
+            if len(data):
+                self.bus.write(self.buffers[name]["base"], data.tolist())
+            crc = _crc(data, crc)
+        self.bus.write(self._reg("seq_jobs")["byte_address"], [counts["jobs"], counts["a"],
+                                                                 counts["b"]])
+        for name, value in (engine_setup or {}).items():
+            self.write(name, value)
+        # One read back of the sequencer block: counts, checksum, and that nothing started.
+        regs = self._read_seq_block()
+        status, write_crc = regs["seq_status"], regs["seq_write_crc"]
+        got = (regs["seq_jobs"], regs["seq_a_count"], regs["seq_b_count"])
+        if write_crc != crc:
+            raise ChecksumError(f"operands arrived corrupted (CRC {write_crc:#010x}, sent "
+                                f"{crc:#010x})")
+        if got != (counts["jobs"], counts["a"], counts["b"]):
+            raise ChecksumError(f"run registers read back as {got[0]}, {got[1]}, {got[2]}")
+        running = self.field("seq_status", "BUSY") | self.field("seq_status", "DONE")
+        if status & running:
+            raise ChecksumError(f"the sequencer started by itself (status {status:#x}): a "
+                                f"corrupted frame")
+        engine_status = self.read("engine_status")
+        if engine_status & (self.field("engine_status", "BUSY") | self.field("engine_status", "DONE")):
+            raise ChecksumError(f"the engine started by itself (status {engine_status:#x})")
+        for name, value in (engine_setup or {}).items():
+            if self.read(name) != value:
+                raise ChecksumError(f"{name} read back wrong")
+
+        self.write("seq_ctrl", ctrl("START"))
+        self._wait_done(predicted_cycles)
+        regs = self._read_seq_block()
+        status, c_count = regs["seq_status"], regs["seq_c_count"]
+        mask = lambda n: self.field("seq_status", n)
+        if status & mask("REFUSED"):
+            raise DriverError(f"the SoC refused the run ({counts['jobs']} jobs, {counts['a']} A "
+                              f"and {counts['b']} B beats): more than its buffers hold")
+        if c_count != rows or status & mask("OVERFLOW"):
+            raise DriverError(f"the run wrote {c_count} result rows, {rows} expected "
+                              f"(status {status:#x})")
+        return self._download(rows), regs
 
     def _read_seq_block(self) -> dict[str, int]:
         """Every sequencer register in one burst, by name."""
@@ -412,21 +452,24 @@ class Accelerator:
             time.sleep(min(0.01, predicted_cycles / self.clock_hz))
 
     def _download(self, rows: int) -> np.ndarray:
-        g = self.geometry
-        buf = self.buffers["c"]
-        wpb = buf["words_per_beat"]
+        """``rows`` beats of the C buffer as words ``(rows, words_per_beat)``, under READ_CRC."""
+        wpb = self.buffers["c"]["words_per_beat"]
         for attempt in range(self.retries + 1):
             self.write("seq_ctrl", self.field("seq_ctrl", "CLEAR_CRC"))
-            words = np.array(self.bus.read(buf["base"], rows * wpb), dtype=np.uint32)
+            words = np.array(self.bus.read(self.buffers["c"]["base"], rows * wpb), dtype=np.uint32)
             read_crc = self.read("seq_read_crc")
             if read_crc == _crc(words):
-                break
+                return words.reshape(rows, wpb)
             self.link_retries += 1
-        else:
-            raise ChecksumError("result rows arrived corrupted on every attempt")
+        raise ChecksumError("result rows arrived corrupted on every attempt")
+
+    def _decode_rows(self, lanes: np.ndarray) -> np.ndarray:
+        """GEMM result rows (one C beat each) as ``(tiles, m_tile, n_tile)`` integers."""
+        g = self.geometry
+        rows, wpb = lanes.shape
         acc, n = g.acc_fmt, g.n_tile
         out = np.zeros((rows, n), dtype=np.int64)
-        lanes = words.reshape(rows, wpb).astype(object)
+        lanes = lanes.astype(object)
         mask = (1 << acc.bits) - 1
         for r in range(rows):
             value = 0
@@ -440,4 +483,3 @@ class Accelerator:
         if acc.signed:
             out = np.where(out > acc.max, out - (1 << acc.bits), out)
         return out.reshape(-1, g.m_tile, n)
-

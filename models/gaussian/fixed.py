@@ -230,10 +230,11 @@ def blend_fixed(s_w, s_cw, s_log, blend_mode: str = "coverage", background_q=(0,
 
 
 def render_fixed(bins: TileBins, fv: FixedView, w_q: np.ndarray, blend_mode: str = "coverage",
-                 background_q=(0, 0, 0)) -> np.ndarray:
+                 background_q=(0, 0, 0), tiles=None) -> np.ndarray:
     """The order-independent image as integers (H, W, 3), Q.12 per channel. ``bins`` supplies
     only tile membership (order is irrelevant); ``w_q`` (M,) Q.16 weights; ``background_q``
-    Q.12."""
+    Q.12; ``tiles``: only these tile indices are rendered (the other pixels are those of an
+    empty tile), for a region of the frame."""
     if blend_mode not in BLENDS:
         raise ValueError(f"blend '{blend_mode}' is not known; allowed: {', '.join(BLENDS)}")
     cam = bins.proj.camera
@@ -241,7 +242,7 @@ def render_fixed(bins: TileBins, fv: FixedView, w_q: np.ndarray, blend_mode: str
     s_w = np.zeros(n_pix, np.int64)
     s_cw = np.zeros((n_pix, 3), np.int64)
     s_log = np.zeros(n_pix, np.int64)
-    for t in range(len(bins)):
+    for t in range(len(bins)) if tiles is None else tiles:
         rows = bins.tile(t)
         if len(rows) == 0:
             continue

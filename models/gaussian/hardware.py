@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import DX_LIMIT, MEAN_FRAC, rshift_round, sat
+from .fixed import DX_LIMIT, MEAN_FRAC, rshift_round, sat, subtile_keep_fixed
 from .render import TILE
 
 PAIR_LATENCY = 7            # PairEvaluator: terms in -> summands out
@@ -80,6 +80,21 @@ class RasteriserTiming:
         first = tiles[0] if isinstance(tiles[0], int) else len(tiles[0])
         start = SETUP_LATENCY + (self.setup_groups if first > 0 else 0)
         return start + sum(self.tile_cycles(t) for t in tiles) + NORMALISER_LATENCY - 1
+
+
+    def job_cycles(self, tiles) -> int:
+        """CYCLES of a :class:`~accelsmith.hdl.gaussian.RasteriserEngine` job of ``tiles`` (as
+        :meth:`run_cycles` takes them) fed from the SoC's buffers: the run plus the START
+        cycle."""
+        tiles = list(tiles)
+        return self.run_cycles(tiles) + 1 if tiles else 0
+
+    def tile_entries(self, fv, rows, tx: int, ty: int):
+        """A tile as :meth:`tile_cycles` takes it: its entry count, or with skipping each
+        entry's kept sub-tiles (:func:`~.fixed.subtile_keep_fixed`)."""
+        if not self.subtile or len(rows) == 0:
+            return len(rows)
+        return subtile_keep_fixed(fv, rows, tx, ty, self.subtile).sum(axis=1)
 
 
 # |dy_0| where some row of the tile is inside the saturation: at most 2^20 + 15 * 256.

@@ -76,6 +76,46 @@ def evaluate(scene, cameras, weightings: dict, blends=oit.BLENDS, background=(0,
     return rows
 
 
+def _sorter(sorter, scene, say):
+    """The sorter network of a ``sorter.npz`` (or None) and the scene to render with it (its
+    fine-tuned opacities and colours, when the file holds them)."""
+    from .sorter import SorterMLP, tuned_scene
+
+    mlp = SorterMLP.load(sorter) if sorter else None
+    if mlp is not None and (tuned := tuned_scene(sorter, scene)) is not None:
+        say(f"note: {sorter} holds fine-tuned opacities and colours; rendering with them")
+        scene = tuned
+    return mlp, scene
+
+
+def _weights(bins, mlp, depth_weight, what: str, say):
+    if mlp is not None:
+        return mlp.weights(bins.proj)
+    if depth_weight:
+        return oit.depth_weight(bins.proj.depth, *depth_weight)
+    say(f"note: {what} without --sorter or --depth-weight: every Gaussian gets weight 1 "
+        "(no sorting network); give --sorter sorter.npz from train-sorter for the trained weights")
+    return np.ones(len(bins.proj))
+
+
+def fixed_view(scene, camera, sorter=None, depth_weight=None, say=None, what="--mode fixed"):
+    """A view as the fixed-point model and the rasteriser take it: ``(bins, fv, w_q)``, the
+    binned projection, its integer records and the Q.16 weights (the quantised sorter network
+    :func:`~.fixed.mlp_fixed` of ``sorter``, else ``depth_weight`` or 1, as :func:`render_view`)."""
+    from . import fixed
+
+    say = say or (lambda msg: None)
+    mlp, scene = _sorter(sorter, scene, say)
+    bins = bin_tiles(project(scene, camera))
+    fv = fixed.quantise_view(bins.proj, mlp.depth_scale if mlp else 0.125)
+    if mlp is not None:
+        w_q = fixed.mlp_fixed(fixed.quantise_mlp(mlp), fv.features)
+    else:
+        w_q = np.round(_weights(bins, None, depth_weight, what, say)
+                       * fixed.ONE16).astype(np.int64)
+    return bins, fv, w_q
+
+
 def render_view(scene, camera, mode: str = "sorted", blend: str = "coverage", sorter=None,
                 depth_weight=None, background=(0.0, 0.0, 0.0), say=None):
     """One view the way ``accelsmith render`` draws it: ``(image, bins)``.
@@ -85,31 +125,19 @@ def render_view(scene, camera, mode: str = "sorted", blend: str = "coverage", so
     else ``exp(-a depth^b)`` for ``depth_weight = (a, b)``, else 1 (``say`` is told). A sorter file
     holding fine-tuned opacities and colours makes oit/fixed render the tuned scene."""
     from . import fixed
-    from .sorter import SorterMLP, tuned_scene
 
     say = say or (lambda msg: None)
-    mlp = SorterMLP.load(sorter) if sorter else None
-    if mlp is not None and mode != "sorted" and (tuned := tuned_scene(sorter, scene)) is not None:
-        say(f"note: {sorter} holds fine-tuned opacities and colours; rendering with them")
-        scene = tuned
-    bins = bin_tiles(project(scene, camera))
     if mode == "sorted":
+        bins = bin_tiles(project(scene, camera))
         return render_sorted(bins, background), bins
-    if mlp is not None:
-        weights = mlp.weights(bins.proj)
-    elif depth_weight:
-        weights = oit.depth_weight(bins.proj.depth, *depth_weight)
-    else:
-        say(f"note: --mode {mode} without --sorter or --depth-weight: every Gaussian gets weight 1 "
-            "(no sorting network); give --sorter sorter.npz from train-sorter for the trained weights")
-        weights = np.ones(len(bins.proj))
-    if mode == "oit":
-        return oit.render_oit(bins, weights, blend, background), bins
-    fv = fixed.quantise_view(bins.proj, mlp.depth_scale if mlp else 0.125)
-    w_q = (fixed.mlp_fixed(fixed.quantise_mlp(mlp), fv.features) if mlp is not None
-           else np.round(weights * fixed.ONE16).astype(np.int64))
-    bg_q = np.round(np.array(background) * (1 << fixed.COLOUR_FRAC)).astype(int)
-    return fixed.to_float(fixed.render_fixed(bins, fv, w_q, blend, bg_q)), bins
+    if mode == "fixed":
+        bins, fv, w_q = fixed_view(scene, camera, sorter, depth_weight, say)
+        bg_q = np.round(np.array(background) * (1 << fixed.COLOUR_FRAC)).astype(int)
+        return fixed.to_float(fixed.render_fixed(bins, fv, w_q, blend, bg_q)), bins
+    mlp, scene = _sorter(sorter, scene, say)
+    bins = bin_tiles(project(scene, camera))
+    weights = _weights(bins, mlp, depth_weight, f"--mode {mode}", say)
+    return oit.render_oit(bins, weights, blend, background), bins
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

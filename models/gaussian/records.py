@@ -89,6 +89,40 @@ def record_beats(fv, rows: np.ndarray, w_q: np.ndarray) -> list[int]:
     return out
 
 
+def pack_words(fields, columns: dict, words_per_beat: int, what: str = "beat") -> np.ndarray:
+    """Many beats at once as 32-bit words ``(n, words_per_beat)``, least significant word first
+    (the SoC buffers' layout); ``columns`` maps each field to an (n,) integer array. Refuses a
+    value outside its field, naming the first beat that has one."""
+    n = len(next(iter(columns.values())))
+    if width(fields) > 32 * words_per_beat:
+        raise ValueError(f"{width(fields)} bits do not fit {words_per_beat} words")
+    words = np.zeros((n, words_per_beat + 1), np.uint64)
+    shift = 0
+    for name, bits, signed in fields:
+        value = np.asarray(columns[name], np.int64)
+        lo, hi = field_range(bits, signed)
+        bad = np.flatnonzero((value < lo) | (value > hi))
+        if len(bad):
+            raise RecordRangeError(f"{what} {bad[0]}: field '{name}' has value {value[bad[0]]}, "
+                                   f"outside its {bits}-bit {'signed' if signed else 'unsigned'} "
+                                   f"range [{lo}, {hi}]")
+        field = (value & ((1 << bits) - 1)).astype(np.uint64) << np.uint64(shift % 32)
+        words[:, shift // 32] |= field & np.uint64(0xFFFFFFFF)
+        words[:, shift // 32 + 1] |= field >> np.uint64(32)     # bits <= 32: two words at most
+        shift += bits
+    return words[:, :words_per_beat].astype(np.uint32)
+
+
+def record_words(fv, w_q: np.ndarray, words_per_beat: int) -> np.ndarray:
+    """The record beat of every Gaussian of a :class:`~.fixed.FixedView` (weights ``w_q``, Q.16)
+    as words ``(M, words_per_beat)``: the rows a tile's beats are gathered from."""
+    columns = {"mean_x": fv.mean[:, 0], "mean_y": fv.mean[:, 1], "conic_a": fv.conic[:, 0],
+               "conic_b": fv.conic[:, 1], "conic_c": fv.conic[:, 2], "opacity": fv.opacity,
+               "colour_r": fv.colour[:, 0], "colour_g": fv.colour[:, 1],
+               "colour_b": fv.colour[:, 2], "weight": w_q}
+    return pack_words(RECORD_FIELDS, columns, words_per_beat, "Gaussian")
+
+
 def unpack_pixel(word: int) -> tuple[int, int, int]:
     p = unpack_fields(PIXEL_FIELDS, word)
     return p["r"], p["g"], p["b"]

@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from accelsmith.flows.tools import ToolError
+    from accelsmith.models.gaussian.records import NetworkError, RecordRangeError
     from accelsmith.models.gaussian.scene import SceneError
     from accelsmith.sw_driver.accelerator import DriverError
     from accelsmith.sw_driver.gemm import GemmError
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, SceneError) as exc:
+    except (ConfigError, SceneError, NetworkError, RecordRangeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ToolError, DriverError, TransportError) as exc:

@@ -127,14 +127,29 @@ def _run_frame(args, config) -> int:
         raise InputError(f"--crop {x},{y},{w},{h} reaches beyond the {cam.width}x{cam.height} "
                          f"image of camera {args.camera}")
     bins, fv, w_q = fixed_view(scene, cam, args.sorter, args.depth_weight, say, "run")
-    if args.sorter:
-        say("note: the sorter network runs on the host (mlp_fixed); the rasteriser has no MLP "
-            "mode yet")
     blend = config.values["blend"]
     bg_q = tuple(int(round(v * (1 << fixed.COLOUR_FRAC))) for v in args.background)
+    network = args.sorter and config.values["network"]
+    if args.sorter and not network:
+        say(f"note: {args.config} has no network mode (network: false): the sorter network's "
+            f"weights are computed on the host (mlp_fixed)")
     with _accelerator(args, config) as acc:
         print(f"{acc.manifest['top']} on {args.port or 'simulation (native Verilator model)'}: "
               f"camera {args.camera}, {len(bins.proj):,} Gaussians in view", flush=True)
+        if network:
+            from accelsmith.models.gaussian.sorter import SorterMLP
+
+            q = fixed.quantise_mlp(SorterMLP.load(args.sorter))
+            net = acc.network_weights(q, fv.features, progress=_Progress("Gaussians"))
+            print("  sorter network: " + net.summary())
+            if not np.array_equal(net.w_q, w_q):
+                bad = np.flatnonzero(net.w_q != w_q)
+                print(f"  check: FAILED, the network mode's weights differ from mlp_fixed for "
+                      f"{len(bad)} Gaussians; first Gaussian {bad[0]}: {net.w_q[bad[0]]}, model "
+                      f"{w_q[bad[0]]}")
+                return 1
+            print("  check: the network's weights equal mlp_fixed (bit-exact)")
+            w_q = net.w_q
         result = acc.rasterise(bins, fv, w_q, bg_q, region, progress=_Progress("tiles"))
     print("  " + result.summary())
     path = save_png(fixed.to_float(result.image_q), args.output)

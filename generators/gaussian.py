@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from accelsmith.config import Config, FamilySchema, Param
-from accelsmith.hdl.gaussian import PixelNormaliser, PairEvaluator, RasteriserEngine, TileRasteriser
+from accelsmith.hdl.gaussian import (PairEvaluator, PixelNormaliser, RasteriserEngine,
+                                      SorterNetwork, TileRasteriser)
 from accelsmith.models.gaussian import oit, records
 from accelsmith.models.gaussian.hardware import RasteriserTiming
 from . import SOC_PARAMS, Design, ports_of
@@ -47,6 +48,10 @@ SCHEMA = FamilySchema("gaussian", "3DGS tile rasterisers: order-independent blen
           "(the image bits do not change); 0 evaluates every pair. At least the lanes' block side.",
           default=None, choices=(0, 4, 8, 16),
           default_doc="the lanes' block side: 4 for 16 lanes, 8 for 64, 16 for 256"),
+    Param("network", bool, "The sorter network's mode: the per-Gaussian MLP (5-8-4-1, int8 "
+          "weights, bit-exact with mlp_fixed) runs on the first 16 lanes' multipliers, one "
+          "Gaussian per cycle, selected by the `mode` input (MODE register of the SoC).",
+          default=True),
     Param("name", str, "Verilog module name of the top level.", default=None,
           pattern=r"[A-Za-z_][A-Za-z0-9_]{0,62}", default_doc="derived from the parameters"),
     *_SOC_PARAMS,
@@ -78,7 +83,7 @@ def build(config: Config) -> Design:
     """Elaborate the rasteriser a validated config describes."""
     c = config.values
     subtile = subtile_of(c)
-    core = TileRasteriser(c["lanes"], c["blend"], subtile)
+    core = TileRasteriser(c["lanes"], c["blend"], subtile, c["network"])
     timing = RasteriserTiming(c["lanes"], subtile)
     skip = f"_skip{subtile}" if subtile else ""
     top = c["name"] or f"gaussian_raster_{c['lanes']}lanes_{c['blend']}{skip}"
@@ -95,11 +100,15 @@ def build(config: Config) -> Design:
                                "(formats of accelsmith.models.gaussian.fixed)"),
             "pixels": _stream(records.PIXEL_FIELDS, "out", "256 pixels per tile, raster order "
                               "within the tile, Q.12 per channel"),
+            **({"features": _stream(records.FEATURE_FIELDS, "in", "network mode: a Gaussian's "
+                                    "five inputs, Q.8 int16 (FixedView.features)"),
+                "weights": _stream(records.WEIGHT_FIELDS, "out", "network mode: its weight, "
+                                   "Q.16, in the order of the features")} if c["network"] else {}),
         },
         "geometry": {"lanes": c["lanes"], "block": int(round(c["lanes"] ** 0.5)),
                      "cycles_per_entry": timing.cycles_per_entry, "blend": c["blend"],
                      "subtile": subtile, "cycles_per_subtile": timing.cycles_per_subtile,
-                     "tile": 16},
+                     "tile": 16, "network": c["network"]},
         "performance": {
             "pairs_per_cycle": c["lanes"],
             "pair_latency": PairEvaluator.LATENCY,
@@ -110,6 +119,10 @@ def build(config: Config) -> Design:
                            "tiles back to back; exact: "
                            "accelsmith.models.gaussian.hardware.RasteriserTiming",
             "throughput": "one entry per cycles_per_entry cycles; one pixel per cycle out",
+            **({"network": f"network mode (mode = 1, changed only while idle): one Gaussian per "
+                           f"cycle, its weight {SorterNetwork.LATENCY} cycles after its features; "
+                           f"net_params = records.net_params(quantised network)"}
+               if c["network"] else {}),
         },
         "errors": "none: every field value is a valid input, with the model's meaning (offsets "
                   "beyond 4096 pixels saturate, weights above 1.0 count as 1.0); a tile holds at "

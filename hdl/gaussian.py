@@ -25,11 +25,13 @@ from amaranth.lib.wiring import In, Out
 
 from accelsmith.models.gaussian import fixed, hardware
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
-from accelsmith.models.gaussian.records import PIXEL_FIELDS, RECORD_FIELDS, TILE_FIELDS
+from accelsmith.models.gaussian.records import (NET_BIASES, NET_FRAC_BITS, NET_LAYERS, NET_SIZES,
+                                                NET_WEIGHTS, PIXEL_FIELDS, RECORD_FIELDS,
+                                                TILE_FIELDS)
 
 __all__ = ["TILE_LAYOUT", "RECORD_LAYOUT", "PIXEL_LAYOUT", "Exp2Table", "NegLog2Table",
-           "SubtileTest", "AxisSetup", "PairEvaluator", "PixelNormaliser", "TileRasteriser",
-           "RasteriserEngine"]
+           "SubtileTest", "AxisSetup", "PairEvaluator", "PixelNormaliser", "SorterNetwork",
+           "TileRasteriser", "RasteriserEngine"]
 
 TILE = fixed.TILE
 D_BITS = 22            # dx, dy: saturated to +-2^20 (Q.8)
@@ -52,6 +54,13 @@ SUMS_LAYOUT = data.StructLayout({"s_w": SUM_BITS["s_w"],
                                  "s_cw": data.ArrayLayout(SUM_BITS["s_cw"], 3),
                                  "s_log": SUM_BITS["s_log"]})
 MAX_SUBTILES = 16
+LEAKY_SHIFT = 3        # the network's LeakyReLU: negative sums times 1/8
+MUL_BITS = 18          # a shared multiplier: signed 18 x 18 bits, one DSP block
+NET_SLOTS = NET_WEIGHTS + 1    # the network's products, then the sigmoid's interpolation
+FEATURES_LAYOUT = data.ArrayLayout(signed(16), NET_SIZES[0])
+NET_PARAMS_LAYOUT = data.StructLayout({"w": data.ArrayLayout(signed(8), NET_WEIGHTS),
+                                       "b": data.ArrayLayout(signed(32), NET_BIASES),
+                                       "frac": data.ArrayLayout(NET_FRAC_BITS, NET_LAYERS)})
 ENTRY_LAYOUT = data.StructLayout({"opacity": 16, "weight": 17, "colour": data.ArrayLayout(14, 3),
                                   "has_entry": 1, "last": 1, "bg": data.ArrayLayout(16, 3),
                                   "keep": MAX_SUBTILES})
@@ -76,11 +85,18 @@ def _exp_argument(neg_power):
     return _rshift_round(neg_power * fixed.LOG2E_Q15, 15)[:17]
 
 
-def _visibility(opacity, e):
-    """v = min(0.999, opacity e) in Q.16, 0 below 1/255."""
-    v_raw = _rshift_round(opacity * e, 16)
+def _visibility(opacity, e, product=None):
+    """v = min(0.999, opacity e) in Q.16, 0 below 1/255 (``product``: opacity e computed
+    elsewhere, on a shared multiplier)."""
+    v_raw = _rshift_round(opacity * e if product is None else product, 16)
     v = Mux(v_raw > fixed.V_MAX_Q, fixed.V_MAX_Q, v_raw)
     return Mux(v < VISIBLE_MIN, 0, v)[:16]
+
+
+def _rshift_round_by(x, shift):
+    """x / 2^shift rounded half up, for a run-time ``shift`` (0 leaves x as it is)."""
+    half = (C(1, x.shape().width) << shift) >> 1
+    return (x + half) >> shift
 
 
 class Exp2Table(wiring.Component):
@@ -330,14 +346,35 @@ class PairEvaluator(wiring.Component):
     """
 
     LATENCY = hardware.PAIR_LATENCY
+    #: multipliers a lane lends to :class:`SorterNetwork` (``shared``)
+    SHARED = 5
 
-    def __init__(self):
-        super().__init__({
+    def __init__(self, shared: bool = False):
+        self.shared = shared
+        members = {
             "valid": In(1), "a": In(signed(QUAD_BITS)), "b": In(signed(B_BITS)),
             "c": In(signed(QUAD_BITS)), "dy": In(signed(D_BITS)), "opacity": In(16),
             "weight": In(17), "colour": In(data.ArrayLayout(14, 3)),
             "out_valid": Out(1), "vw": Out(17), "cw": Out(data.ArrayLayout(31, 3)),
-            "nlog": Out(17)})
+            "nlog": Out(17)}
+        if shared:
+            # With ``mlp`` high the lane's five small multipliers (opacity e, v w, vw colour x 3,
+            # signed 18 x 18 bits: one DSP block each) multiply mlp_x by mlp_y instead,
+            # combinationally; the lane must have no pair in flight.
+            members.update({"mlp": In(1), "mlp_x": In(data.ArrayLayout(signed(MUL_BITS), 5)),
+                            "mlp_y": In(data.ArrayLayout(signed(MUL_BITS), 5)),
+                            "mlp_p": Out(data.ArrayLayout(signed(2 * MUL_BITS), 5))})
+        super().__init__(members)
+
+    def _product(self, m, k, x, y):
+        """x y (unsigned, at most 17 bits each), on multiplier ``k`` when it is shared."""
+        if not self.shared:
+            return x * y
+        xs, ys = Signal(signed(MUL_BITS), name=f"mul{k}_x"), Signal(signed(MUL_BITS), name=f"mul{k}_y")
+        p = Signal(signed(2 * MUL_BITS), name=f"mul{k}_p")
+        m.d.comb += [xs.eq(Mux(self.mlp, self.mlp_x[k], x)), ys.eq(Mux(self.mlp, self.mlp_y[k], y)),
+                     p.eq(xs * ys), self.mlp_p[k].eq(p)]
+        return p[:len(x) + len(y)]
 
     def elaborate(self, platform):
         m = Module()
@@ -365,13 +402,15 @@ class PairEvaluator(wiring.Component):
         s3 = stage(y=_exp_argument(s2["neg_power"]))
         m.d.comb += exp.y.eq(s3["y"])
         s4 = stage(e=exp.result)
-        s5 = stage(v=_visibility(s4["opacity"], s4["e"]))
+        s5 = stage(v=_visibility(s4["opacity"], s4["e"],
+                                 self._product(m, 0, s4["opacity"], s4["e"])))
         m.d.comb += log.v.eq(s5["v"])
-        weight = Mux(s5["weight"] > fixed.ONE16, fixed.ONE16, s5["weight"])
-        s6 = stage(vw=_rshift_round(s5["v"] * weight, 16)[:17],
+        weight = Signal(17)
+        m.d.comb += weight.eq(Mux(s5["weight"] > fixed.ONE16, fixed.ONE16, s5["weight"]))
+        s6 = stage(vw=_rshift_round(self._product(m, 1, s5["v"], weight), 16)[:17],
                    nlog=Mux(s5["v"] == 0, 0, log.result))
-        s7 = stage(**{f"cw{c}": s6["vw"] * s6["colour"][c] for c in range(3)}, vw=s6["vw"],
-                   nlog=s6["nlog"])
+        s7 = stage(**{f"cw{c}": self._product(m, 2 + c, s6["vw"], s6["colour"][c]) for c in range(3)},
+                   vw=s6["vw"], nlog=s6["nlog"])
         assert len(stages) == self.LATENCY
         m.d.comb += [self.out_valid.eq(s7["valid"]), self.vw.eq(s7["vw"]), self.nlog.eq(s7["nlog"])]
         m.d.comb += [self.cw[c].eq(s7[f"cw{c}"]) for c in range(3)]
@@ -442,6 +481,93 @@ class PixelNormaliser(wiring.Component):
         return m
 
 
+class SorterNetwork(wiring.Component):
+    """The sorter network of :func:`~accelsmith.models.gaussian.fixed.mlp_fixed` (5-8-4-1, int8
+    weights) on multipliers it borrows: product slot ``s`` is ``mul_x[s] * mul_y[s]``, returned
+    combinationally on ``mul_p[s]`` (the rasteriser wires lane ``s // 5``'s shared multiplier
+    ``s % 5`` there). Slots: layer l's (input i, neuron j) at ``offset_l + j * fan_in + i`` (76),
+    then the sigmoid's interpolation.
+
+    ``features`` (5 x int16, Q.8) in, ``weights`` (Q.16) out, ``params`` the network
+    (``NET_PARAMS`` of :func:`~accelsmith.models.gaussian.records.net_params`), held during a job.
+    Per layer: exact sums of products plus bias; hidden layers LeakyReLU (an arithmetic shift by
+    3 for negatives), a rounding shift by the layer's scale, saturation to int16; the output
+    saturated to [-8, 8) in Q.8 and the 257-entry sigmoid table interpolated.
+
+    Timing: one Gaussian per cycle; its weight is offered ``LATENCY`` cycles after its feature
+    beat is accepted; backpressure on ``weights`` stalls every stage. ``busy`` while any
+    Gaussian is in flight.
+    """
+
+    LATENCY = hardware.NETWORK_LATENCY
+
+    def __init__(self):
+        super().__init__({"features": In(stream.Signature(FEATURES_LAYOUT)),
+                          "weights": Out(stream.Signature(17)),
+                          "params": In(NET_PARAMS_LAYOUT),
+                          "mul_x": Out(data.ArrayLayout(signed(MUL_BITS), NET_SLOTS)),
+                          "mul_y": Out(data.ArrayLayout(signed(MUL_BITS), NET_SLOTS)),
+                          "mul_p": In(data.ArrayLayout(signed(2 * MUL_BITS), NET_SLOTS)),
+                          "busy": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        prm = self.params
+        adv = Signal()
+        m.d.comb += [adv.eq(~self.weights.valid | self.weights.ready), self.features.ready.eq(adv)]
+        valids = []
+
+        def register(value, name, shape=None):
+            reg = Signal(shape or value.shape(), name=name, reset_less=True)
+            with m.If(adv):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        def advance(valid, name):
+            reg = Signal(name=f"{name}_valid")
+            with m.If(adv):
+                m.d.sync += reg.eq(valid)
+            valids.append(reg)
+            return reg
+
+        h = [register(self.features.payload[i], f"x{i}") for i in range(NET_SIZES[0])]
+        valid = advance(self.features.valid, "x")
+        slot, bias = 0, 0
+        for layer, (fan_in, fan_out) in enumerate(zip(NET_SIZES, NET_SIZES[1:])):
+            acc = []
+            for j in range(fan_out):
+                terms = []
+                for i in range(fan_in):
+                    m.d.comb += [self.mul_x[slot].eq(h[i]), self.mul_y[slot].eq(prm.w[slot])]
+                    terms.append(self.mul_p[slot])
+                    slot += 1
+                acc.append(register(sum(terms) + prm.b[bias], f"acc{layer}_{j}", signed(34)))
+                bias += 1
+            valid = advance(valid, f"acc{layer}")
+            frac = prm.frac[layer]
+            if layer < NET_LAYERS - 1:
+                leaky = [Mux(a >= 0, a, a >> LEAKY_SHIFT) for a in acc]
+                h = [register(_clamp(_rshift_round_by(a, frac), -(1 << 15), (1 << 15) - 1),
+                              f"h{layer}_{j}", signed(16)) for j, a in enumerate(leaky)]
+                valid = advance(valid, f"h{layer}")
+        limit = 8 << fixed.ACT_FRAC
+        z = _clamp(_rshift_round_by(acc[0], prm.frac[NET_LAYERS - 1]), -limit, limit - 1)
+        pos = register(z + limit, "pos", unsigned(12))
+        valid = advance(valid, "pos")
+
+        m.submodules.sigmoid = table = memory.Memory(
+            shape=16, depth=len(fixed.SIG_TABLE), init=[int(x) for x in fixed.SIG_TABLE])
+        lo_port, hi_port = table.read_port(domain="comb"), table.read_port(domain="comb")
+        m.d.comb += [lo_port.addr.eq(pos[4:]), hi_port.addr.eq(pos[4:] + 1),
+                     self.mul_x[slot].eq(hi_port.data - lo_port.data), self.mul_y[slot].eq(pos[:4])]
+        weight = lo_port.data + _rshift_round(self.mul_p[slot], 4)
+        with m.If(adv):
+            m.d.sync += [self.weights.payload.eq(weight), self.weights.valid.eq(valid)]
+        assert len(valids) + 1 == self.LATENCY
+        m.d.comb += self.busy.eq(Cat(*valids, self.weights.valid).any())
+        return m
+
+
 class TileRasteriser(wiring.Component):
     """The rasteriser of one 16x16 tile at a time, bit-exact with
     :func:`~accelsmith.models.gaussian.fixed.tile_sums_fixed` and
@@ -460,7 +586,8 @@ class TileRasteriser(wiring.Component):
     exact count.
     """
 
-    def __init__(self, lanes: int = 16, blend: str = "coverage", subtile: int = 0):
+    def __init__(self, lanes: int = 16, blend: str = "coverage", subtile: int = 0,
+                 network: bool = False):
         side = int(round(lanes ** 0.5))
         if side * side != lanes or TILE % side:
             raise ValueError(f"lanes = {lanes}: must be 16, 64 or 256 (a square block dividing "
@@ -469,12 +596,18 @@ class TileRasteriser(wiring.Component):
             raise ValueError(f"subtile = {subtile}: must be 0 (no skipping) or 4, 8, 16 and at "
                              f"least the lanes' block side {side}")
         self.lanes, self.side, self.blend, self.subtile = lanes, side, blend, subtile
+        self.network = network
         self.blocks_per_row = TILE // side
         self.cycles_per_entry = self.blocks_per_row ** 2
-        super().__init__({"tiles": In(stream.Signature(TILE_LAYOUT)),
-                          "records": In(stream.Signature(RECORD_LAYOUT)),
-                          "pixels": Out(stream.Signature(PIXEL_LAYOUT)),
-                          "cycles": Out(32)})
+        members = {"tiles": In(stream.Signature(TILE_LAYOUT)),
+                   "records": In(stream.Signature(RECORD_LAYOUT)),
+                   "pixels": Out(stream.Signature(PIXEL_LAYOUT)),
+                   "cycles": Out(32)}
+        if network:
+            members.update({"mode": In(1), "net_params": In(NET_PARAMS_LAYOUT),
+                            "features": In(stream.Signature(FEATURES_LAYOUT)),
+                            "weights": Out(stream.Signature(17))})
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -486,9 +619,12 @@ class TileRasteriser(wiring.Component):
         n_sub_side, bps_side = TILE // size, size // q
         n_sub, bps = n_sub_side ** 2, bps_side ** 2
         m.submodules.norm = norm = PixelNormaliser(self.blend)
-        wiring.connect(m, wiring.flipped(self.tiles), setup.tiles)
-        wiring.connect(m, wiring.flipped(self.records), setup.records)
         wiring.connect(m, norm.pixels, wiring.flipped(self.pixels))
+        # In network mode (``mode`` high, changed only while idle) tiles and records wait.
+        raster = ~self.mode if self.network else C(1)
+        for outer, inner in ((self.tiles, setup.tiles), (self.records, setup.records)):
+            m.d.comb += [inner.payload.eq(outer.payload), inner.valid.eq(outer.valid & raster),
+                         outer.ready.eq(inner.ready & raster)]
 
         cur = Signal(TERMS_LAYOUT, reset_less=True)
         # The block being issued: sub-tile ``st`` (kept ones only, row-major), block ``bs``
@@ -571,9 +707,11 @@ class TileRasteriser(wiring.Component):
                      bc.eq((st % n_sub_side) * bps_side + bs % bps_side)]
         m.d.sync += [i_valid.eq(issue), i_slot.eq(br * nb + bc)]
         lanes = []
+        shared = -(-NET_SLOTS // PairEvaluator.SHARED) if self.network else 0
+        assert shared <= self.lanes
         for r in range(q):
             for c in range(q):
-                lane = PairEvaluator()
+                lane = PairEvaluator(shared=len(lanes) < shared)
                 m.submodules[f"lane_{r}_{c}"] = lane
                 regs = {}
                 for name, terms, index in (("a", cur.a, lambda b: b * q + c),
@@ -596,6 +734,22 @@ class TileRasteriser(wiring.Component):
                              lane.c.eq(regs["c"]), lane.dy.eq(regs["dy"]), lane.opacity.eq(op),
                              lane.weight.eq(w), lane.colour.eq(col)]
                 lanes.append(lane)
+
+        busy_network = C(0)
+        if self.network:
+            m.submodules.network = net = SorterNetwork()
+            wiring.connect(m, net.weights, wiring.flipped(self.weights))
+            m.d.comb += [net.params.eq(self.net_params), net.features.payload.eq(self.features.payload),
+                         net.features.valid.eq(self.features.valid & self.mode),
+                         self.features.ready.eq(net.features.ready & self.mode)]
+            for n, lane in enumerate(lanes[:shared]):
+                m.d.comb += lane.mlp.eq(self.mode)
+                for k in range(PairEvaluator.SHARED):
+                    s_ = n * PairEvaluator.SHARED + k
+                    if s_ < NET_SLOTS:
+                        m.d.comb += [lane.mlp_x[k].eq(net.mul_x[s_]), lane.mlp_y[k].eq(net.mul_y[s_]),
+                                     net.mul_p[s_].eq(lane.mlp_p[k])]
+            busy_network = net.busy
 
         # The slot travels beside the lanes to the accumulate stage.
         slot = i_slot
@@ -638,43 +792,60 @@ class TileRasteriser(wiring.Component):
         out = self.pixels.valid & self.pixels.ready
         m.d.sync += in_flight.eq(in_flight + draining - out)
         m.d.sync += self.cycles.eq(self.cycles + (setup.busy | ~eval_fsm.ongoing("IDLE")
-                                                  | (in_flight != 0)))
+                                                  | (in_flight != 0) | busy_network))
         return m
 
 
 class RasteriserEngine(wiring.Component):
-    """A :class:`TileRasteriser` (``core``) behind the engine interface every family's SoC drives: operand
-    streams ``a`` (record beats) and ``b`` (tile beats), result stream ``c`` (pixel beats), and
-    a register bus with CTRL.START, STATUS.BUSY / DONE, TILES and CYCLES.
+    """A :class:`TileRasteriser` (``core``) behind the engine interface every family's SoC
+    drives: operand streams ``a`` and ``b``, result stream ``c``, and a register bus with
+    CTRL.START, STATUS.BUSY / DONE, COUNT, CYCLES and (cores with the sorter network) MODE and
+    NET_PARAMS.
 
-    START (ignored while BUSY) runs a job of TILES tiles: exactly TILES tile beats are taken from
-    ``b`` (each followed on ``a`` by its ``count`` records, as :class:`TileRasteriser` takes them)
-    and the job ends when its ``256 * TILES``-th pixel is accepted on ``c``; TILES = 0 ends at
-    once. A job whose tile beats announce more records than ``a`` delivers stays BUSY (the host
-    aborts it; the SoC's ABORT resets the engine).
+    START (ignored while BUSY) runs a job of COUNT items in the mode MODE held at START:
 
-    Timing: the rasteriser's (one entry per ``256 / lanes`` cycles or its kept sub-tiles, tiles
-    back to back); one cycle from START to the first tile beat taken. CYCLES counts the job's
+    * MODE 0, rasterise: exactly COUNT tile beats are taken from ``b``, each followed on ``a``
+      by its ``count`` record beats, and the job ends when its ``256 * COUNT``-th pixel is
+      accepted on ``c``;
+    * MODE 1, network: COUNT feature beats (the low 80 bits of ``a`` beats) go through
+      :class:`SorterNetwork` with the network in NET_PARAMS, and the job ends when the COUNT-th
+      weight (the low 17 bits of a ``c`` beat) is accepted.
+
+    COUNT = 0 ends at once. A job whose tile beats announce more records than ``a`` delivers stays
+    BUSY (the host aborts it; the SoC's ABORT resets the engine). Switching modes costs no
+    cycles: the next job's START takes the new MODE, the pipelines being empty between jobs.
+
+    Timing: the core's; one cycle from START to the first beat taken. CYCLES counts the job's
     BUSY cycles.
     """
 
     #: the register the SoC's sequencer writes each job word to
-    JOB_REGISTER = "TILES"
+    JOB_REGISTER = "COUNT"
 
     def __init__(self, core: TileRasteriser):
         self.core = core
-        self.regs = RegisterFile([
+        net_words = -(-NET_PARAMS_LAYOUT.size // 32)
+        regs = [
             Register("CTRL", "wo", "Command register.",
-                     (Field("START", 0, 1, "Write 1 to start a job of TILES tiles; ignored while "
+                     (Field("START", 0, 1, "Write 1 to start a job of COUNT items; ignored while "
                             "BUSY."),)),
             Register("STATUS", "ro", "Engine status.", (
-                Field("BUSY", 0, 1, "A job is running (from START until its last pixel is "
+                Field("BUSY", 0, 1, "A job is running (from START until its last result is "
                       "accepted)."),
                 Field("DONE", 1, 1, "The last job finished; cleared by START."))),
-            Register("TILES", "rw", "Tiles of the next job (tile beats taken from b)."),
+            Register("COUNT", "rw", "Items of the next job: tiles (MODE 0) or Gaussians "
+                     "(MODE 1)."),
             Register("CYCLES", "ro", "Clock cycles the current or last job has been BUSY "
                      "(wraps at 2**32)."),
-        ])
+        ]
+        if core.network:
+            regs.append(Register("MODE", "rw", "Job mode, taken at START.", (
+                Field("NETWORK", 0, 1, "0: rasterise tiles; 1: run the sorter network on "
+                      "feature beats."),)))
+            regs += [Register(f"NET_PARAMS_{i}", "rw", f"Sorter network parameters, bits "
+                              f"{32 * i}..{32 * i + 31} (records.net_params).")
+                     for i in range(net_words)]
+        self.regs = RegisterFile(regs)
         super().__init__({"a": In(stream.Signature(RECORD_LAYOUT)),
                           "b": In(stream.Signature(TILE_LAYOUT)),
                           "c": Out(stream.Signature(PIXEL_LAYOUT)),
@@ -685,30 +856,56 @@ class RasteriserEngine(wiring.Component):
         m.submodules.regs = regs = self.regs
         m.submodules.core = core = self.core
         wiring.connect(m, wiring.flipped(self.csr), regs.bus)
-        wiring.connect(m, wiring.flipped(self.a), core.records)
-        wiring.connect(m, core.pixels, wiring.flipped(self.c))
         busy, done, cycles = Signal(), Signal(), Signal(32)
-        tiles_in = Signal(32)          # tile beats still to pass to the rasteriser
-        tiles_out = Signal(32)         # tiles whose pixels are still to leave
+        network = Signal()             # the job's mode
+        items_in = Signal(32)          # tile or feature beats still to pass in
+        items_out = Signal(32)         # tiles or weights still to leave
         pixel = Signal(8)
         start = regs.ctrl_stb & regs.ctrl[0] & ~busy
-        m.d.comb += [core.tiles.payload.eq(self.b.payload),
-                     core.tiles.valid.eq(self.b.valid & (tiles_in != 0)),
-                     self.b.ready.eq(core.tiles.ready & (tiles_in != 0)),
-                     regs.status.eq(Cat(busy, done)), regs.cycles.eq(cycles)]
-        with m.If(self.b.valid & self.b.ready):
-            m.d.sync += tiles_in.eq(tiles_in - 1)
+        m.d.comb += [regs.status.eq(Cat(busy, done)), regs.cycles.eq(cycles)]
+        feeding = items_in != 0
+        m.d.comb += [core.records.payload.eq(self.a.payload), core.tiles.payload.eq(self.b.payload),
+                     core.tiles.valid.eq(self.b.valid & feeding & ~network),
+                     self.b.ready.eq(core.tiles.ready & feeding & ~network),
+                     core.pixels.ready.eq(self.c.ready & ~network)]
+        taken = self.b.valid & self.b.ready
+        result = core.pixels.valid & core.pixels.ready
+        last = pixel == 255
+        if core.network:
+            m.d.comb += [core.mode.eq(network), core.net_params.as_value().eq(
+                             Cat(*(getattr(regs, f"net_params_{i}") for i in range(
+                                 -(-NET_PARAMS_LAYOUT.size // 32))))[:NET_PARAMS_LAYOUT.size]),
+                         core.features.payload.as_value().eq(self.a.payload.as_value()[:FEATURES_LAYOUT.size]),
+                         core.features.valid.eq(self.a.valid & feeding & network),
+                         core.records.valid.eq(self.a.valid & ~network),
+                         self.a.ready.eq(Mux(network, core.features.ready & feeding, core.records.ready)),
+                         core.weights.ready.eq(self.c.ready & network)]
+            with m.If(network):
+                m.d.comb += [self.c.valid.eq(core.weights.valid),
+                             self.c.payload.as_value().eq(core.weights.payload)]
+            with m.Else():
+                m.d.comb += [self.c.valid.eq(core.pixels.valid), self.c.payload.eq(core.pixels.payload)]
+            taken = Mux(network, self.a.valid & self.a.ready, taken)
+            result = Mux(network, core.weights.valid & core.weights.ready, result)
+            last = network | last
+        else:
+            m.d.comb += [core.records.valid.eq(self.a.valid), self.a.ready.eq(core.records.ready),
+                         self.c.valid.eq(core.pixels.valid), self.c.payload.eq(core.pixels.payload)]
+        with m.If(taken):
+            m.d.sync += items_in.eq(items_in - 1)
         with m.If(start):
-            m.d.sync += [tiles_in.eq(regs.tiles), tiles_out.eq(regs.tiles), pixel.eq(0),
+            m.d.sync += [items_in.eq(regs.count), items_out.eq(regs.count), pixel.eq(0),
                          cycles.eq(0), done.eq(0), busy.eq(1)]
-            with m.If(regs.tiles == 0):
+            if core.network:
+                m.d.sync += network.eq(regs.mode[0])
+            with m.If(regs.count == 0):
                 m.d.sync += [busy.eq(0), done.eq(1)]
         with m.Elif(busy):
             m.d.sync += cycles.eq(cycles + 1)
-            with m.If(self.c.valid & self.c.ready):
+            with m.If(result):
                 m.d.sync += pixel.eq(pixel + 1)
-                with m.If(pixel == 255):
-                    m.d.sync += tiles_out.eq(tiles_out - 1)
-                    with m.If(tiles_out == 1):
+                with m.If(last):
+                    m.d.sync += items_out.eq(items_out - 1)
+                    with m.If(items_out == 1):
                         m.d.sync += [busy.eq(0), done.eq(1)]
         return m

@@ -276,6 +276,16 @@ class Accelerator:
                               f"GEMMs (Accelerator.gemm), it does not rasterise")
         return rasterise(self, bins, fv, w_q, background_q, region, progress)
 
+    def network_weights(self, q, features, progress=None):
+        """The sorter network's weights on a rasteriser SoC's network mode; see
+        :func:`accelsmith.sw_driver.gaussian.network_weights`."""
+        from .gaussian import network_weights
+
+        if self.engine["family"] != "gaussian":
+            raise DriverError(f"{self.manifest['top']} is a {self.engine['family']} SoC: it has "
+                              f"no sorter network")
+        return network_weights(self, q, features, progress)
+
     def golden(self, A, B, prune: bool = False) -> np.ndarray:
         """What :meth:`gemm` must return (the NumPy model)."""
         g = self._gemm_geometry()

@@ -19,10 +19,12 @@ from typing import Callable
 import numpy as np
 
 from accelsmith.models.gaussian.hardware import PIXELS, RasteriserTiming
-from accelsmith.models.gaussian.records import MAX_COUNT, TILE_FIELDS, pack_words, record_words
+from accelsmith.models.gaussian.records import (MAX_COUNT, NET_PARAM_BITS, TILE_FIELDS,
+                                                feature_words, net_params, pack_words,
+                                                record_words)
 from accelsmith.models.gaussian.render import TILE
 
-__all__ = ["FrameResult", "tiles_in", "rasterise"]
+__all__ = ["FrameResult", "NetworkResult", "tiles_in", "rasterise", "network_weights"]
 
 
 @dataclass
@@ -56,6 +58,66 @@ class FrameResult:
                 f"{self.bound_cycles:,} without pair skipping), "
                 f"{self.wall_seconds:.1f} s wall, {self.bytes_sent + self.bytes_received:,} bytes "
                 f"on the link" + (f", {self.retries} retries" if self.retries else ""))
+
+
+@dataclass
+class NetworkResult:
+    """The sorter network's weights from the hardware's network mode."""
+
+    w_q: np.ndarray             # (M,) Q.16
+    engine_cycles: int
+    model_cycles: int           # RasteriserTiming.network_cycles per run, plus START (exact)
+    runs: int
+    wall_seconds: float
+    bytes_on_link: int
+
+    def summary(self) -> str:
+        return (f"{len(self.w_q):,} Gaussians through the network mode in {self.runs} runs: "
+                f"{self.engine_cycles:,} cycles (cycle model {self.model_cycles:,}), "
+                f"{self.wall_seconds:.1f} s wall, {self.bytes_on_link:,} bytes on the link")
+
+
+def _mode(acc, network: bool) -> dict[str, int]:
+    """The engine registers that select a job's mode (none on a core without the network)."""
+    return {"engine_mode": int(network)} if "engine_mode" in acc.registers else {}
+
+
+def network_weights(acc, q, features: np.ndarray,
+                    progress: Callable[[int, int], None] | None = None) -> NetworkResult:
+    """The weights of the quantised sorter network ``q`` (:class:`~accelsmith.models.gaussian.
+    fixed.QuantMLP`) for the Gaussians' network inputs ``features`` (M, 5), Q.8, computed by
+    the rasteriser's network mode: runs of as many Gaussians as the A and C buffers hold."""
+    from .accelerator import DriverError
+
+    start = time.monotonic()
+    if "engine_mode" not in acc.registers:
+        raise DriverError(f"{acc.manifest['top']} has no network mode (config key network: "
+                          f"false); compute the weights on the host with mlp_fixed")
+    params = net_params(q)
+    words = -(-NET_PARAM_BITS // 32)
+    setup = {"engine_mode": 1, **{f"engine_net_params_{i}": (params >> (32 * i)) & 0xFFFFFFFF
+                                  for i in range(words)}}
+    bufs = acc.buffers
+    per_run = min(bufs["a"]["depth"], bufs["c"]["depth"])
+    beats = feature_words(features, bufs["a"]["words_per_beat"])
+    out = np.zeros(len(beats), np.int64)
+    link0 = acc.bus.bytes_sent + acc.bus.bytes_received
+    totals = {"engine": 0, "model": 0, "runs": 0}
+    for lo in range(0, len(beats), per_run):
+        n = min(per_run, len(beats) - lo)
+        c_words, regs = acc.retrying(
+            lambda: acc.run_buffers({"a": beats[lo:lo + n], "jobs": np.array([n], np.uint32)}, n,
+                                    RasteriserTiming.network_cycles(n) + 16, setup),
+            f"network run of Gaussians {lo}..{lo + n - 1}")
+        out[lo:lo + n] = c_words[:, 0] & ((1 << 17) - 1)
+        totals["engine"] += regs["seq_engine_cycles"]
+        totals["model"] += RasteriserTiming.network_cycles(n) + 1
+        totals["runs"] += 1
+        if progress:
+            progress(lo + n, len(beats))
+    return NetworkResult(out, totals["engine"], totals["model"], totals["runs"],
+                         time.monotonic() - start,
+                         acc.bus.bytes_sent + acc.bus.bytes_received - link0)
 
 
 def tiles_in(bins, region: tuple[int, int, int, int] | None = None) -> list[int]:
@@ -133,7 +195,7 @@ def rasterise(acc, bins, fv, w_q: np.ndarray, background_q=(0, 0, 0),
                  "b": tile_words[run], "jobs": np.array([len(run)], np.uint32)}
         bound = timing.job_cycles([counts[n] for n in run])
         c_words, regs = acc.retrying(
-            lambda: acc.run_buffers(words, len(run) * PIXELS, bound + 16),
+            lambda: acc.run_buffers(words, len(run) * PIXELS, bound + 16, _mode(acc, False)),
             f"run of tiles {tiles[run[0]]}..{tiles[run[-1]]}")
         lo, hi = c_words[:, 0].astype(np.int64), c_words[:, 1].astype(np.int64)
         pixels[run] = np.stack([lo & 0xFFFF, lo >> 16, hi & 0xFFFF], axis=-1).reshape(len(run), PIXELS, 3)

@@ -8,7 +8,9 @@ records at the extremes of every field (saturating dx, the largest conics, opaci
 weights, zero conics), a tile sent twice with its records shuffled, and random tiles. First
 without stalls, where the ``cycles`` counter must equal
 :meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.run_cycles` exactly, then with
-random valid/ready stalls on all three streams. ``ACCELSMITH_GARDEN_TILES`` (default 2) and
+random valid/ready stalls on all three streams. Rasterisers with the sorter network run it
+first (the trained sorters and random networks against ``mlp_fixed``, stall-free with exact
+cycle counts) and again after the tiles, with stalls. ``ACCELSMITH_GARDEN_TILES`` (default 2) and
 ``ACCELSMITH_SCENE_TILES`` (``0`` leaves the scene's tiles out) trim the corner set.
 """
 
@@ -171,6 +173,70 @@ def random_case(blend, index: int, rng) -> TileCase:
     return make_case(f"random #{index}", fv, np.arange(n), w, tx, ty, blend, _random_bg(rng))
 
 
+SORTERS = Path(__file__).resolve().parents[1] / "docs" / "results"
+
+
+def network_cases(rng, n: int) -> list[tuple[str, fixed.QuantMLP, np.ndarray]]:
+    """Networks with ``n`` feature vectors each: the trained sorters (when the results folder
+    is there) and random networks with scales at both ends of the hardware's range; features
+    random, a fifth of them at the int16 extremes."""
+    from accelsmith.models.gaussian.sorter import SorterMLP
+
+    nets = []
+    for path in sorted(SORTERS.glob("gaussian_sorter_*_mlp.npz")):
+        nets.append((path.stem, fixed.quantise_mlp(SorterMLP.load(path))))
+    sizes = records.NET_SIZES
+    for k, fracs in enumerate(([0, 0, 0], [records.NET_FRAC_MAX] * 3,
+                               rng.integers(2, 12, 3).tolist())):
+        w = [rng.integers(-128, 128, (i, o)) for i, o in zip(sizes, sizes[1:])]
+        b = [rng.integers(-(1 << 24), 1 << 24, o) for o in sizes[1:]]
+        nets.append((f"random network #{k} (scales {fracs})",
+                     fixed.QuantMLP(w, list(fracs), b, 0.125, records.NET_WEIGHT_BITS)))
+    out = []
+    for name, q in nets:
+        x = rng.integers(-(1 << 15), 1 << 15, (n, sizes[0]))
+        extreme = rng.random(x.shape) < 0.2
+        x[extreme] = rng.choice([-(1 << 15), (1 << 15) - 1, 0, 1, -1], extreme.sum())
+        if name.startswith("gaussian_sorter"):     # realistic inputs too: depth, direction, opacity
+            x[: n // 2] = rng.integers(-512, 512, (n // 2, sizes[0]))
+        out.append((name, q, x))
+    return out
+
+
+async def run_network(dut, cases, feats, weights, exact: bool, log):
+    """Each network's features through the network mode; weights compared with mlp_fixed and,
+    without stalls, the busy cycles with the cycle model."""
+    for name, q, x in cases:
+        dut.net_params.value = records.net_params(q)
+        start = int(dut.cycles.value)
+        for row in x:
+            feats.push(records.pack_fields(records.FEATURE_FIELDS,
+                                           {f"x{i}": v for i, v in enumerate(row)}))
+        budget = 40 * len(x) + 1000
+        while len(weights.received) < len(x):
+            await RisingEdge(dut.clk)
+            budget -= 1
+            if budget < 0:
+                raise MismatchError(f"{name}: timed out with {len(weights.received)} of {len(x)} "
+                                    f"weights received")
+        got = np.array([weights.received.popleft() for _ in range(len(x))])
+        want = fixed.mlp_fixed(q, x)
+        bad = np.nonzero(got != want)[0]
+        if len(bad):
+            i = int(bad[0])
+            raise MismatchError(f"{name}: {len(bad)} of {len(x)} weights differ; first for "
+                                f"features {x[i].tolist()}: got {got[i]}, mlp_fixed {want[i]}")
+        for _ in range(4):
+            await RisingEdge(dut.clk)
+        used = int(dut.cycles.value) - start
+        if exact and used != RasteriserTiming.network_cycles(len(x)):
+            raise MismatchError(f"{name}: {len(x)} Gaussians without stalls took {used} busy "
+                                f"cycles; the cycle model says "
+                                f"{RasteriserTiming.network_cycles(len(x))}")
+    log.info("network mode: %d networks x %d Gaussians bit-exact with mlp_fixed%s", len(cases),
+             len(cases[0][2]), " (exact cycle counts)" if exact else " (random stalls)")
+
+
 async def run_cases(dut, cases, tiles, recs, sink, timing, exact, log, progress, loop):
     start = int(dut.cycles.value)
     for case in cases:
@@ -235,11 +301,25 @@ async def rasteriser(dut):
     tiles = StreamSource(dut, "tiles", prng)
     recs = StreamSource(dut, "records", prng)
     sink = StreamSink(dut, "pixels", prng)
+    endpoints = [tiles, recs, sink]
+    network = geometry.get("network", False)
+    if network:
+        dut.mode.value = 1
+        dut.net_params.value = 0
+        feats, weights = StreamSource(dut, "features", prng), StreamSink(dut, "weights", prng)
+        endpoints += [feats, weights]
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
-    loop = CycleLoop(dut.clk, [tiles, recs, sink])
+    loop = CycleLoop(dut.clk, endpoints)
     loop.start()
     await RisingEdge(dut.clk)
+
+    if network:
+        # The network mode first (stall-free, exact cycles), then the tiles in rasteriser mode,
+        # then the network again with random stalls: both switches of the mode.
+        nets = network_cases(rng, max(16, vectors // 4))
+        await run_network(dut, nets, feats, weights, True, dut._log)
+        dut.mode.value = 0
 
     corners = corner_cases(blend, rng, garden, scene)
     n_quiet = min(vectors, max(8, vectors // 4))
@@ -255,5 +335,14 @@ async def rasteriser(dut):
         cases = [random_case(blend, n_quiet + done + i, rng) for i in range(batch)]
         await run_cases(dut, cases, tiles, recs, sink, timing, False, dut._log, progress, loop)
         done += batch
-    dut._log.info("PASS: %d corner tiles, %d random tiles (%d with random stalls), seed %d",
-                  len(corners), n_quiet + done, done, seed)
+    if network:
+        for _ in range(4):
+            await RisingEdge(dut.clk)
+        dut.mode.value = 1
+        for endpoint in (feats, weights):
+            endpoint.stall = prng.choice([0.1, 0.3, 0.6, 0.9])
+        await run_network(dut, network_cases(rng, max(16, vectors // 4)), feats, weights, False,
+                          dut._log)
+    dut._log.info("PASS: %d corner tiles, %d random tiles (%d with random stalls), seed %d%s",
+                  len(corners), n_quiet + done, done, seed,
+                  "; network mode before and after" if network else "")

@@ -124,7 +124,7 @@ class _WrongBlend(TileRasteriser):
     """Blends by coverage while its manifest says ``authors``."""
 
     def __init__(self, lanes, blend):
-        super().__init__(lanes, "coverage")
+        super().__init__(lanes, "coverage", network=True)
 
 
 @pytest.mark.slow     # a Verilator build of its own (about a minute)

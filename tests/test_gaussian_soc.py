@@ -82,6 +82,30 @@ def test_frame_survives_link_faults(soc, view):
     assert np.array_equal(result.image_q, _reference(bins, fv, w_q, region, "coverage", (0, 0, 0)))
 
 
+@needs_garden
+def test_network_mode_gives_mlp_fixed_weights(soc, view):
+    """The garden view's network inputs through the SoC's network mode (more Gaussians than
+    one run holds): the weights equal mlp_fixed, the cycles the cycle model; a frame region
+    rendered with them right after (the mode switched back) is bit-exact."""
+    from accelsmith.models.gaussian.sorter import SorterMLP
+
+    design, lib = soc
+    bins, fv, _ = view
+    q = fixed.quantise_mlp(SorterMLP.load(Path(__file__).resolve().parents[1] / "docs" / "results"
+                                          / "gaussian_sorter_coverage_mlp.npz"))
+    features = fv.features[:9000]
+    with Accelerator(design.manifest, SimTransport(NativeSoC(lib))) as acc:
+        net = acc.network_weights(q, features)
+        w_q = np.zeros(len(fv.features), np.int64)
+        w_q[:len(features)] = net.w_q
+        frame = acc.rasterise(bins, fv, w_q, (0, 0, 0), (300, 200, 16, 16))
+    assert net.runs == 3
+    assert np.array_equal(net.w_q, fixed.mlp_fixed(q, features))
+    assert net.engine_cycles == net.model_cycles
+    assert np.array_equal(frame.image_q, _reference(bins, fv, w_q, (300, 200, 16, 16), "coverage",
+                                                    (0, 0, 0)))
+
+
 class _Unused(Transport):
     """A link that must not be used: the request is refused before anything is sent."""
 
@@ -127,12 +151,13 @@ def test_run_renders_a_cropped_frame_from_the_command_line(soc, tmp_path):
     from PIL import Image
 
     out = tmp_path / "frame.png"
+    sorter = Path(__file__).resolve().parents[1] / "docs" / "results" / "gaussian_sorter_coverage_mlp.npz"
     code, stdout, stderr = _cli(CONFIG, "--scene", str(GARDEN), "--camera", "2", "--crop",
-                                "320,208,32,16", "-o", str(out))
+                                "320,208,32,16", "--sorter", str(sorter), "-o", str(out))
     assert code == 0, stdout + stderr
+    assert "check: the network's weights equal mlp_fixed (bit-exact)" in stdout
     assert "check: the frame equals render_fixed (bit-exact)" in stdout
     assert "PSNR against the sorted float render" in stdout
-    assert "every Gaussian gets weight 1" in stderr       # no sorter given: said so
     assert Image.open(out).size == (32, 16)
 
 
@@ -144,7 +169,9 @@ def test_run_renders_a_cropped_frame_from_the_command_line(soc, tmp_path):
     ((CONFIG, "--scene", str(GARDEN), "--crop", "640,400,32,32", "-o", "x.png"),
      "reaches beyond the 648x420 image"),
     ((CONFIG, "--scene", str(GARDEN), "--camera", "99", "-o", "x.png"), "--camera 99 does not exist"),
-], ids=["no-scene", "gemm-operands", "scene-on-gemm", "empty-crop", "crop-outside", "camera"])
+    ((CONFIG, "--scene", str(GARDEN), "--sorter", "missing.npz", "-o", "x.png"), "missing.npz"),
+], ids=["no-scene", "gemm-operands", "scene-on-gemm", "empty-crop", "crop-outside", "camera",
+        "sorter-missing"])
 def test_run_frame_bad_input_is_one_clear_error(args, pattern):
     if str(GARDEN) in args and not GARDEN.is_file():
         pytest.skip(f"garden scene not found at {GARDEN}")

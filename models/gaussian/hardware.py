@@ -26,6 +26,7 @@ from .render import TILE
 PAIR_LATENCY = 7            # PairEvaluator: terms in -> summands out
 NORMALISER_LATENCY = 16     # PixelNormaliser: sums accepted -> pixel valid
 SETUP_LATENCY = 4           # AxisSetup: last group issued -> terms offered, minus one
+NETWORK_LATENCY = 8         # SorterNetwork: feature beat accepted -> weight offered
 PIXELS = TILE * TILE
 
 
@@ -81,6 +82,12 @@ class RasteriserTiming:
         start = SETUP_LATENCY + (self.setup_groups if first > 0 else 0)
         return start + sum(self.tile_cycles(t) for t in tiles) + NORMALISER_LATENCY - 1
 
+
+    @staticmethod
+    def network_cycles(gaussians: int) -> int:
+        """Busy cycles of ``gaussians`` through the sorter network without stalls (one per cycle,
+        then the pipeline's depth)."""
+        return gaussians + NETWORK_LATENCY - 1 if gaussians else 0
 
     def job_cycles(self, tiles) -> int:
         """CYCLES of a :class:`~accelsmith.hdl.gaussian.RasteriserEngine` job of ``tiles`` (as

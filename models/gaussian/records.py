@@ -27,6 +27,25 @@ RECORD_FIELDS = (("mean_x", 24, True), ("mean_y", 24, True), ("conic_a", 26, Fal
 PIXEL_FIELDS = (("r", 16, False), ("g", 16, False), ("b", 16, False))
 MAX_COUNT = (1 << 16) - 1
 
+# The sorter network's mode: a feature beat per Gaussian in, its weight (Q.16) out.
+FEATURE_FIELDS = tuple((f"x{i}", 16, True) for i in range(5))
+WEIGHT_FIELDS = (("w", 17, False),)
+
+# The network the hardware runs (5-8-4-1, int8 weights): its parameters as one bit vector, the
+# layout of the engine's NET_PARAMS registers. Weights in multiplier-slot order: layer l's
+# product (input i, neuron j) is slot offset_l + j * fan_in + i; biases int32; per-layer scale
+# exponents (weight_frac) 0..NET_FRAC_MAX.
+NET_SIZES = (5, 8, 4, 1)
+NET_WEIGHT_BITS = 8
+NET_BIAS_BITS = 32
+NET_FRAC_BITS = 5
+NET_FRAC_MAX = 24
+NET_WEIGHTS = sum(i * o for i, o in zip(NET_SIZES, NET_SIZES[1:]))      # 76
+NET_BIASES = sum(NET_SIZES[1:])                                         # 13
+NET_LAYERS = len(NET_SIZES) - 1
+NET_PARAM_BITS = (NET_WEIGHTS * NET_WEIGHT_BITS + NET_BIASES * NET_BIAS_BITS
+                  + NET_LAYERS * NET_FRAC_BITS)
+
 
 class RecordRangeError(ValueError):
     """A value that does not fit its beat field (names the field, the value and the range)."""
@@ -127,3 +146,48 @@ def unpack_pixel(word: int) -> tuple[int, int, int]:
     p = unpack_fields(PIXEL_FIELDS, word)
     return p["r"], p["g"], p["b"]
 PIXELS_PER_TILE = 256
+
+
+class NetworkError(ValueError):
+    """A sorter network the hardware's network mode cannot run (says what and what is allowed)."""
+
+
+def net_params(q) -> int:
+    """A :class:`~.fixed.QuantMLP` as the NET_PARAMS bit vector (weights, then biases, then
+    scale exponents, each field from the least significant bit); refuses networks of another
+    shape, weight width, scale or bias range."""
+    sizes = (q.w[0].shape[0],) + tuple(w.shape[1] for w in q.w)
+    if sizes != NET_SIZES:
+        raise NetworkError(f"the network is {'-'.join(map(str, sizes))}; the hardware runs "
+                           f"{'-'.join(map(str, NET_SIZES))}")
+    if q.bits != NET_WEIGHT_BITS:
+        raise NetworkError(f"the network's weights are {q.bits}-bit; the hardware takes "
+                           f"{NET_WEIGHT_BITS}-bit weights (quantise_mlp(mlp, bits=8))")
+    fields = []
+    for w in q.w:
+        fields += [(int(v), NET_WEIGHT_BITS, True) for v in np.asarray(w).T.reshape(-1)]
+    for layer, b in enumerate(q.b):
+        lo, hi = field_range(NET_BIAS_BITS, True)
+        if not all(lo <= int(v) <= hi for v in np.asarray(b)):
+            raise NetworkError(f"layer {layer}: a bias does not fit {NET_BIAS_BITS} bits at its "
+                               f"scale 2^{8 + q.w_frac[layer]}")
+        fields += [(int(v), NET_BIAS_BITS, True) for v in np.asarray(b)]
+    for layer, frac in enumerate(q.w_frac):
+        if not 0 <= frac <= NET_FRAC_MAX:
+            raise NetworkError(f"layer {layer}: weight scale 2^{frac}; the hardware supports "
+                               f"scales 2^0 .. 2^{NET_FRAC_MAX} (weights of magnitude "
+                               f"{2.0 ** -NET_FRAC_MAX * 127:.2g} to 127)")
+        fields.append((int(frac), NET_FRAC_BITS, False))
+    word, shift = 0, 0
+    for value, bits, _ in fields:
+        word |= (value & ((1 << bits) - 1)) << shift
+        shift += bits
+    assert shift == NET_PARAM_BITS
+    return word
+
+
+def feature_words(x_q: np.ndarray, words_per_beat: int) -> np.ndarray:
+    """Network inputs (M, 5), Q.8 int16, as beats of ``words_per_beat`` words."""
+    x_q = np.asarray(x_q, np.int64)
+    return pack_words(FEATURE_FIELDS, {f"x{i}": x_q[:, i] for i in range(5)}, words_per_beat,
+                      "Gaussian")

@@ -94,10 +94,34 @@ class SorterMLP:
 
     @classmethod
     def load(cls, path) -> "SorterMLP":
-        d = np.load(path)
-        n = len([k for k in d.files if k.startswith("w")])
-        return cls([d[f"w{i}"] for i in range(n)], [d[f"b{i}"] for i in range(n)],
-                   float(d["depth_scale"]))
+        """A ``sorter.npz`` of ``train-sorter``, read without unpickling; a missing or malformed
+        file is a :class:`~.scene.SceneError` naming it and what is wrong."""
+        import zipfile
+
+        from .scene import SceneError
+
+        p = Path(path)
+        if not p.is_file():
+            raise SceneError(f"sorter {path}: no such file (train-sorter writes sorter.npz)")
+        try:
+            with np.load(p, allow_pickle=False) as d:
+                n = len([k for k in d.files if k.startswith("w")])
+                w = [np.asarray(d[f"w{i}"], np.float64) for i in range(n)]
+                b = [np.asarray(d[f"b{i}"], np.float64) for i in range(n)]
+                depth_scale = float(d["depth_scale"])
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise SceneError(f"sorter {path}: not a sorter.npz of train-sorter ({exc})") from None
+        sizes_ok = (n > 0 and all(x.ndim == 2 for x in w) and w[0].shape[0] == 5
+                    and w[-1].shape[1] == 1
+                    and all(w[i].shape[1] == w[i + 1].shape[0] for i in range(n - 1))
+                    and all(b[i].shape == (w[i].shape[1],) for i in range(n)))
+        if not sizes_ok:
+            raise SceneError(f"sorter {path}: layer shapes {[x.shape for x in w]} and biases "
+                             f"{[x.shape for x in b]} do not form a network from 5 inputs to 1 "
+                             f"output")
+        if not all(np.isfinite(x).all() for x in w + b) or not np.isfinite(depth_scale):
+            raise SceneError(f"sorter {path}: weights, biases or depth_scale are not finite")
+        return cls(w, b, depth_scale)
 
 
 def scene_digest(scene) -> str:

@@ -26,6 +26,7 @@ from accelsmith.models.gaussian import fixed
 from accelsmith.models.gaussian.metrics import psnr
 from accelsmith.models.gaussian.pipeline import fixed_view, load_scene, to_uint8
 from accelsmith.models.gaussian.render import bin_tiles, project, render_sorted
+from accelsmith.models.gaussian.schedule import count_fetches, tile_order
 from accelsmith.models.gaussian.sorter import SorterMLP
 from accelsmith.sw_driver.accelerator import Accelerator
 
@@ -64,6 +65,12 @@ def frame(acc, scene, cam, index: int, sorter, blend: str) -> dict:
             "soc_cycles": result.cycles, "runs": result.runs,
             "bytes_on_link": result.bytes_sent + result.bytes_received,
             "wall_seconds": round(result.wall_seconds, 1),
+            "order": result.order, "buffer": acc.engine["geometry"].get("buffer", 0),
+            "fetches": result.fetches,
+            "model_fetches": count_fetches(bins, np.array(
+                tile_order(result.order, bins.proj.tiles_x, bins.proj.tiles_y)),
+                acc.engine["geometry"].get("buffer", 0)) if acc.engine["geometry"].get("buffer")
+            else result.entries,
             "network_cycles": net.engine_cycles, "network_model_cycles": net.model_cycles,
             "network_bit_exact": bool(np.array_equal(w_q, w_model)),
             "network_wall_seconds": round(net.wall_seconds, 1),
@@ -74,14 +81,15 @@ def frame(acc, scene, cam, index: int, sorter, blend: str) -> dict:
 
 def markdown(data: dict) -> str:
     rows = ["| camera | Gaussians | network cycles (model) | weights = mlp_fixed | tiles | entries | "
-            "rasteriser cycles | cycle model | without skipping | frame = render_fixed | "
-            "PSNR vs sorted float | bytes on the link | wall s |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "records fetched (count_fetches) | rasteriser cycles | cycle model | without "
+            "skipping | frame = render_fixed | PSNR vs sorted float | bytes on the link | wall s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     yes = lambda ok: "yes" if ok else "NO"      # noqa: E731
     for r in data["frames"]:
         rows.append(f"| {r['camera']} | {r['gaussians']:,} | {r['network_cycles']:,} "
                     f"({r['network_model_cycles']:,}) | {yes(r['network_bit_exact'])} | "
-                    f"{r['tiles']:,} | {r['entries']:,} | {r['engine_cycles']:,} | "
+                    f"{r['tiles']:,} | {r['entries']:,} | {r['fetches']:,} ({r['model_fetches']:,}) | "
+                    f"{r['engine_cycles']:,} | "
                     f"{r['model_cycles']:,} | {r['bound_cycles']:,} | {yes(r['bit_exact'])} | "
                     f"{r['psnr_vs_sorted_db']:.2f} dB | {r['bytes_on_link']:,} | "
                     f"{r['wall_seconds'] + r['network_wall_seconds']:.0f} |")
@@ -92,8 +100,10 @@ def markdown(data: dict) -> str:
             f"`{data['scene']}`, background black. Each frame ran through the SoC's native "
             f"Verilator model with the driver's checked transfers (CRC-32 both ways): first every "
             f"Gaussian in view through the network mode (the sorter on the lanes' multipliers), "
-            f"then every tile with those weights. Bytes on the link: the tiles' runs (the "
-            f"network's runs add about 41 bytes per Gaussian).\n\n" + "\n".join(rows) + "\n\n" + pics)
+            f"then every tile with those weights, in {data['frames'][0]['order']} order through a "
+            f"Gaussian buffer of {data['frames'][0]['buffer']} records (a resident Gaussian's "
+            f"entry is its first 32-bit word alone on the link, a fetched one all eight). Bytes on the link: "
+            f"the tiles' runs (the network's runs add about 41 bytes per Gaussian).\n\n" + "\n".join(rows) + "\n\n" + pics)
 
 
 def main(argv=None) -> int:
@@ -116,6 +126,7 @@ def main(argv=None) -> int:
     write("gaussian_frame", data, markdown(data),
           "python benchmarks/gaussian_frame.py " + " ".join(sys.argv[1:]))
     return 0 if all(f["bit_exact"] and f["cycle_exact"] and f["network_bit_exact"]
+                    and f["fetches"] == f["model_fetches"]
                     and f["network_cycles"] == f["network_model_cycles"] for f in frames) else 1
 
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from accelsmith.config import Config, FamilySchema, Param
 from accelsmith.hdl.gaussian import (PairEvaluator, PixelNormaliser, RasteriserEngine,
                                       SorterNetwork, TileRasteriser)
-from accelsmith.models.gaussian import oit, records
+from accelsmith.models.gaussian import oit, records, schedule
 from accelsmith.models.gaussian.hardware import RasteriserTiming
 from . import SOC_PARAMS, Design, ports_of
 
@@ -48,6 +48,14 @@ SCHEMA = FamilySchema("gaussian", "3DGS tile rasterisers: order-independent blen
           "(the image bits do not change); 0 evaluates every pair. At least the lanes' block side.",
           default=None, choices=(0, 4, 8, 16),
           default_doc="the lanes' block side: 4 for 16 lanes, 8 for 64, 16 for 256"),
+    Param("buffer", int, "On-chip Gaussian buffer: record slots between the record stream and "
+          "the set-up (0: none). With one, a record beat is an entry beat (a header: fetch this "
+          "record into a slot, or use the one resident there); the host keeps the slots' "
+          "contents (least recently used replaced), so its fetches equal count_fetches for the "
+          "tile order and this size.", default=0, minimum=0, maximum=records.MAX_BUFFER),
+    Param("order", str, "Tile order the driver visits a frame in (it decides which Gaussians "
+          "stay resident in the buffer): " + ", ".join(schedule.ORDERS) + ".",
+          default=schedule.DEFAULT_ORDER, choices=schedule.ORDERS),
     Param("network", bool, "The sorter network's mode: the per-Gaussian MLP (5-8-4-1, int8 "
           "weights, bit-exact with mlp_fixed) runs on the first 16 lanes' multipliers, one "
           "Gaussian per cycle, selected by the `mode` input (MODE register of the SoC).",
@@ -83,7 +91,7 @@ def build(config: Config) -> Design:
     """Elaborate the rasteriser a validated config describes."""
     c = config.values
     subtile = subtile_of(c)
-    core = TileRasteriser(c["lanes"], c["blend"], subtile, c["network"])
+    core = TileRasteriser(c["lanes"], c["blend"], subtile, c["network"], c["buffer"])
     timing = RasteriserTiming(c["lanes"], subtile)
     skip = f"_skip{subtile}" if subtile else ""
     top = c["name"] or f"gaussian_raster_{c['lanes']}lanes_{c['blend']}{skip}"
@@ -96,8 +104,11 @@ def build(config: Config) -> Design:
         "streams": {
             "tiles": _stream(records.TILE_FIELDS, "in", "one beat per tile: its position, the "
                              "number of records that follow, the background (Q.12)"),
-            "records": _stream(records.RECORD_FIELDS, "in", "the tile's Gaussians in any order "
-                               "(formats of accelsmith.models.gaussian.fixed)"),
+            "records": _stream(records.ENTRY_FIELDS if c["buffer"] else records.RECORD_FIELDS,
+                               "in", "the tile's Gaussians in any order (formats of "
+                               "accelsmith.models.gaussian.fixed)" + (
+                                   "; entry beats: fetch into / use the buffer slot"
+                                   if c["buffer"] else "")),
             "pixels": _stream(records.PIXEL_FIELDS, "out", "256 pixels per tile, raster order "
                               "within the tile, Q.12 per channel"),
             **({"features": _stream(records.FEATURE_FIELDS, "in", "network mode: a Gaussian's "
@@ -108,7 +119,8 @@ def build(config: Config) -> Design:
         "geometry": {"lanes": c["lanes"], "block": int(round(c["lanes"] ** 0.5)),
                      "cycles_per_entry": timing.cycles_per_entry, "blend": c["blend"],
                      "subtile": subtile, "cycles_per_subtile": timing.cycles_per_subtile,
-                     "tile": 16, "network": c["network"]},
+                     "tile": 16, "network": c["network"], "buffer": c["buffer"],
+                     "order": c["order"]},
         "performance": {
             "pairs_per_cycle": c["lanes"],
             "pair_latency": PairEvaluator.LATENCY,

@@ -25,12 +25,13 @@ from amaranth.lib.wiring import In, Out
 
 from accelsmith.models.gaussian import fixed, hardware
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
-from accelsmith.models.gaussian.records import (NET_BIASES, NET_FRAC_BITS, NET_LAYERS, NET_SIZES,
-                                                NET_WEIGHTS, PIXEL_FIELDS, RECORD_FIELDS,
-                                                TILE_FIELDS)
+from accelsmith.models.gaussian.records import (ENTRY_FIELDS, NET_BIASES, NET_FRAC_BITS,
+                                                NET_LAYERS, NET_SIZES, NET_WEIGHTS, PIXEL_FIELDS,
+                                                RECORD_FIELDS, TILE_FIELDS)
 
 __all__ = ["TILE_LAYOUT", "RECORD_LAYOUT", "PIXEL_LAYOUT", "Exp2Table", "NegLog2Table",
            "SubtileTest", "AxisSetup", "PairEvaluator", "PixelNormaliser", "SorterNetwork",
+           "GaussianBuffer",
            "TileRasteriser", "RasteriserEngine"]
 
 TILE = fixed.TILE
@@ -49,6 +50,7 @@ def _layout(fields):
 
 TILE_LAYOUT = _layout(TILE_FIELDS)
 RECORD_LAYOUT = _layout(RECORD_FIELDS)
+ENTRY_LAYOUT_IN = _layout(ENTRY_FIELDS)
 PIXEL_LAYOUT = _layout(PIXEL_FIELDS)
 SUMS_LAYOUT = data.StructLayout({"s_w": SUM_BITS["s_w"],
                                  "s_cw": data.ArrayLayout(SUM_BITS["s_cw"], 3),
@@ -568,6 +570,48 @@ class SorterNetwork(wiring.Component):
         return m
 
 
+class GaussianBuffer(wiring.Component):
+    """The on-chip Gaussian buffer: ``depth`` record slots between the record stream and the
+    set-up. An ``entries`` beat with ``fetch`` set carries a record, which is stored in ``slot``
+    and passed on; without, the record resident in ``slot`` is passed on (the beat's record bits
+    are ignored). The host chooses the slots (least recently used replaced:
+    :func:`~accelsmith.models.gaussian.schedule.buffer_slots`), so a Gaussian shared by
+    neighbouring tiles crosses the record stream's source once while it stays resident.
+    ``fetches`` counts the fetch beats taken.
+
+    Timing: one beat per cycle, one cycle from an entry accepted to its record offered (the
+    slot's memory read, or a register); backpressure on ``records`` holds both."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+        super().__init__({"entries": In(stream.Signature(ENTRY_LAYOUT_IN)),
+                          "records": Out(stream.Signature(RECORD_LAYOUT)),
+                          "fetches": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.slots = mem = memory.Memory(shape=RECORD_LAYOUT, depth=self.depth, init=[])
+        wr, rd = mem.write_port(), mem.read_port(transparent_for=())
+        entry = self.entries.payload
+        record = Signal(RECORD_LAYOUT)
+        m.d.comb += record.as_value().eq(entry.as_value()[-RECORD_LAYOUT.size:])
+        adv = Signal()
+        m.d.comb += [adv.eq(~self.records.valid | self.records.ready), self.entries.ready.eq(adv)]
+        take = self.entries.valid & adv
+        slot = entry.slot[:max(1, (self.depth - 1).bit_length())]
+        fetched = Signal(RECORD_LAYOUT, reset_less=True)     # the record of a fetch beat
+        resident = Signal()                                  # the offer is the slot's read
+        m.d.comb += [wr.addr.eq(slot), wr.data.eq(record), wr.en.eq(take & entry.fetch),
+                     rd.addr.eq(slot), rd.en.eq(adv)]
+        with m.If(adv):
+            m.d.sync += [self.records.valid.eq(self.entries.valid), fetched.eq(record),
+                         resident.eq(~entry.fetch)]
+        with m.If(take & entry.fetch):
+            m.d.sync += self.fetches.eq(self.fetches + 1)
+        m.d.comb += self.records.payload.eq(Mux(resident, rd.data, fetched))
+        return m
+
+
 class TileRasteriser(wiring.Component):
     """The rasteriser of one 16x16 tile at a time, bit-exact with
     :func:`~accelsmith.models.gaussian.fixed.tile_sums_fixed` and
@@ -575,7 +619,10 @@ class TileRasteriser(wiring.Component):
 
     Streams: ``tiles`` (a tile beat), ``records`` (the tile's ``count`` Gaussians, any order),
     ``pixels`` (its 256 pixels in raster order within the tile, out-of-image pixels included).
-    ``cycles`` counts the cycles in which any tile is in progress.
+    ``cycles`` counts the cycles in which any tile (or the network) is in progress. With
+    ``buffer`` slots, ``records`` carries entry beats through a :class:`GaussianBuffer`
+    (``fetches`` counts its fetches); with ``network``, ``mode`` selects the
+    :class:`SorterNetwork` on ``features`` / ``weights`` instead of the tiles.
 
     Timing: ``lanes`` pixel-Gaussian pairs per cycle, so an entry takes ``256 / lanes`` cycles;
     after a tile's last entry the lane pipeline empties (``PairEvaluator.LATENCY + 2`` cycles),
@@ -587,7 +634,7 @@ class TileRasteriser(wiring.Component):
     """
 
     def __init__(self, lanes: int = 16, blend: str = "coverage", subtile: int = 0,
-                 network: bool = False):
+                 network: bool = False, buffer: int = 0):
         side = int(round(lanes ** 0.5))
         if side * side != lanes or TILE % side:
             raise ValueError(f"lanes = {lanes}: must be 16, 64 or 256 (a square block dividing "
@@ -596,13 +643,15 @@ class TileRasteriser(wiring.Component):
             raise ValueError(f"subtile = {subtile}: must be 0 (no skipping) or 4, 8, 16 and at "
                              f"least the lanes' block side {side}")
         self.lanes, self.side, self.blend, self.subtile = lanes, side, blend, subtile
-        self.network = network
+        self.network, self.buffer = network, buffer
         self.blocks_per_row = TILE // side
         self.cycles_per_entry = self.blocks_per_row ** 2
         members = {"tiles": In(stream.Signature(TILE_LAYOUT)),
-                   "records": In(stream.Signature(RECORD_LAYOUT)),
+                   "records": In(stream.Signature(ENTRY_LAYOUT_IN if buffer else RECORD_LAYOUT)),
                    "pixels": Out(stream.Signature(PIXEL_LAYOUT)),
                    "cycles": Out(32)}
+        if buffer:
+            members["fetches"] = Out(32)
         if network:
             members.update({"mode": In(1), "net_params": In(NET_PARAMS_LAYOUT),
                             "features": In(stream.Signature(FEATURES_LAYOUT)),
@@ -622,7 +671,13 @@ class TileRasteriser(wiring.Component):
         wiring.connect(m, norm.pixels, wiring.flipped(self.pixels))
         # In network mode (``mode`` high, changed only while idle) tiles and records wait.
         raster = ~self.mode if self.network else C(1)
-        for outer, inner in ((self.tiles, setup.tiles), (self.records, setup.records)):
+        records = setup.records
+        if self.buffer:
+            m.submodules.buffer = buf = GaussianBuffer(self.buffer)
+            wiring.connect(m, buf.records, setup.records)
+            m.d.comb += self.fetches.eq(buf.fetches)
+            records = buf.entries
+        for outer, inner in ((self.tiles, setup.tiles), (self.records, records)):
             m.d.comb += [inner.payload.eq(outer.payload), inner.valid.eq(outer.valid & raster),
                          outer.ready.eq(inner.ready & raster)]
 
@@ -838,6 +893,10 @@ class RasteriserEngine(wiring.Component):
             Register("CYCLES", "ro", "Clock cycles the current or last job has been BUSY "
                      "(wraps at 2**32)."),
         ]
+        if core.buffer:
+            regs.append(Register("FETCHES", "ro", "Entry beats of the current or last job that "
+                                 "fetched a record into the Gaussian buffer (the others reused "
+                                 "a resident one)."))
         if core.network:
             regs.append(Register("MODE", "rw", "Job mode, taken at START.", (
                 Field("NETWORK", 0, 1, "0: rasterise tiles; 1: run the sorter network on "
@@ -846,7 +905,7 @@ class RasteriserEngine(wiring.Component):
                               f"{32 * i}..{32 * i + 31} (records.net_params).")
                      for i in range(net_words)]
         self.regs = RegisterFile(regs)
-        super().__init__({"a": In(stream.Signature(RECORD_LAYOUT)),
+        super().__init__({"a": In(stream.Signature(core.records.payload.shape())),
                           "b": In(stream.Signature(TILE_LAYOUT)),
                           "c": Out(stream.Signature(PIXEL_LAYOUT)),
                           "csr": In(RegisterBusSignature(self.regs.addr_width))})
@@ -863,7 +922,10 @@ class RasteriserEngine(wiring.Component):
         pixel = Signal(8)
         start = regs.ctrl_stb & regs.ctrl[0] & ~busy
         m.d.comb += [regs.status.eq(Cat(busy, done)), regs.cycles.eq(cycles)]
-        feeding = items_in != 0
+        # Beats reach the core only inside a job and in its mode: the Gaussian buffer takes a
+        # record beat as soon as it can, so a beat of a network job must never be on offer to it.
+        feeding = busy & (items_in != 0)
+        raster = busy & ~network
         m.d.comb += [core.records.payload.eq(self.a.payload), core.tiles.payload.eq(self.b.payload),
                      core.tiles.valid.eq(self.b.valid & feeding & ~network),
                      self.b.ready.eq(core.tiles.ready & feeding & ~network),
@@ -877,8 +939,9 @@ class RasteriserEngine(wiring.Component):
                                  -(-NET_PARAMS_LAYOUT.size // 32))))[:NET_PARAMS_LAYOUT.size]),
                          core.features.payload.as_value().eq(self.a.payload.as_value()[:FEATURES_LAYOUT.size]),
                          core.features.valid.eq(self.a.valid & feeding & network),
-                         core.records.valid.eq(self.a.valid & ~network),
-                         self.a.ready.eq(Mux(network, core.features.ready & feeding, core.records.ready)),
+                         core.records.valid.eq(self.a.valid & raster),
+                         self.a.ready.eq(Mux(network, core.features.ready & feeding,
+                                             core.records.ready & raster)),
                          core.weights.ready.eq(self.c.ready & network)]
             with m.If(network):
                 m.d.comb += [self.c.valid.eq(core.weights.valid),
@@ -889,10 +952,16 @@ class RasteriserEngine(wiring.Component):
             result = Mux(network, core.weights.valid & core.weights.ready, result)
             last = network | last
         else:
-            m.d.comb += [core.records.valid.eq(self.a.valid), self.a.ready.eq(core.records.ready),
+            m.d.comb += [core.records.valid.eq(self.a.valid & raster),
+                         self.a.ready.eq(core.records.ready & raster),
                          self.c.valid.eq(core.pixels.valid), self.c.payload.eq(core.pixels.payload)]
         with m.If(taken):
             m.d.sync += items_in.eq(items_in - 1)
+        if core.buffer:
+            first = Signal(32)          # the core's fetch count at the job's START
+            with m.If(start):
+                m.d.sync += first.eq(core.fetches)
+            m.d.comb += regs.fetches.eq(core.fetches - first)
         with m.If(start):
             m.d.sync += [items_in.eq(regs.count), items_out.eq(regs.count), pixel.eq(0),
                          cycles.eq(0), done.eq(0), busy.eq(1)]

@@ -375,30 +375,56 @@ class Accelerator:
                               f"{where}) disagrees with the operands' metadata: a hardware fault")
         return rows, {"cycles": regs["seq_cycles"], "engine_cycles": regs["seq_engine_cycles"]}
 
+    @staticmethod
+    def _segments(beats: np.ndarray, whole: np.ndarray | None):
+        """``(first beat, words)`` of the bursts that upload ``beats``: all of them at once, or
+        (``whole``) each run of whole beats as one burst and each other beat's first word."""
+        if whole is None:
+            if len(beats):
+                yield 0, beats.reshape(-1)
+            return
+        whole = np.asarray(whole, bool)
+        n = 0
+        while n < len(beats):
+            if whole[n]:
+                end = n + 1
+                while end < len(beats) and whole[end]:
+                    end += 1
+                yield n, beats[n:end].reshape(-1)
+                n = end
+            else:
+                yield n, beats[n, :1]
+                n += 1
+
     def _beats(self, name: str, beats: list[int]) -> np.ndarray:
         """Integer beats as the 32-bit words of buffer ``name`` (least significant first)."""
         wpb = self.buffers[name]["words_per_beat"]
         return _beat_words(beats, wpb) if beats else np.zeros(0, np.uint32)
 
     def run_buffers(self, words: dict[str, np.ndarray], rows: int, predicted_cycles: int,
-                    engine_setup: dict[str, int] | None = None) -> tuple[np.ndarray, dict]:
+                    engine_setup: dict[str, int] | None = None,
+                    whole: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, dict]:
         """One run of the SoC's sequencer, the path every workload takes: ``words`` of the
         ``a``, ``b`` and ``jobs`` buffers (each ``words_per_beat`` words per beat, least
         significant first) are written and checked against WRITE_CRC, the run registers set and
         read back, ``engine_setup`` registers written (and read back), the run started and
         waited for (about ``predicted_cycles``), and ``rows`` C beats read back under READ_CRC.
         Returns the C words ``(rows, words_per_beat)`` and every sequencer register by name.
-        Link and checksum failures raise (:meth:`_execute` style callers retry)."""
+        ``whole[name]`` (a bool per beat): only those beats are sent whole, of the others only
+        their first word (the rest is left as it was: beats whose first word says so, such as
+        a Gaussian buffer's reuse beats). Link and checksum failures raise (:meth:`_execute`
+        style callers retry)."""
         ctrl = lambda *names: sum(self.field("seq_ctrl", n) for n in names)
         self.write("seq_ctrl", ctrl("ABORT", "CLEAR_CRC"))
         counts = {}
         crc = 0
         for name in ("a", "b", "jobs"):
-            data = np.asarray(words.get(name, np.zeros(0, np.uint32)), np.uint32).reshape(-1)
-            counts[name] = len(data) // self.buffers[name]["words_per_beat"]
-            if len(data):
-                self.bus.write(self.buffers[name]["base"], data.tolist())
-            crc = _crc(data, crc)
+            wpb = self.buffers[name]["words_per_beat"]
+            beats = np.asarray(words.get(name, np.zeros(0, np.uint32)), np.uint32).reshape(-1, wpb)
+            counts[name] = len(beats)
+            for start, data in self._segments(beats, (whole or {}).get(name)):
+                self.bus.write(self.buffers[name]["base"] + 4 * wpb * start, data.tolist())
+                crc = _crc(data, crc)
         self.bus.write(self._reg("seq_jobs")["byte_address"], [counts["jobs"], counts["a"],
                                                                  counts["b"]])
         for name, value in (engine_setup or {}).items():

@@ -20,8 +20,9 @@ import numpy as np
 
 from accelsmith.models.gaussian.hardware import PIXELS, RasteriserTiming
 from accelsmith.models.gaussian.records import (MAX_COUNT, NET_PARAM_BITS, TILE_FIELDS,
-                                                feature_words, net_params, pack_words,
-                                                record_words)
+                                                entry_words, feature_words, net_params,
+                                                pack_words, record_words)
+from accelsmith.models.gaussian.schedule import DEFAULT_ORDER, buffer_slots, tile_order
 from accelsmith.models.gaussian.render import TILE
 
 __all__ = ["FrameResult", "NetworkResult", "tiles_in", "rasterise", "network_weights"]
@@ -39,6 +40,8 @@ class FrameResult:
     engine_cycles: int          # the rasteriser's CYCLES summed over the runs
     model_cycles: int           # RasteriserTiming.job_cycles summed over the runs (exact)
     bound_cycles: int           # the same with nothing skipped
+    fetches: int                # records that crossed into the rasteriser (FETCHES, or entries)
+    order: str                  # the tile order visited
     runs: int
     wall_seconds: float
     bytes_sent: int
@@ -52,7 +55,8 @@ class FrameResult:
 
     def summary(self) -> str:
         x, y, w, h = self.region
-        return (f"{w}x{h} pixels at ({x}, {y}): {self.tiles} tiles, {self.entries:,} entries in "
+        return (f"{w}x{h} pixels at ({x}, {y}): {self.tiles} tiles in {self.order} order, "
+                f"{self.entries:,} entries ({self.fetches:,} records fetched) in "
                 f"{self.runs} runs; {self.engine_cycles:,} rasteriser cycles (cycle model "
                 f"{self.model_cycles:,}; {self.cycles:,} with job overhead; "
                 f"{self.bound_cycles:,} without pair skipping), "
@@ -156,9 +160,12 @@ def rasterise(acc, bins, fv, w_q: np.ndarray, background_q=(0, 0, 0),
               region: tuple[int, int, int, int] | None = None,
               progress: Callable[[int, int], None] | None = None) -> FrameResult:
     """Render the tiles of ``region`` (default: the frame) of a binned view on the rasteriser SoC
-    behind ``acc``. ``fv``: the view's :class:`~accelsmith.models.gaussian.fixed.FixedView`;
-    ``w_q`` (M,) Q.16 weights (the sorter's output); ``background_q`` Q.12 per channel.
-    ``progress(tiles done, tiles)`` after every run."""
+    behind ``acc``, visited in the config's tile order. ``fv``: the view's
+    :class:`~accelsmith.models.gaussian.fixed.FixedView`; ``w_q`` (M,) Q.16 weights (the
+    sorter's output); ``background_q`` Q.12 per channel. With a Gaussian buffer the driver keeps
+    the slots (:func:`~accelsmith.models.gaussian.schedule.buffer_slots` over the whole visit)
+    and sends a resident Gaussian's entry as its first word only. ``progress(tiles done,
+    tiles)`` after every run."""
     from .accelerator import DriverError
 
     start = time.monotonic()
@@ -170,53 +177,71 @@ def rasterise(acc, bins, fv, w_q: np.ndarray, background_q=(0, 0, 0),
                           f"{cam.height} image")
     geometry = acc.engine["geometry"]
     timing = RasteriserTiming(geometry["lanes"], geometry["subtile"])
+    depth, order = geometry.get("buffer", 0), geometry.get("order", DEFAULT_ORDER)
     bufs = acc.buffers
     a_cap, b_cap, c_cap = bufs["a"]["depth"], bufs["b"]["depth"], bufs["c"]["depth"]
-    tiles = tiles_in(bins, region)
+    wpb = bufs["a"]["words_per_beat"]
+    nx = bins.proj.tiles_x
+    inside = set(tiles_in(bins, region))
+    tiles = [int(t) for t in tile_order(order, nx, bins.proj.tiles_y) if int(t) in inside]
     rows = [np.asarray(bins.tile(t), np.int64) for t in tiles]
     counts = [len(r) for r in rows]
     for t, count in zip(tiles, counts):
         if count > min(a_cap, MAX_COUNT):
-            tx, ty = t % bins.proj.tiles_x, t // bins.proj.tiles_x
-            raise DriverError(f"tile ({tx}, {ty}) has {count} entries; the SoC's A buffer holds "
-                              f"{a_cap} records (config key soc_a_beats; a tile holds at most "
-                              f"{MAX_COUNT})")
-    records = record_words(fv, np.asarray(w_q, np.int64), bufs["a"]["words_per_beat"])
+            raise DriverError(f"tile ({t % nx}, {t // nx}) has {count} entries; the SoC's A buffer "
+                              f"holds {a_cap} records (config key soc_a_beats; a tile holds at "
+                              f"most {MAX_COUNT})")
+    records = record_words(fv, np.asarray(w_q, np.int64), wpb, entries=bool(depth))
+    slots = buffer_slots(bins, tiles, depth) if depth else None
     tile_words = _tile_words(bins, tiles, counts, background_q, bufs["b"]["words_per_beat"])
     pixels = np.zeros((len(tiles), PIXELS, 3), np.int64)
     sent0, received0, retries0 = acc.bus.bytes_sent, acc.bus.bytes_received, acc.link_retries
-    nx = bins.proj.tiles_x
     entries = [timing.tile_entries(fv, r, t % nx, t // nx) for t, r in zip(tiles, rows)]
-    totals = {"cycles": 0, "engine_cycles": 0, "model": 0, "bound": 0, "runs": 0}
+    totals = {"cycles": 0, "engine_cycles": 0, "model": 0, "bound": 0, "runs": 0, "fetches": 0}
     done = 0
     for run in _runs(counts, a_cap, b_cap, c_cap):
-        words = {"a": records[np.concatenate([rows[n] for n in run])] if sum(counts[n] for n in run)
-                 else np.zeros((0, bufs["a"]["words_per_beat"]), np.uint32),
-                 "b": tile_words[run], "jobs": np.array([len(run)], np.uint32)}
+        picked = np.concatenate([rows[n] for n in run]) if sum(counts[n] for n in run) else \
+            np.zeros(0, np.int64)
+        a_words = records[picked]
+        whole = None
+        if slots is not None and len(picked):
+            fetch = np.concatenate([slots[n][0] for n in run])
+            a_words = entry_words(a_words, fetch, np.concatenate([slots[n][1] for n in run]))
+            whole = {"a": fetch}
+        words = {"a": a_words, "b": tile_words[run], "jobs": np.array([len(run)], np.uint32)}
         bound = timing.job_cycles([counts[n] for n in run])
-        c_words, regs = acc.retrying(
-            lambda: acc.run_buffers(words, len(run) * PIXELS, bound + 16, _mode(acc, False)),
-            f"run of tiles {tiles[run[0]]}..{tiles[run[-1]]}")
+
+        def attempt():
+            out = acc.run_buffers(words, len(run) * PIXELS, bound + 16, _mode(acc, False), whole)
+            return out, (acc.read("engine_fetches") if depth else len(picked))
+
+        (c_words, regs), fetched = acc.retrying(
+            attempt, f"run of tiles {tiles[run[0]]}..{tiles[run[-1]]}")
         lo, hi = c_words[:, 0].astype(np.int64), c_words[:, 1].astype(np.int64)
         pixels[run] = np.stack([lo & 0xFFFF, lo >> 16, hi & 0xFFFF], axis=-1).reshape(len(run), PIXELS, 3)
         totals["cycles"] += regs["seq_cycles"]
         totals["engine_cycles"] += regs["seq_engine_cycles"]
         totals["bound"] += bound
         totals["model"] += timing.job_cycles([entries[n] for n in run])
+        totals["fetches"] += fetched
         totals["runs"] += 1
         done += len(run)
         if progress:
             progress(done, len(tiles))
 
-    # Tiles back into the image, then the region cut out (edge tiles hold pixels beyond it).
+    # Tiles back into the image (row-major), then the region cut out (edge tiles hold pixels
+    # beyond it).
     tx0, ty0 = x // TILE, y // TILE
     span_x = -(-(x + w) // TILE) - tx0
     span_y = -(-(y + h) // TILE) - ty0
-    canvas = pixels.reshape(span_y, span_x, TILE, TILE, 3).transpose(0, 2, 1, 3, 4)
+    position = {t: n for n, t in enumerate(tiles)}
+    grid = np.stack([pixels[position[(ty0 + r) * nx + tx0 + c]] for r in range(span_y)
+                     for c in range(span_x)])
+    canvas = grid.reshape(span_y, span_x, TILE, TILE, 3).transpose(0, 2, 1, 3, 4)
     canvas = canvas.reshape(span_y * TILE, span_x * TILE, 3)
-    assert tiles[0] == ty0 * nx + tx0
     image = canvas[y - ty0 * TILE:y - ty0 * TILE + h, x - tx0 * TILE:x - tx0 * TILE + w]
     return FrameResult(image, region, len(tiles), int(sum(counts)), totals["cycles"],
-                       totals["engine_cycles"], totals["model"], totals["bound"], totals["runs"],
-                       time.monotonic() - start, acc.bus.bytes_sent - sent0,
-                       acc.bus.bytes_received - received0, acc.link_retries - retries0)
+                       totals["engine_cycles"], totals["model"], totals["bound"],
+                       totals["fetches"], order, totals["runs"], time.monotonic() - start,
+                       acc.bus.bytes_sent - sent0, acc.bus.bytes_received - received0,
+                       acc.link_retries - retries0)

@@ -10,7 +10,9 @@ without stalls, where the ``cycles`` counter must equal
 :meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.run_cycles` exactly, then with
 random valid/ready stalls on all three streams. Rasterisers with the sorter network run it
 first (the trained sorters and random networks against ``mlp_fixed``, stall-free with exact
-cycle counts) and again after the tiles, with stalls. ``ACCELSMITH_GARDEN_TILES`` (default 2) and
+cycle counts) and again after the tiles, with stalls. With a Gaussian buffer the records go as
+entry beats of a host-side LRU over the whole run (reuse beats with random record bits), and the
+fetch counter must match. ``ACCELSMITH_GARDEN_TILES`` (default 2) and
 ``ACCELSMITH_SCENE_TILES`` (``0`` leaves the scene's tiles out) trim the corner set.
 """
 
@@ -176,6 +178,29 @@ def random_case(blend, index: int, rng) -> TileCase:
 SORTERS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
+class BufferHost:
+    """The host's half of the Gaussian buffer: entry beats from record beats, least recently
+    used replaced (as ``schedule.buffer_slots``), keyed by the record's bits; a reuse beat's
+    record bits are random (the hardware must ignore them)."""
+
+    def __init__(self, depth: int, rng):
+        from collections import OrderedDict
+
+        self.depth, self.rng = depth, rng
+        self.cache = OrderedDict()
+        self.fetches = 0
+
+    def entry(self, record: int) -> int:
+        if record in self.cache:
+            self.cache.move_to_end(record)
+            junk = int(self.rng.integers(0, 1 << 62)) << 16
+            return junk | (self.cache[record] << 1)
+        self.fetches += 1
+        slot = len(self.cache) if len(self.cache) < self.depth else self.cache.popitem(last=False)[1]
+        self.cache[record] = slot
+        return (record << 16) | (slot << 1) | 1
+
+
 def network_cases(rng, n: int) -> list[tuple[str, fixed.QuantMLP, np.ndarray]]:
     """Networks with ``n`` feature vectors each: the trained sorters (when the results folder
     is there) and random networks with scales at both ends of the hardware's range; features
@@ -237,12 +262,13 @@ async def run_network(dut, cases, feats, weights, exact: bool, log):
              len(cases[0][2]), " (exact cycle counts)" if exact else " (random stalls)")
 
 
-async def run_cases(dut, cases, tiles, recs, sink, timing, exact, log, progress, loop):
+async def run_cases(dut, cases, tiles, recs, sink, timing, exact, log, progress, loop,
+                    buffer: BufferHost | None = None):
     start = int(dut.cycles.value)
     for case in cases:
         tiles.push(case.tile_word)
         for word in case.record_words:
-            recs.push(word)
+            recs.push(buffer.entry(word) if buffer else word)
     budget = sum(timing.tile_cycles(c.count) for c in cases) * 40 + 10_000   # unskipped
     for number, case in enumerate(cases):
         while len(sink.received) < records.PIXELS_PER_TILE:
@@ -265,6 +291,9 @@ async def run_cases(dut, cases, tiles, recs, sink, timing, exact, log, progress,
     if tiles.queue or recs.queue or sink.received:
         raise MismatchError(f"beats left over: {len(tiles.queue)} tile, {len(recs.queue)} record "
                             f"beats unconsumed, {len(sink.received)} pixels unexpected")
+    if buffer and int(dut.fetches.value) != buffer.fetches:
+        raise MismatchError(f"the Gaussian buffer counted {int(dut.fetches.value)} fetches; the "
+                            f"host sent {buffer.fetches}")
     used = int(dut.cycles.value) - start
     want = timing.run_cycles([c.kept for c in cases])
     if exact and used != want:
@@ -321,11 +350,12 @@ async def rasteriser(dut):
         await run_network(dut, nets, feats, weights, True, dut._log)
         dut.mode.value = 0
 
+    buffer = BufferHost(geometry["buffer"], rng) if geometry.get("buffer") else None
     corners = corner_cases(blend, rng, garden, scene)
     n_quiet = min(vectors, max(8, vectors // 4))
     quiet = corners + [random_case(blend, i, rng) for i in range(n_quiet)]
     progress = Progress(os.environ.get("ACCELSMITH_PROGRESS"), len(corners) + vectors)
-    await run_cases(dut, quiet, tiles, recs, sink, timing, True, dut._log, progress, loop)
+    await run_cases(dut, quiet, tiles, recs, sink, timing, True, dut._log, progress, loop, buffer)
     dut._log.info("%d tiles without stalls passed with exact cycle counts", len(quiet))
     done = 0
     while done < vectors - n_quiet:
@@ -333,7 +363,8 @@ async def rasteriser(dut):
         for endpoint in (tiles, recs, sink):
             endpoint.stall = prng.choice([0.1, 0.3, 0.6, 0.9])
         cases = [random_case(blend, n_quiet + done + i, rng) for i in range(batch)]
-        await run_cases(dut, cases, tiles, recs, sink, timing, False, dut._log, progress, loop)
+        await run_cases(dut, cases, tiles, recs, sink, timing, False, dut._log, progress, loop,
+                        buffer)
         done += batch
     if network:
         for _ in range(4):
@@ -343,6 +374,7 @@ async def rasteriser(dut):
             endpoint.stall = prng.choice([0.1, 0.3, 0.6, 0.9])
         await run_network(dut, network_cases(rng, max(16, vectors // 4)), feats, weights, False,
                           dut._log)
-    dut._log.info("PASS: %d corner tiles, %d random tiles (%d with random stalls), seed %d%s",
+    dut._log.info("PASS: %d corner tiles, %d random tiles (%d with random stalls), seed %d%s%s",
                   len(corners), n_quiet + done, done, seed,
-                  "; network mode before and after" if network else "")
+                  "; network mode before and after" if network else "",
+                  f"; Gaussian buffer of {buffer.depth}: {buffer.fetches} fetches" if buffer else "")

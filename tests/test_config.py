@@ -48,6 +48,8 @@ EXPECTED = {
     "29_ecp5_dsp_without_pipeline": ["'dsp'", "'ecp5'", "pipeline 1", "pipeline 2 or 3"],
     "30_gaussian_lanes_not_a_square": ["'lanes'", "32", "16, 64, 256"],
     "31_gaussian_unknown_blend": ["'blend'", "'sorted'", "'coverage', 'authors'"],
+    "32_gaussian_buffer_too_large": ["'buffer'", "40000", "from 0 to 32768"],
+    "33_gaussian_unknown_order": ["'order'", "'spiral'", "'hilbert', 'pi'"],
 }
 
 

@@ -31,9 +31,10 @@ FULL = (200, 2, True)
 
 
 # Besides the reference configs (pair skipping on sub-tiles of the lanes' block size): without
-# skipping (the set-up then spreads an entry's indices over its cycles), and 8x8 sub-tiles.
-VARIANTS = {"noskip-16lanes": {"lanes": 16, "subtile": 0},
-            "skip8-16lanes-authors": {"lanes": 16, "subtile": 8, "blend": "authors"},
+# skipping (the set-up then spreads an entry's indices over its cycles), and 8x8 sub-tiles; both with
+# a small Gaussian buffer (24 and 16 slots), so evictions happen within the corner tiles.
+VARIANTS = {"noskip-16lanes": {"lanes": 16, "subtile": 0, "buffer": 24},
+            "skip8-16lanes-authors": {"lanes": 16, "subtile": 8, "blend": "authors", "buffer": 16},
             "noskip-256lanes": {"lanes": 256, "subtile": 0}}
 DEFAULT[("noskip-16lanes", "icarus")] = (2, 0, False)
 

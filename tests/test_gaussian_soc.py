@@ -15,6 +15,7 @@ from accelsmith.config import load, validate
 from accelsmith.flows.native import NativeSoC, SimTransport, build_native
 from accelsmith.generators.soc import build_soc
 from accelsmith.models.gaussian import fixed
+from accelsmith.models.gaussian.schedule import buffer_slots, count_fetches, tile_order
 from accelsmith.registry import generator
 from accelsmith.sw_driver.accelerator import Accelerator, DriverError
 from accelsmith.sw_driver.gaussian import tiles_in
@@ -67,6 +68,33 @@ def test_cropped_frame_is_bit_exact_and_cycle_exact(soc, view, region):
     assert result.engine_cycles == result.model_cycles
     assert result.model_cycles < result.bound_cycles        # pair skipping took effect
     assert result.entries == sum(len(bins.tile(t)) for t in tiles_in(bins, region))
+    # The Gaussian buffer: the hardware's fetch count is the LRU model's for the visit.
+    inside = set(tiles_in(bins, region))
+    visit = [t for t in tile_order("hilbert", bins.proj.tiles_x, bins.proj.tiles_y) if t in inside]
+    assert result.order == "hilbert"
+    assert result.fetches == count_fetches(bins, np.array(visit), 2048) < result.entries
+
+
+@needs_garden
+def test_buffer_slots_fetch_what_count_fetches_counts(view):
+    """The driver's slot assignment over a whole garden frame: its misses are count_fetches's
+    for every order and size, a resident Gaussian's slot is the one it was fetched into, and
+    no two resident Gaussians share a slot."""
+    bins, _, _ = view
+    for order in ("hilbert", "pi"):
+        visit = tile_order(order, bins.proj.tiles_x, bins.proj.tiles_y)
+        for size in (64, 2048):
+            where = {}          # slot -> Gaussian resident there
+            fetches = 0
+            for t, (fetch, slot) in zip(visit, buffer_slots(bins, visit, size)):
+                for g, f, k in zip(bins.tile(int(t)).tolist(), fetch, slot):
+                    assert 0 <= k < size
+                    if f:
+                        fetches += 1
+                        where[k] = g
+                    else:
+                        assert where[k] == g
+            assert fetches == count_fetches(bins, visit, size)
 
 
 @needs_garden

@@ -25,6 +25,12 @@ RECORD_FIELDS = (("mean_x", 24, True), ("mean_y", 24, True), ("conic_a", 26, Fal
                  ("colour_r", 14, False), ("colour_g", 14, False), ("colour_b", 14, False),
                  ("weight", 17, False))
 PIXEL_FIELDS = (("r", 16, False), ("g", 16, False), ("b", 16, False))
+# With a Gaussian buffer, a record beat is an entry beat: a header in the low 16 bits (fetch:
+# the record follows and goes into slot; else the slot's resident record is used and the record
+# bits are ignored, so a host sends only the beat's first word) and then the record.
+ENTRY_HEADER = (("fetch", 1, False), ("slot", 15, False))
+ENTRY_FIELDS = ENTRY_HEADER + RECORD_FIELDS
+MAX_BUFFER = 1 << 15
 MAX_COUNT = (1 << 16) - 1
 
 # The sorter network's mode: a feature beat per Gaussian in, its weight (Q.16) out.
@@ -132,14 +138,28 @@ def pack_words(fields, columns: dict, words_per_beat: int, what: str = "beat") -
     return words[:, :words_per_beat].astype(np.uint32)
 
 
-def record_words(fv, w_q: np.ndarray, words_per_beat: int) -> np.ndarray:
+def record_words(fv, w_q: np.ndarray, words_per_beat: int, entries: bool = False) -> np.ndarray:
     """The record beat of every Gaussian of a :class:`~.fixed.FixedView` (weights ``w_q``, Q.16)
-    as words ``(M, words_per_beat)``: the rows a tile's beats are gathered from."""
+    as words ``(M, words_per_beat)``: the rows a tile's beats are gathered from. ``entries``:
+    laid out as :data:`ENTRY_FIELDS` (header zero; :func:`entry_words` sets it)."""
     columns = {"mean_x": fv.mean[:, 0], "mean_y": fv.mean[:, 1], "conic_a": fv.conic[:, 0],
                "conic_b": fv.conic[:, 1], "conic_c": fv.conic[:, 2], "opacity": fv.opacity,
                "colour_r": fv.colour[:, 0], "colour_g": fv.colour[:, 1],
                "colour_b": fv.colour[:, 2], "weight": w_q}
+    if entries:
+        zero = np.zeros(len(w_q), np.int64)
+        return pack_words(ENTRY_FIELDS, {"fetch": zero, "slot": zero, **columns}, words_per_beat,
+                          "Gaussian")
     return pack_words(RECORD_FIELDS, columns, words_per_beat, "Gaussian")
+
+
+def entry_words(records: np.ndarray, fetch: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """Entry beats from record beats packed with :data:`ENTRY_FIELDS` (header zero): the header
+    of each set from ``fetch`` and ``slot``. Returns a copy."""
+    out = np.array(records, np.uint32, copy=True)
+    out[:, 0] = (out[:, 0] & np.uint32(0xFFFF0000)) | (np.asarray(fetch, np.uint32)
+                                                      | (np.asarray(slot, np.uint32) << 1))
+    return out
 
 
 def unpack_pixel(word: int) -> tuple[int, int, int]:

@@ -103,3 +103,33 @@ def count_fetches(bins: TileBins, order: np.ndarray, capacity: int) -> int:
                 if len(cache) > capacity:
                     cache.popitem(last=False)
     return fetches
+
+
+def buffer_slots(bins: TileBins, order: np.ndarray, capacity: int, state=None):
+    """The host's half of the rasteriser's Gaussian buffer: for each tile in ``order``, per entry
+    of its list, ``(fetch, slot)``: whether the Gaussian must be fetched into ``slot`` (a miss)
+    or is resident there. The same least-recently-used replacement as :func:`count_fetches`, so
+    the fetches add up to its count; a miss takes the next free slot, or the evicted one's.
+    ``state`` (a dict this fills) carries the buffer across calls, e.g. over a frame's runs.
+
+    Returns ``[(fetch (n,) bool, slot (n,) int), ...]`` in the order of ``order``."""
+    state = {} if state is None else state
+    cache = state.setdefault("cache", OrderedDict())        # Gaussian -> slot, LRU first
+    out = []
+    for t in order:
+        rows = bins.tile(int(t)).tolist()
+        fetch = np.zeros(len(rows), bool)
+        slot = np.zeros(len(rows), np.int64)
+        for n, g in enumerate(rows):
+            if g in cache:
+                cache.move_to_end(g)
+                slot[n] = cache[g]
+                continue
+            fetch[n] = True
+            if len(cache) < capacity:
+                slot[n] = len(cache)
+            else:
+                _, slot[n] = cache.popitem(last=False)
+            cache[g] = int(slot[n])
+        out.append((fetch, slot))
+    return out

@@ -1,5 +1,7 @@
 """The rasteriser hardware on the garden scene, from its exact cycle model: pairs evaluated and
-cycles per frame, per lane count and pair-skipping sub-tile size.
+cycles per frame, per lane count and pair-skipping sub-tile size; the frame rate at a clock and
+the clock each rate needs, beside the published anchors; records fetched per frame through the
+Gaussian buffer against the board memory's bandwidth.
 
 The cycle model (``accelsmith.models.gaussian.hardware.RasteriserTiming``) is checked against the
 hardware's cycle counter on every stall-free run of the testbench; the kept sub-tiles per entry
@@ -23,11 +25,27 @@ from accelsmith.models.gaussian import fixed
 from accelsmith.models.gaussian.hardware import RasteriserTiming
 from accelsmith.models.gaussian.pipeline import load_scene
 from accelsmith.models.gaussian.render import bin_tiles, project
+from accelsmith.models.gaussian.schedule import count_fetches, tile_order
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 LANES = (16, 64, 256)
 SUBTILES = (0, 4, 8, 16)
+FETCH_ORDERS = ("hilbert", "pi")
+BUFFERS = (2048, 4096)
+RECORD_BYTES = 32           # a record beat as the SoC's buffers store it (202 bits, 8 words)
+# ULX3S: a 16-bit SDR SDRAM (amaranth-boards' ULX3S resources); 200 MB/s peak at 100 MHz.
+BOARD_MEMORY_MB_S = 200
+# Published and measured anchors (REFERENCE.md section 3): whole-frame rates, not ours.
+ANCHORS = [
+    ("seed paper v2 (ISCA 2026)", "16x16 PE array, 28 nm, 1 GHz, 3.85 mm^2",
+     "> 150 FPS rasterisation on Mip-NeRF 360 (outdoor scenes downsampled 4x)"),
+    ("GSCore (ASPLOS 2024)", "64 rendering units, 28 nm, 1 GHz, 3.95 mm^2",
+     "about 82 FPS on the garden (re-modelled by the seed paper)"),
+    ("edge GPU (Jetson Orin Nano)", "as the seed paper reports it", "about 20 FPS end to end"),
+    ("gsplat on an H200", "CUDA rasteriser, sorted, measured for this scene at 648x420",
+     "0.92 ms per frame (about 1,090 FPS, launch-bound)"),
+]
 
 
 def camera_figures(scene, cam) -> dict:
@@ -60,7 +78,11 @@ def camera_figures(scene, cam) -> dict:
                 continue
             timing = RasteriserTiming(lanes, s)
             cycles[f"{lanes}/{s}"] = timing.run_cycles(kept[s] if s else counts)
+    fetches = {f"{order}/{size}": count_fetches(bins, tile_order(order, bins.proj.tiles_x,
+                                                                 bins.proj.tiles_y), size)
+               for order in FETCH_ORDERS for size in BUFFERS}
     return {"tiles": len(counts), "entries": sum(counts), "pairs_full": full,
+            "fetches": fetches,
             "pairs_contributing": contributing,
             "pairs_evaluated": {str(s): p for s, p in pairs.items()},
             "frame_cycles": cycles,
@@ -96,7 +118,49 @@ def write_markdown(data: dict, path: Path):
     lines += ["", "Of these, the tiles' read-out (1 + 8 + 256 cycles per tile, "
               f"{next(iter(cams.values()))['readout_cycles']:,} per frame) does not shrink with "
               "lanes or skipping.", ""]
+    lines += fps_section(data)
     path.write_text("\n".join(lines))
+
+
+def fps_section(data: dict) -> list[str]:
+    """FPS from the cycles at a clock (no Fmax is measured yet: the rasteriser does not fit
+    the ECP5-85F), the clock each frame rate needs, bytes per frame against the board's
+    memory, and the anchors beside them."""
+    cams = list(data["cameras"].values())
+    worst = {k: max(c["frame_cycles"][k] for c in cams) for k in cams[0]["frame_cycles"]}
+    lines = ["## Frame rate", "",
+             "From the slowest of the cameras' cycle counts. No clock is measured for the "
+             "rasteriser yet: on the ECP5-85F it does not fit (594 MULT18X18D of 156 for the "
+             "16-lane 8x8 configuration, docs/gaussian.md), so the table gives the rate at a "
+             "clock and the clock a rate needs.", "",
+             "| lanes | sub-tile | cycles per frame | FPS at 100 MHz | FPS at 1 GHz | MHz for 30 FPS | "
+             "MHz for 60 FPS |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key, cyc in worst.items():
+        lanes, sub = key.split("/")
+        lines.append(f"| {lanes} | {'none' if sub == '0' else sub + 'x' + sub} | {cyc:,} | "
+                     f"{100e6 / cyc:.1f} | {1e9 / cyc:.0f} | {30 * cyc / 1e6:.1f} | "
+                     f"{60 * cyc / 1e6:.1f} |")
+    lines += ["", "Anchors (whole-frame figures as published or measured; ours above count the "
+              "rasteriser only, projection and binning run on the host):", "",
+              "| design | hardware | frame rate |", "| --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in ANCHORS]
+    lines += ["", "## Record traffic per frame", "",
+              f"Records fetched per frame through the on-chip Gaussian buffer "
+              f"(`count_fetches`, equal to the hardware's FETCHES: docs/results/gaussian_frame.md), "
+              f"at {RECORD_BYTES} bytes each, against the ULX3S's 16-bit SDRAM "
+              f"({BOARD_MEMORY_MB_S} MB/s peak at 100 MHz) at 60 FPS:", "",
+              "| buffer | " + " | ".join(f"camera {c}" for c in data["cameras"]) + " | MB/s at 60 "
+              "FPS (worst) | share of the SDRAM |", "| --- | " + " | ".join("---" for _ in cams)
+              + " | --- | --- |"]
+    rows = [("none (every entry)", [c["entries"] for c in cams])]
+    rows += [(f"{k.split('/')[1]} records, {k.split('/')[0]}", [c["fetches"][k] for c in cams])
+             for k in cams[0]["fetches"]]
+    for label, counts in rows:
+        mb = max(counts) * RECORD_BYTES * 60 / 1e6
+        lines.append(f"| {label} | " + " | ".join(f"{n:,} ({n * RECORD_BYTES / 1e6:.1f} MB)"
+                                                   for n in counts)
+                     + f" | {mb:.0f} | {100 * mb / BOARD_MEMORY_MB_S:.0f} % |")
+    return lines + [""]
 
 
 def plot(data: dict, path: Path):

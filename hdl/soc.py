@@ -200,7 +200,7 @@ class JobSequencer(wiring.Component):
     On ``start`` both :class:`BufferReader` s restart (``a_count`` / ``b_count`` beats, streamed
     in order across job boundaries: the engine takes what each job needs). Per job: the job's
     word is read from the job buffer and written to the engine's ``job_register`` (K_STEPS of
-    the tensor engines, TILES of the rasteriser), the engine is
+    the tensor engines, COUNT of the rasteriser), the engine is
     started, its STATUS polled until DONE, its STATUS.ERROR (when it has one) and CYCLES
     collected. Every ``c`` row is accepted at once (``c`` never stalls the engine) and written
     at ``c_count``; rows past the buffer's end are dropped and set ``overflow``.
@@ -381,7 +381,7 @@ def _seq_registers() -> list[Register]:
             Field("REFUSED", 4, 1, "The last START was refused: JOBS, A_COUNT or B_COUNT "
                   "exceeds its buffer."))),
         Register("JOBS", "rw", "Engine jobs per run; job i takes its engine word (K_STEPS, or "
-                 "TILES of a rasteriser) from job word i."),
+                 "COUNT of a rasteriser) from job word i."),
         Register("A_COUNT", "rw", "A beats streamed into the engine per run."),
         Register("B_COUNT", "rw", "B beats streamed into the engine per run."),
         Register("C_COUNT", "ro", "Result rows written in the current or last run."),

@@ -146,10 +146,14 @@ def test_manifest_states_streams_and_timing(tmp_path):
     design = generator("gaussian").build(_config("noskip-16lanes"))
     manifest = json.loads(write_design(design, tmp_path)[1].read_text())
     ports = {p["name"]: p["width"] for p in manifest["ports"]}
-    for name, fields in (("tiles", records.TILE_FIELDS), ("records", records.RECORD_FIELDS),
-                         ("pixels", records.PIXEL_FIELDS)):
+    # noskip-16lanes has a Gaussian buffer and the network: entry beats, feature and weight beats.
+    for name, fields in (("tiles", records.TILE_FIELDS), ("records", records.ENTRY_FIELDS),
+                         ("pixels", records.PIXEL_FIELDS), ("features", records.FEATURE_FIELDS),
+                         ("weights", records.WEIGHT_FIELDS)):
         assert ports[f"{name}__payload"] == records.width(fields)
         assert manifest["streams"][name]["payload_bits"] == records.width(fields)
+    assert (manifest["geometry"]["buffer"], manifest["geometry"]["order"]) == (24, "hilbert")
+    assert ports["net_params"] == records.NET_PARAM_BITS
     assert manifest["geometry"]["cycles_per_entry"] == 16
     assert manifest["geometry"]["blend"] == "coverage"
     assert (manifest["geometry"]["subtile"], manifest["geometry"]["cycles_per_subtile"]) == (0, 16)

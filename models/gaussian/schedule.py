@@ -91,25 +91,14 @@ def tile_order(name: str, tiles_x: int, tiles_y: int, band: int = 2) -> np.ndarr
 def count_fetches(bins: TileBins, order: np.ndarray, capacity: int) -> int:
     """Gaussians fetched from off-chip memory for one frame visiting ``bins``' tiles in
     ``order`` through an LRU buffer of ``capacity`` Gaussians (a miss fetches one Gaussian)."""
-    cache: OrderedDict = OrderedDict()
-    fetches = 0
-    for t in order:
-        for g in bins.tile(int(t)).tolist():
-            if g in cache:
-                cache.move_to_end(g)
-            else:
-                fetches += 1
-                cache[g] = None
-                if len(cache) > capacity:
-                    cache.popitem(last=False)
-    return fetches
+    return int(sum(fetch.sum() for fetch, _ in buffer_slots(bins, order, capacity)))
 
 
 def buffer_slots(bins: TileBins, order: np.ndarray, capacity: int, state=None):
     """The host's half of the rasteriser's Gaussian buffer: for each tile in ``order``, per entry
     of its list, ``(fetch, slot)``: whether the Gaussian must be fetched into ``slot`` (a miss)
-    or is resident there. The same least-recently-used replacement as :func:`count_fetches`, so
-    the fetches add up to its count; a miss takes the next free slot, or the evicted one's.
+    or is resident there, least recently used replaced (:func:`count_fetches` adds up the
+    misses); a miss takes the next free slot, or the evicted one's.
     ``state`` (a dict this fills) carries the buffer across calls, e.g. over a frame's runs.
 
     Returns ``[(fetch (n,) bool, slot (n,) int), ...]`` in the order of ``order``."""

@@ -127,9 +127,10 @@ def build(config: Config) -> Design:
             "normaliser_latency": PixelNormaliser.LATENCY,
             "tile_cycles": (f"sum over entries of max(1, {timing.cycles_per_subtile} * kept "
                             "sub-tiles)" if subtile else f"{timing.cycles_per_entry} * entries")
-                           + f" + {timing.tile_overhead} (take, lane flush, 256-cycle read-out), "
-                           "tiles back to back; exact: "
-                           "accelsmith.models.gaussian.hardware.RasteriserTiming",
+                           + " + 1 (take); the 256-cycle read-out of a tile (after an "
+                           f"{timing.flush}-cycle lane flush) overlaps the next tile's entries "
+                           "(two banks of sums); exact: "
+                           "accelsmith.models.gaussian.hardware.RasteriserTiming.run_cycles",
             "throughput": "one entry per cycles_per_entry cycles; one pixel per cycle out",
             **({"network": f"network mode (mode = 1, changed only while idle): one Gaussian per "
                            f"cycle, its weight {SorterNetwork.LATENCY} cycles after its features; "

@@ -624,13 +624,15 @@ class TileRasteriser(wiring.Component):
     (``fetches`` counts its fetches); with ``network``, ``mode`` selects the
     :class:`SorterNetwork` on ``features`` / ``weights`` instead of the tiles.
 
-    Timing: ``lanes`` pixel-Gaussian pairs per cycle, so an entry takes ``256 / lanes`` cycles;
-    after a tile's last entry the lane pipeline empties (``PairEvaluator.LATENCY + 2`` cycles),
-    then the 256 sums are read out, one per cycle (backpressure on ``pixels`` slows the read-out),
-    and the next tile's entries start as soon as the read-out is done; the pixels leave
+    Timing: ``lanes`` pixel-Gaussian pairs per cycle, so an entry takes ``256 / lanes`` cycles
+    (with skipping, its kept sub-tiles' blocks). The sums are in two banks: after a tile's last
+    entry the next tile starts (a take cycle later) in the other bank, while the finished tile's
+    256 sums are read out once its last writes have landed (``PairEvaluator.LATENCY + 1``
+    cycles), one per cycle (backpressure on ``pixels`` slows the read-out); a tile waits for its
+    bank while the tile two before it is still being read out. The pixels leave
     ``PixelNormaliser.LATENCY + 1`` cycles after their read. The set-up of the next entries
-    overlaps all of this; :class:`accelsmith.models.gaussian.hardware.RasteriserTiming` is the
-    exact count.
+    overlaps all of this; :meth:`accelsmith.models.gaussian.hardware.RasteriserTiming.run_cycles`
+    is the exact count.
     """
 
     def __init__(self, lanes: int = 16, blend: str = "coverage", subtile: int = 0,
@@ -701,21 +703,40 @@ class TileRasteriser(wiring.Component):
         first_found, first_index = kept_after(setup.terms.payload.entry.keep[:n_sub], C(-1, signed(6)))
         next_found, next_index = kept_after(cur.entry.keep[:n_sub], st)
         issue = Signal()
-        flush = Signal(range(PairEvaluator.LATENCY + 3))
-        pixel = Signal(8)
-        bg = Signal(data.ArrayLayout(16, 3), reset_less=True)
         take = Signal()
         m.d.comb += setup.terms.ready.eq(take)
         with m.If(take):
             m.d.sync += cur.eq(setup.terms.payload)
 
+        # Two banks of sums: a tile accumulates into ``wbank`` while the tile before it is read
+        # out of the other. A finished tile waits in ``pend`` until its last writes have landed
+        # (PairEvaluator.LATENCY + 1 cycles after its last issue) and the read-out is free; the
+        # tile after the next one waits until its bank has been read out (and so cleared).
+        wbank = Signal()
+        pend_valid, pend_bank = Signal(), Signal()
+        pend_wait = Signal(range(PairEvaluator.LATENCY + 1))
+        pend_bg = Signal(data.ArrayLayout(16, 3), reset_less=True)
+        d_active, d_bank = Signal(), Signal()
+        pixel = Signal(8)
+        bg = Signal(data.ArrayLayout(16, 3), reset_less=True)
+        hold_bg = Signal(data.ArrayLayout(16, 3), reset_less=True)
+        wfree = ~((d_active & (d_bank == wbank)) | (pend_valid & (pend_bank == wbank)))
+
+        def finish_tile(tile_bg):
+            """The tile's last entry is issued: into ``pend``, the other bank takes the next."""
+            m.d.sync += [pend_valid.eq(1), pend_bank.eq(wbank), pend_wait.eq(0),
+                         pend_bg.eq(tile_bg), wbank.eq(~wbank)]
+
         def start_entry():
             with m.If(setup.terms.payload.entry.has_entry):
                 m.d.sync += [st.eq(first_index), bs.eq(0), empty.eq(~first_found)]
                 m.next = "RUN"
+            with m.Elif(pend_valid):
+                m.d.sync += hold_bg.eq(setup.terms.payload.entry.bg)
+                m.next = "HOLD"
             with m.Else():
-                m.d.sync += [flush.eq(0), bg.eq(setup.terms.payload.entry.bg)]
-                m.next = "FLUSH"
+                finish_tile(setup.terms.payload.entry.bg)
+                m.next = "IDLE"
 
         with m.FSM(name="eval") as eval_fsm:
             with m.State("IDLE"):
@@ -724,34 +745,44 @@ class TileRasteriser(wiring.Component):
                     start_entry()
             with m.State("RUN"):
                 done = empty | ((bs == bps - 1) & ~next_found)
-                m.d.comb += issue.eq(~empty)
-                with m.If(bs == bps - 1):
-                    m.d.sync += [st.eq(next_index), bs.eq(0)]
-                with m.Else():
-                    m.d.sync += bs.eq(bs + 1)
-                with m.If(done):
-                    with m.If(cur.entry.last):
-                        m.d.sync += [flush.eq(0), bg.eq(cur.entry.bg)]
-                        m.next = "FLUSH"
+                with m.If(wfree):           # else the bank is still being read out: wait
+                    m.d.comb += issue.eq(~empty)
+                    with m.If(bs == bps - 1):
+                        m.d.sync += [st.eq(next_index), bs.eq(0)]
                     with m.Else():
+                        m.d.sync += bs.eq(bs + 1)
+                    with m.If(done & cur.entry.last):
+                        # The next tile's first entry is taken from IDLE: a tile ends at most
+                        # once per cycle (an empty next tile ends as soon as it is taken).
+                        with m.If(pend_valid):
+                            m.d.sync += hold_bg.eq(cur.entry.bg)
+                            m.next = "HOLD"
+                        with m.Else():
+                            finish_tile(cur.entry.bg)
+                            m.next = "IDLE"
+                    with m.Elif(done):
                         m.d.comb += take.eq(setup.terms.valid)
                         with m.If(setup.terms.valid):
                             start_entry()
                         with m.Else():
                             m.next = "IDLE"
-            with m.State("FLUSH"):
-                # The last issued block is written PairEvaluator.LATENCY + 1 cycles after its
-                # issue; the first read may be in the cycle after that.
-                m.d.sync += flush.eq(flush + 1)
-                with m.If(flush == PairEvaluator.LATENCY):
-                    m.d.sync += pixel.eq(0)
-                    m.next = "DRAIN"
-            with m.State("DRAIN"):
-                m.d.comb += norm.sums.valid.eq(1)
-                with m.If(norm.sums.ready):
-                    m.d.sync += pixel.eq(pixel + 1)
-                    with m.If(pixel == TILE * TILE - 1):
-                        m.next = "IDLE"
+            with m.State("HOLD"):
+                with m.If(~pend_valid):
+                    finish_tile(hold_bg)
+                    m.next = "IDLE"
+
+        # The read-out: a pending tile starts when its writes have landed and the last read-out
+        # is over; 256 sums, one per cycle as the normaliser takes them, each cleared as read.
+        with m.If(pend_valid & (pend_wait != PairEvaluator.LATENCY)):
+            m.d.sync += pend_wait.eq(pend_wait + 1)
+        with m.If(pend_valid & (pend_wait == PairEvaluator.LATENCY) & ~d_active):
+            m.d.sync += [pend_valid.eq(0), d_active.eq(1), d_bank.eq(pend_bank), pixel.eq(0),
+                         bg.eq(pend_bg)]
+        m.d.comb += norm.sums.valid.eq(d_active)
+        with m.If(d_active & norm.sums.ready):
+            m.d.sync += pixel.eq(pixel + 1)
+            with m.If(pixel == TILE * TILE - 1):
+                m.d.sync += d_active.eq(0)
 
         # Issue register: the block's position, shared by every lane.
         i_valid = Signal()
@@ -760,7 +791,8 @@ class TileRasteriser(wiring.Component):
         bc = Signal(range(max(nb, 2)))
         m.d.comb += [br.eq((st // n_sub_side) * bps_side + bs // bps_side),
                      bc.eq((st % n_sub_side) * bps_side + bs % bps_side)]
-        m.d.sync += [i_valid.eq(issue), i_slot.eq(br * nb + bc)]
+        i_bank = Signal()
+        m.d.sync += [i_valid.eq(issue), i_slot.eq(br * nb + bc), i_bank.eq(wbank)]
         lanes = []
         shared = -(-NET_SLOTS // PairEvaluator.SHARED) if self.network else 0
         assert shared <= self.lanes
@@ -807,14 +839,15 @@ class TileRasteriser(wiring.Component):
             busy_network = net.busy
 
         # The slot travels beside the lanes to the accumulate stage.
-        slot = i_slot
+        slot, slot_bank = i_slot, i_bank
         for n in range(PairEvaluator.LATENCY):
             nxt = Signal.like(i_slot, name=f"slot{n + 1}", reset_less=True)
-            m.d.sync += nxt.eq(slot)
-            slot = nxt
+            nxt_bank = Signal(name=f"slot{n + 1}_bank", reset_less=True)
+            m.d.sync += [nxt.eq(slot), nxt_bank.eq(slot_bank)]
+            slot, slot_bank = nxt, nxt_bank
 
-        # Accumulators: one memory per lane; the drain reads pixel (j, i) from lane
-        # (j % q, i % q) at slot (j // q) * nb + i // q and clears it.
+        # Accumulators: two memories (banks) per lane; the read-out reads pixel (j, i) from lane
+        # (j % q, i % q) at slot (j // q) * nb + i // q of its bank and clears it.
         j, i = pixel[4:8], pixel[0:4]
         drain_lane = (j % q) * q + (i % q) if q < TILE else pixel
         drain_slot = (j // q) * nb + (i // q) if q < TILE else C(0)
@@ -822,20 +855,25 @@ class TileRasteriser(wiring.Component):
         m.d.comb += draining.eq(norm.sums.valid & norm.sums.ready)
         read_data = []
         for n, lane in enumerate(lanes):
-            mem = memory.Memory(shape=SUMS_LAYOUT, depth=max(E, 2), init=[])
-            m.submodules[f"acc{n}"] = mem
-            rd = mem.read_port(domain="comb")
-            wr = mem.write_port()
             add = Signal(SUMS_LAYOUT, name=f"add{n}")
-            m.d.comb += [
-                rd.addr.eq(Mux(norm.sums.valid, drain_slot, slot)), wr.addr.eq(rd.addr),
-                add.s_w.eq(rd.data.s_w + lane.vw), add.s_log.eq(rd.data.s_log + lane.nlog),
-                *[add.s_cw[c].eq(rd.data.s_cw[c] + lane.cw[c]) for c in range(3)]]
-            with m.If(lane.out_valid):
-                m.d.comb += [wr.en.eq(1), wr.data.eq(add)]
-            with m.Elif(draining & (drain_lane == n)):
-                m.d.comb += [wr.en.eq(1), wr.data.eq(0)]
-            read_data.append(rd.data)
+            banks = []
+            for b in range(2):
+                mem = memory.Memory(shape=SUMS_LAYOUT, depth=max(E, 2), init=[])
+                m.submodules[f"acc{n}_{b}"] = mem
+                rd = mem.read_port(domain="comb")
+                wr = mem.write_port()
+                reading = d_active & (d_bank == b)
+                m.d.comb += [rd.addr.eq(Mux(reading, drain_slot, slot)), wr.addr.eq(rd.addr)]
+                with m.If(lane.out_valid & (slot_bank == b)):
+                    m.d.comb += [wr.en.eq(1), wr.data.eq(add)]
+                with m.Elif(draining & reading & (drain_lane == n)):
+                    m.d.comb += [wr.en.eq(1), wr.data.eq(0)]
+                banks.append(rd.data)
+            acc = Signal(SUMS_LAYOUT, name=f"acc{n}")
+            m.d.comb += [acc.eq(Mux(slot_bank, banks[1], banks[0])),
+                         add.s_w.eq(acc.s_w + lane.vw), add.s_log.eq(acc.s_log + lane.nlog),
+                         *[add.s_cw[c].eq(acc.s_cw[c] + lane.cw[c]) for c in range(3)]]
+            read_data.append(Mux(d_bank, banks[1], banks[0]))
         with m.Switch(drain_lane):
             for n, rd in enumerate(read_data):
                 with m.Case(n):
@@ -847,7 +885,8 @@ class TileRasteriser(wiring.Component):
         out = self.pixels.valid & self.pixels.ready
         m.d.sync += in_flight.eq(in_flight + draining - out)
         m.d.sync += self.cycles.eq(self.cycles + (setup.busy | ~eval_fsm.ongoing("IDLE")
-                                                  | (in_flight != 0) | busy_network))
+                                                  | pend_valid | d_active | (in_flight != 0)
+                                                  | busy_network))
         return m
 
 

@@ -269,7 +269,7 @@ async def run_cases(dut, cases, tiles, recs, sink, timing, exact, log, progress,
         tiles.push(case.tile_word)
         for word in case.record_words:
             recs.push(buffer.entry(word) if buffer else word)
-    budget = sum(timing.tile_cycles(c.count) for c in cases) * 40 + 10_000   # unskipped
+    budget = sum(timing.work_cycles(c.count) + 300 for c in cases) * 40 + 10_000   # unskipped
     for number, case in enumerate(cases):
         while len(sink.received) < records.PIXELS_PER_TILE:
             await RisingEdge(dut.clk)

@@ -160,8 +160,14 @@ def test_manifest_states_streams_and_timing(tmp_path):
     skip = generator("gaussian").build(load(CONFIGS / "gaussian_16lanes_coverage.yaml")).manifest
     assert (skip["geometry"]["subtile"], skip["geometry"]["cycles_per_subtile"]) == (4, 1)
     timing = RasteriserTiming(64)
-    assert timing.tile_cycles(10) == 4 * 10 + 1 + 8 + 256
+    assert timing.work_cycles(10) == 4 * 10
     assert timing.run_cycles([0]) == 4 + 265 + 15
+    # Two banks: a tile's read-out overlaps the next tile's entries, so two tiles cost less
+    # than twice one, and long tiles are bound by their entries, not their read-outs.
+    one = timing.run_cycles([10])
+    assert one == 4 + 4 + 1 + 40 + 8 + 256 + 15
+    assert timing.run_cycles([10, 10]) == one + 256 + 1     # the second read-out waits
+    assert timing.run_cycles([100, 100]) == one - 40 + 400 + (1 + 400)
 
 
 def test_record_packing_refuses_values_outside_their_fields():

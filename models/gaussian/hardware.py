@@ -1,17 +1,15 @@
 """The rasteriser hardware's timing (``hdl/gaussian.py``) as numbers: the exact cycle model.
 
-With the tile and record streams always valid and the pixel stream always ready, a run of
-``K`` tiles keeps the ``cycles`` counter busy for
-
-    sum over entries of their cycles + K * (1 + FLUSH + 256) + SETUP_LATENCY + groups
-    + NORMALISER_LATENCY - 1        (``groups`` only when the first tile has entries)
-
-cycles (:meth:`RasteriserTiming.run_cycles`). An entry takes ``E = 256 / lanes`` cycles without
-pair skipping; with ``subtile`` skipping, ``(subtile / sqrt(lanes))^2`` cycles per kept sub-tile
-and at least one. Per tile: one cycle to take its first entry, ``FLUSH`` cycles for the lane
-pipeline to empty after its last entry, 256 cycles to read the sums out; the next tile's set-up
-overlaps all of that, so tiles follow back to back. ``groups`` is the set-up's cycles per entry
-(E without skipping, 1 with).
+An entry takes ``E = 256 / lanes`` cycles without pair skipping; with ``subtile`` skipping,
+``(subtile / sqrt(lanes))^2`` cycles per kept sub-tile and at least one (:meth:`~RasteriserTiming.
+work_cycles` sums a tile's). The sums live in two banks, so a tile's 256-cycle read-out overlaps
+the evaluation of the next tile; with the tile and record streams always valid and the pixel
+stream always ready, :meth:`RasteriserTiming.run_cycles` follows the hardware's rules cycle for
+cycle (a take cycle per tile, the lane pipeline's ``flush`` before a read-out, a tile waiting
+for its bank to be read out, a finished tile waiting for the read-out before it to start), from
+the first tile beat (the set-up's ``SETUP_LATENCY`` + ``groups`` cycles, ``groups`` = E without
+skipping and 1 with, when the first tile has entries) to the last pixel
+(``NORMALISER_LATENCY`` after its read). The testbench checks it exactly on every stall-free run.
 """
 
 from __future__ import annotations
@@ -57,32 +55,44 @@ class RasteriserTiming:
         """Cycles from a tile's last entry to the first read of its sums."""
         return PAIR_LATENCY + 1
 
-    @property
-    def tile_overhead(self) -> int:
-        """Cycles a tile costs besides its entries: take, flush, read-out."""
-        return 1 + self.flush + PIXELS
-
     def entry_cycles(self, kept_subtiles: int) -> int:
         return max(1, kept_subtiles * self.cycles_per_subtile)
 
-    def tile_cycles(self, entries) -> int:
-        """Cycles a tile holds the evaluator (back to back with its neighbours): ``entries`` is
-        its number of entries (nothing skipped) or each entry's number of kept sub-tiles."""
+    def work_cycles(self, entries) -> int:
+        """Cycles a tile's entries hold the lanes: ``entries`` is its number of entries (nothing
+        skipped) or each entry's number of kept sub-tiles."""
         if isinstance(entries, int):
-            return self.cycles_per_entry * entries + self.tile_overhead
-        return sum(self.entry_cycles(int(k)) for k in entries) + self.tile_overhead
+            return self.cycles_per_entry * entries
+        return sum(self.entry_cycles(int(k)) for k in entries)
 
     def run_cycles(self, tiles) -> int:
-        """Busy cycles of a run of tiles (each as :meth:`tile_cycles` takes it), from the first
-        tile beat to the last pixel, when no stream stalls."""
+        """Busy cycles of a run of tiles (each as :meth:`work_cycles` takes it), from the first
+        tile beat to the last pixel, when no stream stalls.
+
+        Two banks of sums: tile k is evaluated while tile k - 1 is read out. Tile k's entries
+        run back to back from the cycle after its first is taken (once its bank, the one of tile
+        k - 2, has been read out); its read-out starts ``flush`` cycles after its last entry and
+        after the previous read-out, and lasts 256 cycles. A finished tile waits (and the
+        evaluator with it) while the tile before it has not started its read-out."""
         tiles = list(tiles)
         if not tiles:
             return 0
         first = tiles[0] if isinstance(tiles[0], int) else len(tiles[0])
-        start = SETUP_LATENCY + (self.setup_groups if first > 0 else 0)
-        return start + sum(self.tile_cycles(t) for t in tiles) + NORMALISER_LATENCY - 1
-
-
+        t = SETUP_LATENCY + (self.setup_groups if first > 0 else 0)   # first entry taken
+        d_start, d_end = [], []
+        for k, tile in enumerate(tiles):
+            work = self.work_cycles(tile)
+            if work == 0:
+                end = t                                 # an empty tile: its token alone
+            else:
+                free = d_end[k - 2] + 1 if k >= 2 else 0
+                end = max(t + 1, free) + work - 1       # the cycle its last entry is done
+            hand_over = max(end, d_start[k - 1]) if k else end
+            start = max(hand_over + 1 + PAIR_LATENCY, d_end[k - 1] + 1 if k else 0) + 1
+            d_start.append(start)
+            d_end.append(start + PIXELS - 1)
+            t = hand_over + 1                           # the next tile's first entry taken
+        return d_end[-1] + NORMALISER_LATENCY
     @staticmethod
     def network_cycles(gaussians: int) -> int:
         """Busy cycles of ``gaussians`` through the sorter network without stalls (one per cycle,
@@ -97,7 +107,7 @@ class RasteriserTiming:
         return self.run_cycles(tiles) + 1 if tiles else 0
 
     def tile_entries(self, fv, rows, tx: int, ty: int):
-        """A tile as :meth:`tile_cycles` takes it: its entry count, or with skipping each
+        """A tile as :meth:`work_cycles` takes it: its entry count, or with skipping each
         entry's kept sub-tiles (:func:`~.fixed.subtile_keep_fixed`)."""
         if not self.subtile or len(rows) == 0:
             return len(rows)

@@ -163,11 +163,12 @@ def test_manifest_states_streams_and_timing(tmp_path):
     assert timing.work_cycles(10) == 4 * 10
     assert timing.run_cycles([0]) == 4 + 265 + 15
     # Two banks: a tile's read-out overlaps the next tile's entries, so two tiles cost less
-    # than twice one, and long tiles are bound by their entries, not their read-outs.
+    # than twice one, and long tiles are bound by their entries, not their read-outs; the
+    # second long tile also waits a cycle for the set-up (its tile beat and first record).
     one = timing.run_cycles([10])
     assert one == 4 + 4 + 1 + 40 + 8 + 256 + 15
     assert timing.run_cycles([10, 10]) == one + 256 + 1     # the second read-out waits
-    assert timing.run_cycles([100, 100]) == one - 40 + 400 + (1 + 400)
+    assert timing.run_cycles([100, 100]) == one - 40 + 400 + (1 + 1 + 400)
 
 
 def test_record_packing_refuses_values_outside_their_fields():

@@ -67,32 +67,16 @@ class RasteriserTiming:
 
     def run_cycles(self, tiles) -> int:
         """Busy cycles of a run of tiles (each as :meth:`work_cycles` takes it), from the first
-        tile beat to the last pixel, when no stream stalls.
-
-        Two banks of sums: tile k is evaluated while tile k - 1 is read out. Tile k's entries
-        run back to back from the cycle after its first is taken (once its bank, the one of tile
-        k - 2, has been read out); its read-out starts ``flush`` cycles after its last entry and
-        after the previous read-out, and lasts 256 cycles. A finished tile waits (and the
-        evaluator with it) while the tile before it has not started its read-out."""
-        tiles = list(tiles)
-        if not tiles:
-            return 0
-        first = tiles[0] if isinstance(tiles[0], int) else len(tiles[0])
-        t = SETUP_LATENCY + (self.setup_groups if first > 0 else 0)   # first entry taken
-        d_start, d_end = [], []
-        for k, tile in enumerate(tiles):
-            work = self.work_cycles(tile)
-            if work == 0:
-                end = t                                 # an empty tile: its token alone
+        tile beat to the last pixel, when no stream stalls: :func:`_run_cycles`, the set-up,
+        the evaluator and the two banks of sums clocked cycle by cycle."""
+        works = []
+        for tile in tiles:
+            if isinstance(tile, int):
+                works.append([self.cycles_per_entry] * tile)
             else:
-                free = d_end[k - 2] + 1 if k >= 2 else 0
-                end = max(t + 1, free) + work - 1       # the cycle its last entry is done
-            hand_over = max(end, d_start[k - 1]) if k else end
-            start = max(hand_over + 1 + PAIR_LATENCY, d_end[k - 1] + 1 if k else 0) + 1
-            d_start.append(start)
-            d_end.append(start + PIXELS - 1)
-            t = hand_over + 1                           # the next tile's first entry taken
-        return d_end[-1] + NORMALISER_LATENCY
+                works.append([self.entry_cycles(int(k)) for k in tile])
+        return _run_cycles(works, self.setup_groups) if works else 0
+
     @staticmethod
     def network_cycles(gaussians: int) -> int:
         """Busy cycles of ``gaussians`` through the sorter network without stalls (one per cycle,
@@ -112,6 +96,111 @@ class RasteriserTiming:
         if not self.subtile or len(rows) == 0:
             return len(rows)
         return subtile_keep_fixed(fv, rows, tx, ty, self.subtile).sum(axis=1)
+
+
+def _run_cycles(works: list[list[int]], groups: int) -> int:
+    """Busy cycles of ``TileRasteriser`` for tiles whose entries take ``works[k][n]`` cycles each,
+    fed without stalls: the registers of its :class:`AxisSetup` (tile and record takes, one
+    group of indices issued per cycle, the arithmetic stage, the collecting and offered term
+    banks), its evaluator (take, run, hold) and its two banks of sums (pending tile, read-out,
+    normaliser), stepped a cycle at a time with the hardware's rules. A tile boundary costs the
+    set-up two cycles (the tile beat, the first record) that short entries cannot hide, which is
+    why this is a simulation and not a sum."""
+    n_tiles = len(works)
+    # AxisSetup: FSM state, records left, the held record and its group, next tile / record.
+    setup, left, holding, group, next_tile, rec = "TILE", 0, False, 0, 0, (0, 0)
+    held = s1 = collect = offer = None      # entries as (tile, index or None, last)
+    # Evaluator and banks.
+    state, remaining, cur = "IDLE", 0, None
+    wbank, pend, reading, read_bank, pixel = 0, None, False, 0, 0
+    last_read, read_out, cycle, busy_cycles = -(1 << 30), 0, 0, 0
+    while True:
+        in_flight = cycle - NORMALISER_LATENCY <= last_read < cycle
+        busy = (setup != "TILE" or s1 is not None or collect is not None or offer is not None
+                or state != "IDLE" or pend is not None or reading or in_flight)
+        if not busy and next_tile == n_tiles and read_out == n_tiles:
+            return busy_cycles
+        busy_cycles += busy
+        bank_free = not ((reading and read_bank == wbank) or (pend is not None and pend[0] == wbank))
+
+        # Evaluator: this cycle's take, next state, whether a tile finishes.
+        take = finish = False
+        n_state, n_remaining, n_cur = state, remaining, cur
+
+        def start(entry):
+            nonlocal n_state, n_remaining, n_cur, finish
+            if entry[1] is not None:
+                n_state, n_remaining, n_cur = "RUN", works[entry[0]][entry[1]], entry
+            elif pend is not None:
+                n_state = "HOLD"
+            else:
+                n_state, finish = "IDLE", True
+
+        if state == "IDLE" and offer is not None:
+            take = True
+            start(offer)
+        elif state == "RUN" and bank_free:
+            n_remaining = remaining - 1
+            if n_remaining == 0 and cur[2]:
+                n_state, finish = ("HOLD", False) if pend is not None else ("IDLE", True)
+            elif n_remaining == 0:
+                take = offer is not None
+                if take:
+                    start(offer)
+                else:
+                    n_state = "IDLE"
+        elif state == "HOLD" and pend is None:
+            n_state, finish = "IDLE", True
+
+        # AxisSetup: banks, then the FSM (everything waits while ``en`` is low).
+        transfer = collect is not None and (offer is None or take)
+        en = collect is None or transfer
+        issue = None
+        n_setup, n_left, n_holding, n_group, n_next, n_rec, n_held = \
+            setup, left, holding, group, next_tile, rec, held
+        if en and setup == "TILE" and next_tile < n_tiles:
+            n_left, n_next, n_rec = len(works[next_tile]), next_tile + 1, (next_tile, 0)
+            n_setup = "RECORD" if works[next_tile] else "EMPTY"
+        elif en and setup == "EMPTY":
+            issue, n_setup = (rec[0], None, True, groups - 1), "TILE"
+        elif en and setup == "RECORD":
+            if holding:
+                issue = (*held, left == 0 and group == groups - 1, group)
+                n_group = group + 1
+                if group == groups - 1:
+                    n_holding = False
+                    n_setup = "TILE" if left == 0 else setup
+            if left and (not holding or group == groups - 1):
+                n_held, n_holding, n_group, n_left = rec, True, 0, left - 1
+                n_rec = (rec[0], rec[1] + 1)
+        n_s1, n_collect = (issue if en else s1), collect
+        if en and s1 is not None and s1[3] == groups - 1:
+            n_collect = s1[:3]
+        elif transfer:
+            n_collect = None
+        n_offer = collect if transfer else (None if take else offer)
+
+        # The pending tile and the read-out.
+        n_pend, n_reading, n_bank, n_pixel = pend, reading, read_bank, pixel
+        if pend is not None:
+            if pend[1] != PAIR_LATENCY:
+                n_pend = (pend[0], pend[1] + 1)
+            elif not reading:
+                n_pend, n_reading, n_bank, n_pixel = None, True, pend[0], 0
+        if reading:
+            last_read, n_pixel = cycle, pixel + 1
+            if pixel == PIXELS - 1:
+                n_reading, read_out = False, read_out + 1
+        n_wbank = wbank
+        if finish:
+            n_pend, n_wbank = (wbank, 0), 1 - wbank
+
+        setup, left, holding, group, next_tile, rec, held = \
+            n_setup, n_left, n_holding, n_group, n_next, n_rec, n_held
+        s1, collect, offer = n_s1, n_collect, n_offer
+        state, remaining, cur = n_state, n_remaining, n_cur
+        pend, reading, read_bank, pixel, wbank = n_pend, n_reading, n_bank, n_pixel, n_wbank
+        cycle += 1
 
 
 # |dy_0| where some row of the tile is inside the saturation: at most 2^20 + 15 * 256.

@@ -19,9 +19,10 @@ from typing import Callable
 import numpy as np
 
 from accelsmith.models.gaussian.hardware import PIXELS, RasteriserTiming
-from accelsmith.models.gaussian.records import (MAX_COUNT, NET_PARAM_BITS, TILE_FIELDS,
-                                                entry_words, feature_words, net_params,
-                                                pack_words, record_words)
+from accelsmith.models.gaussian.records import (MAX_COUNT, NET_PARAM_BITS, PIXEL_FIELDS,
+                                                TILE_FIELDS, WEIGHT_FIELDS, entry_words,
+                                                feature_words, net_params, pack_words,
+                                                record_words, unpack_words)
 from accelsmith.models.gaussian.schedule import DEFAULT_ORDER, buffer_slots, tile_order
 from accelsmith.models.gaussian.render import TILE
 
@@ -113,7 +114,7 @@ def network_weights(acc, q, features: np.ndarray,
             lambda: acc.run_buffers({"a": beats[lo:lo + n], "jobs": np.array([n], np.uint32)}, n,
                                     RasteriserTiming.network_cycles(n) + 16, setup),
             f"network run of Gaussians {lo}..{lo + n - 1}")
-        out[lo:lo + n] = c_words[:, 0] & ((1 << 17) - 1)
+        out[lo:lo + n] = unpack_words(WEIGHT_FIELDS, c_words)["w"]
         totals["engine"] += regs["seq_engine_cycles"]
         totals["model"] += RasteriserTiming.network_cycles(n) + 1
         totals["runs"] += 1
@@ -217,8 +218,8 @@ def rasterise(acc, bins, fv, w_q: np.ndarray, background_q=(0, 0, 0),
 
         (c_words, regs), fetched = acc.retrying(
             attempt, f"run of tiles {tiles[run[0]]}..{tiles[run[-1]]}")
-        lo, hi = c_words[:, 0].astype(np.int64), c_words[:, 1].astype(np.int64)
-        pixels[run] = np.stack([lo & 0xFFFF, lo >> 16, hi & 0xFFFF], axis=-1).reshape(len(run), PIXELS, 3)
+        channels = unpack_words(PIXEL_FIELDS, c_words)
+        pixels[run] = np.stack([channels[c] for c in "rgb"], axis=-1).reshape(len(run), PIXELS, 3)
         totals["cycles"] += regs["seq_cycles"]
         totals["engine_cycles"] += regs["seq_engine_cycles"]
         totals["bound"] += bound

@@ -138,6 +138,22 @@ def pack_words(fields, columns: dict, words_per_beat: int, what: str = "beat") -
     return words[:, :words_per_beat].astype(np.uint32)
 
 
+def unpack_words(fields, words: np.ndarray) -> dict:
+    """The inverse of :func:`pack_words`: each field of beats ``(n, words_per_beat)`` as an (n,)
+    integer array."""
+    words = np.asarray(words, np.uint64)
+    out, shift = {}, 0
+    for name, bits, signed in fields:
+        w, o = shift // 32, shift % 32
+        value = words[:, w] >> np.uint64(o)
+        if o + bits > 32:
+            value |= words[:, w + 1] << np.uint64(32 - o)
+        value = (value & np.uint64((1 << bits) - 1)).astype(np.int64)
+        out[name] = np.where(value >> (bits - 1), value - (1 << bits), value) if signed else value
+        shift += bits
+    return out
+
+
 def record_words(fv, w_q: np.ndarray, words_per_beat: int, entries: bool = False) -> np.ndarray:
     """The record beat of every Gaussian of a :class:`~.fixed.FixedView` (weights ``w_q``, Q.16)
     as words ``(M, words_per_beat)``: the rows a tile's beats are gathered from. ``entries``:

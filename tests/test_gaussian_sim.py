@@ -94,31 +94,50 @@ def test_skipping_never_drops_a_contributing_pair():
     assert kept[4] < kept[8] < len(bins.entries) * 256
 
 
-@pytest.mark.skipif(not GARDEN.is_file(), reason=f"garden scene not found at {GARDEN}")
-def test_cross_terms_by_differences_are_exact():
-    """round(B_i dy_j / 2^8) by forward differences equals the product form on every entry of
-    the garden's camera 0 and on means far enough away to saturate some or all rows."""
-    from accelsmith.models.gaussian.hardware import cross_terms_by_differences
+def _check_differences(fv, rows, tx, ty):
+    from accelsmith.models.gaussian.hardware import axis_terms_by_differences, cross_terms
 
+    a, b, c, dy = fixed.axis_terms_fixed(fv, rows, tx, ty)
+    terms = axis_terms_by_differences(fv, rows, tx, ty)
+    for name, want in (("a", a), ("b", b), ("c", c)):
+        assert (terms[name] == want).all(), (name, tx, ty)
+    assert ((terms["m"] >= 0) & (terms["m"] < 16)).all()
+    want = fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8)
+    assert (cross_terms(terms) == want).all(), (tx, ty)
+
+
+@pytest.mark.skipif(not GARDEN.is_file(), reason=f"garden scene not found at {GARDEN}")
+def test_axis_terms_by_differences_are_exact_on_the_garden():
+    """The set-up's product-free form of A_i, B_i, C_j and round(B_i dy_j / 2^8) equals the
+    model's products on every entry of the garden's camera 0."""
     bins, fv, tiles = _garden_entries()
     checked = 0
     for t, rows, tx, ty in tiles:
-        _, b, _, dy = fixed.axis_terms_fixed(fv, rows, tx, ty)
-        want = fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8)
-        assert (cross_terms_by_differences(b, fv.mean[rows, 1], ty) == want).all(), t
+        _check_differences(fv, rows, tx, ty)
         checked += len(rows)
     assert checked == len(bins.entries)
+
+
+def test_axis_terms_by_differences_are_exact_at_the_field_ends():
+    """... and on records drawn from the ends of every field: means that saturate some, all or
+    none of the columns and rows, the largest conics of either sign, zero conics."""
     rng = np.random.default_rng(5)
     limit = fixed.DX_LIMIT
-    for ty in (0, 3):
-        base = (ty * 16) << 8
-        mean_y = base + np.concatenate([limit + np.arange(-300, 4400, 37),      # rows saturating
-                                        -limit + np.arange(-300, 4400, 37),
-                                        rng.integers(-(1 << 23), 1 << 23, 200)])
-        b = rng.integers(-(1 << 27), 1 << 27, (len(mean_y), 16))
-        dy = fixed.sat(mean_y[:, None] - base - (np.arange(16) << 8) - 128, -limit, limit)
-        want = fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8)
-        assert (cross_terms_by_differences(b, mean_y, ty) == want).all(), ty
+    for tx, ty in ((0, 0), (3, 7), (40, 26)):
+        base = np.array([tx, ty]) * (16 << 8)
+        near = np.concatenate([limit + np.arange(-300, 4400, 37), -limit + np.arange(-300, 4400, 37)])
+        n = 2 * len(near) + 400
+        mean = rng.integers(-(1 << 23), 1 << 23, (n, 2))
+        mean[:len(near), 0], mean[len(near):2 * len(near), 1] = near, near
+        mean[:2 * len(near)] += base
+        mean[-50:] = base + rng.integers(-4096, 8192, (50, 2))
+        ends = lambda lo, hi: np.where(rng.random(n) < 0.5, rng.choice([lo, hi, 0, lo + 1, hi - 1], n),  # noqa: E731
+                                       rng.integers(lo, hi + 1, n))
+        conic = np.stack([ends(0, (1 << 26) - 1), ends(-(1 << 26), (1 << 26) - 1),
+                          ends(0, (1 << 26) - 1)], axis=1)
+        fv = fixed.FixedView(fixed.sat(mean, -(1 << 23), (1 << 23) - 1), conic,
+                             np.zeros(n, np.int64), np.zeros((n, 3), np.int64), np.zeros((n, 5), np.int64))
+        _check_differences(fv, np.arange(n), tx, ty)
 
 
 class _WrongBlend(TileRasteriser):

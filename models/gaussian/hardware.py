@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import DX_LIMIT, MEAN_FRAC, rshift_round, sat, subtile_keep_fixed
+from .fixed import (CONIC_FRAC, DX_LIMIT, MEAN_FRAC, POWER_FRAC, rshift_round, sat,
+                    subtile_keep_fixed)
 from .render import TILE
 
 PAIR_LATENCY = 7            # PairEvaluator: terms in -> summands out
@@ -203,23 +204,68 @@ def _run_cycles(works: list[list[int]], groups: int) -> int:
         cycle += 1
 
 
-# |dy_0| where some row of the tile is inside the saturation: at most 2^20 + 15 * 256.
-DY0_LIMIT = DX_LIMIT + (1 << 12)
+# |d_0| where some column (row) of the tile is inside the saturation: at most 2^20 + 15 * 256.
+D0_LIMIT = DX_LIMIT + (1 << 12)
+_SHIFT = CONIC_FRAC + MEAN_FRAC - POWER_FRAC      # the conic products' final shift (20)
 
 
-def cross_terms_by_differences(b_i, mean_y, ty: int):
-    """round(B_i dy_j / 2^8) of :func:`~accelsmith.models.gaussian.fixed.tile_sums_fixed`, (n, 16
-    rows j, 16 columns i), without a product per pair: before saturation dy_j = dy_0 - 2^8 j, so
-    for rows inside the saturation it is R_i - B_i j with R_i = round(B_i dy_0 / 2^8) (one
-    product per column, dy_0 saturated to +-DY0_LIMIT, which no such row notices), and for rows
-    saturated to +-2^20 exactly +-(B_i << 12). ``b_i`` (n, 16) as ``axis_terms_fixed`` gives it,
-    ``mean_y`` (n,) in Q.8: the form that lets the set-up and lanes (not yet built on it) do
-    without a wide multiplier."""
-    b_i = np.asarray(b_i, np.int64)
-    dy0 = (np.asarray(mean_y, np.int64) - ((ty * TILE) << MEAN_FRAC) - (1 << (MEAN_FRAC - 1)))[:, None]
-    raw = dy0 - (np.arange(TILE) << MEAN_FRAC)[None, :]                       # (n, rows)
-    r_i = rshift_round(b_i * sat(dy0, -DY0_LIMIT, DY0_LIMIT), MEAN_FRAC)  # (n, cols)
-    inside = r_i[:, None, :] - b_i[:, None, :] * np.arange(TILE)[None, :, None]
-    edge = (b_i * (DX_LIMIT >> MEAN_FRAC))[:, None, :]   # 2^20 a multiple of 2^8: exact
-    return np.where((raw > DX_LIMIT)[:, :, None], edge,
-                    np.where((raw < -DX_LIMIT)[:, :, None], -edge, inside))
+def _quadratic_terms(conic, d0):
+    """-round(conic round(d_k^2 / 2^8) / 2^21) for k = 0..15, d_k = d_0 - 2^8 k, from three
+    products per entry: round(d_k^2 / 2^8) = S_0 - 2 k d_0 + 2^8 k^2 exactly (S_0 = round(d_0^2 /
+    2^8)), so conic times it is conic S_0 - k (2 conic d_0) + k^2 (2^8 conic)."""
+    k = np.arange(TILE)[None, :]
+    s0 = rshift_round(d0 * d0, MEAN_FRAC)
+    prod = conic * s0 - k * (2 * conic * d0) + k * k * (conic << MEAN_FRAC)
+    return -rshift_round(prod, _SHIFT + 1)
+
+
+def axis_terms_by_differences(fv, rows, tx: int, ty: int) -> dict:
+    """The axis terms of an entry as the hardware's set-up computes them: a fixed number of
+    products per entry (none per index or per pair), exact with
+    :func:`~accelsmith.models.gaussian.fixed.axis_terms_fixed` and with its cross term
+    round(B_i dy_j / 2^8) (:func:`cross_terms`). ``(len(rows), 16)`` arrays:
+
+    * ``a``, ``c``: A_i, C_j by :func:`_quadratic_terms`; a saturated index (d = +-2^20) gives
+      exactly -(conic << 11);
+    * ``b``: B_i = -round(b dx_i / 2^20) with b dx_i = b d_0 - k (2^8 b), +-b where saturated;
+    * ``r``: R_i = round(B_i dy_0 / 2^8) with B_i dy_0 from two products: writing
+      2^8 b = k_b 2^20 + f (0 <= f < 2^20) and b d_0 + 2^19 = q_0 2^20 + rem, B_i = -(q_0 - i k_b
+      - m_i) with m_i = ceil((i f - rem) / 2^20) in 0..15, so B_i dy_0 = -q_0 dy_0 + i (k_b dy_0)
+      + m_i dy_0 (a 4-bit multiple); saturated columns -+(b dy_0);
+    * ``hi``, ``lo``: rows saturated to +2^20 / -2^20.
+
+    d_0 (dy_0) is the first column's (row's) offset saturated to +-D0_LIMIT, which no index
+    inside the saturation notices."""
+    rows = np.asarray(rows, np.int64)
+    k = np.arange(TILE)[None, :]
+    raw = {axis: (fv.mean[rows, n:n + 1] - ((t * TILE) << MEAN_FRAC) - (1 << (MEAN_FRAC - 1)))
+           for n, (axis, t) in enumerate((("x", tx), ("y", ty)))}
+    d0 = {axis: sat(v, -D0_LIMIT, D0_LIMIT) for axis, v in raw.items()}
+    idx = {axis: d0[axis] - (k << MEAN_FRAC) for axis in d0}
+    hi = {axis: idx[axis] > DX_LIMIT for axis in idx}
+    lo = {axis: idx[axis] < -DX_LIMIT for axis in idx}
+    a, b, c = (fv.conic[rows, n:n + 1] for n in range(3))
+    edge_a, edge_c = -(a << 11), -(c << 11)
+    a_i = np.where(hi["x"] | lo["x"], edge_a, _quadratic_terms(a, d0["x"]))
+    c_j = np.where(hi["y"] | lo["y"], edge_c, _quadratic_terms(c, d0["y"]))
+    p0 = b * d0["x"]
+    b_i = np.where(hi["x"], -b, np.where(lo["x"], b, -rshift_round(p0 - k * (b << MEAN_FRAC), _SHIFT)))
+    dy0 = d0["y"]
+    kb, f = b >> (_SHIFT - MEAN_FRAC), (b & ((1 << (_SHIFT - MEAN_FRAC)) - 1)) << MEAN_FRAC
+    h = p0 + (1 << (_SHIFT - 1))
+    q0, rem = h >> _SHIFT, h & ((1 << _SHIFT) - 1)
+    m_i = -((rem - k * f) >> _SHIFT)
+    b_dy0 = -q0 * dy0 + k * (kb * dy0) + m_i * dy0
+    b_dy0 = np.where(hi["x"], -(b * dy0), np.where(lo["x"], b * dy0, b_dy0))
+    return {"a": a_i, "b": b_i, "c": c_j, "r": rshift_round(b_dy0, MEAN_FRAC),
+            "hi": hi["y"], "lo": lo["y"], "m": m_i}
+
+
+def cross_terms(terms: dict):
+    """round(B_i dy_j / 2^8), (n, 16 rows j, 16 columns i), from :func:`axis_terms_by_differences`
+    without a product: R_i - B_i j for rows inside the saturation (dy_j = dy_0 - 2^8 j), and
+    +-(B_i << 12) for rows saturated to +-2^20 (2^20 a multiple of 2^8: exact)."""
+    b_i, r_i = terms["b"][:, None, :], terms["r"][:, None, :]
+    inside = r_i - b_i * np.arange(TILE)[None, :, None]
+    edge = b_i << (DX_LIMIT.bit_length() - 1 - MEAN_FRAC)
+    return np.where(terms["hi"][:, :, None], edge, np.where(terms["lo"][:, :, None], -edge, inside))

@@ -24,6 +24,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accelsmith.models.gaussian import fixed, hardware
+from .arith import adder_tree, const_product
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
 from accelsmith.models.gaussian.records import (ENTRY_FIELDS, NET_BIASES, NET_FRAC_BITS,
                                                 NET_LAYERS, NET_SIZES, NET_WEIGHTS, PIXEL_FIELDS,
@@ -38,6 +39,7 @@ TILE = fixed.TILE
 D_BITS = 22            # dx, dy: saturated to +-2^20 (Q.8)
 QUAD_BITS = 40         # A, C: -(a dx^2) / 2 in Q.12, a < 2^26 and dx^2 < 2^41 before the shift
 B_BITS = 30            # B = -b dx in Q.12: |b| < 2^26, |dx| <= 2^20, shifted by 20
+R_BITS = 41            # R = round(B dy_0 / 2^8): |B| <= 2^26, |dy_0| <= 2^20 + 2^12
 SUM_BITS = {"s_w": 32, "s_cw": 48, "s_log": 32}
 DIVIDER_BITS = 14      # the normalised colour is a weighted mean of 14-bit colours
 # 255 v < 2^16 (v below 1/255) exactly when v < 258: a compare instead of a product.
@@ -67,7 +69,7 @@ ENTRY_LAYOUT = data.StructLayout({"opacity": 16, "weight": 17, "colour": data.Ar
                                   "has_entry": 1, "last": 1, "bg": data.ArrayLayout(16, 3),
                                   "keep": MAX_SUBTILES})
 TERM_SHAPES = {"a": signed(QUAD_BITS), "b": signed(B_BITS), "c": signed(QUAD_BITS),
-               "dy": signed(D_BITS)}
+               "r": signed(R_BITS), "hi": unsigned(1), "lo": unsigned(1)}
 TERMS_LAYOUT = data.StructLayout({**{k: data.ArrayLayout(v, TILE) for k, v in TERM_SHAPES.items()},
                                   "entry": ENTRY_LAYOUT})
 
@@ -82,9 +84,8 @@ def _clamp(x, lo, hi):
 
 def _exp_argument(neg_power):
     """y = -power log2(e) in Q.12, from -power (0..16 in Q.12), rounded."""
-    # A `*` by the constant: as const_product's shift-adds it saves a DSP block per use on ECP5
-    # but more than doubles the rasteriser's Verilator build; the FPGA fit decides.
-    return _rshift_round(neg_power * fixed.LOG2E_Q15, 15)[:17]
+    # Shifts and adds, not a `*`: a DSP block per lane and sub-tile is more than the ECP5 has.
+    return _rshift_round(const_product(neg_power, fixed.LOG2E_Q15), 15)[:17]
 
 
 def _visibility(opacity, e, product=None):
@@ -146,22 +147,44 @@ class NegLog2Table(wiring.Component):
         return m
 
 
+def _cross(b, r, j, hi, lo):
+    """round(B_i dy_j / 2^8) (:func:`~accelsmith.models.gaussian.hardware.cross_terms`): R_i - B_i j
+    inside the saturation (B_i j as shifts and adds over the bits of ``j``, constant bits
+    folded), +-(B_i << 12) in rows saturated high / low."""
+    if isinstance(j, int):
+        bj = const_product(b, j)
+    else:
+        bj = adder_tree(Mux(j[k], b << k, 0) for k in range(len(j)))
+    edge = b << (fixed.DX_LIMIT.bit_length() - 1 - fixed.MEAN_FRAC)
+    return Mux(hi, edge, Mux(lo, -edge, r - bj))
+
+
 class SubtileTest(wiring.Component):
     """The pair-skipping test of :func:`~accelsmith.models.gaussian.fixed.subtile_keep_fixed`:
     per ``size`` x ``size`` sub-tile (row-major), ``keep`` is low when no pixel of it can have
     v > 0 for this entry: the bound max A_i + max C_j + the largest corner round(B dy / 2^8)
-    passed through the same exp and visibility arithmetic as the lanes. Combinational: four
-    multiplies, an exp table and an opacity multiply per sub-tile."""
+    (:func:`_cross`, no product) passed through the same exp and visibility arithmetic as the
+    lanes. Pipelined: ``keep`` is the verdict on the terms presented ``LATENCY`` cycles with
+    ``en`` high before (stages: the maxima and corners; the bound's exp argument; the exp
+    table; the opacity product and the compare)."""
+
+    LATENCY = hardware.SUBTILE_LATENCY
 
     def __init__(self, size: int):
         self.size = size
         self.count = (TILE // size) ** 2
         super().__init__({**{k: In(data.ArrayLayout(v, TILE)) for k, v in TERM_SHAPES.items()},
-                          "opacity": In(16), "keep": Out(self.count)})
+                          "opacity": In(16), "en": In(1), "keep": Out(self.count)})
 
     def elaborate(self, platform):
         m = Module()
         size, n = self.size, TILE // self.size
+
+        def register(value, name):
+            reg = Signal(value.shape(), name=name, reset_less=True)
+            with m.If(self.en):
+                m.d.sync += reg.eq(value)
+            return reg
 
         def largest(values):
             best = values[0]
@@ -169,43 +192,52 @@ class SubtileTest(wiring.Component):
                 best = Mux(v > best, v, best)
             return best
 
+        ends = lambda k: (k * size, (k + 1) * size - 1)      # noqa: E731
+        span = lambda k: range(k * size, (k + 1) * size)     # noqa: E731
+        max_a = [register(largest([self.a[i] for i in span(k)]), f"max_a{k}") for k in range(n)]
+        max_c = [register(largest([self.c[j] for j in span(k)]), f"max_c{k}") for k in range(n)]
+        corner = {(i, j): register(_cross(self.b[i], self.r[i], j, self.hi[j], self.lo[j]),
+                                   f"corner{i}_{j}")
+                  for ci in range(n) for i in ends(ci) for cj in range(n) for j in ends(cj)}
+        opacity = self.opacity
+        for _ in range(self.LATENCY - 1):
+            opacity = register(opacity, "opacity")
         for sr in range(n):
             for sc in range(n):
-                cols = range(sc * size, (sc + 1) * size)
-                rows = range(sr * size, (sr + 1) * size)
-                corners = [_rshift_round(self.b[i] * self.dy[j], fixed.MEAN_FRAC)
-                           for i in (cols[0], cols[-1]) for j in (rows[0], rows[-1])]
-                bound = (largest([self.a[i] for i in cols]) + largest([self.c[j] for j in rows])
-                         + largest(corners))
+                bound = max_a[sc] + max_c[sr] + largest([corner[i, j] for i in ends(sc)
+                                                          for j in ends(sr)])
                 power = _clamp(bound, fixed.POWER_MIN, 0)
+                y = register(_exp_argument((-power)[:17]), f"y{sr}_{sc}")
                 exp = Exp2Table(17)
                 m.submodules[f"exp{sr}_{sc}"] = exp
-                m.d.comb += [exp.y.eq(_exp_argument((-power)[:17])),
-                             self.keep[sr * n + sc].eq(_visibility(self.opacity, exp.result) != 0)]
+                m.d.comb += exp.y.eq(y)
+                e = register(exp.result, f"e{sr}_{sc}")
+                with m.If(self.en):
+                    m.d.sync += self.keep[sr * n + sc].eq(_visibility(opacity, e) != 0)
         return m
 
 
 class AxisSetup(wiring.Component):
-    """Per tile entry, the axis terms of :func:`~accelsmith.models.gaussian.fixed.axis_terms_fixed`.
+    """Per tile entry, the axis terms of :func:`~accelsmith.models.gaussian.fixed.axis_terms_fixed`
+    in the product-free form of :func:`~accelsmith.models.gaussian.hardware.axis_terms_by_differences`:
+    the 16 column terms A_i, B_i, R_i and the 16 row terms C_j with the rows' saturation flags,
+    from ten products per entry and constant shift-adds per index.
 
-    Takes a tile beat, then its ``count`` record beats; for every record it computes the 16
-    column terms A_i, B_i and the 16 row terms C_j, dy_j, ``16 / cycles_per_entry`` indices per
-    cycle (each index five multiplies: dx^2, a dx^2, b dx, dy^2, c dy^2), and offers them with the
-    record's opacity, weight and colour as one ``terms`` beat. An empty tile gives one beat with
-    ``has_entry`` low; the tile's final beat has ``last`` high and carries its background. With
-    ``subtile`` set, ``keep`` holds :class:`SubtileTest`'s verdict per sub-tile (else all ones).
+    Takes a tile beat, then its ``count`` record beats, one record per cycle, and offers each
+    record's terms with its opacity, weight and colour as one ``terms`` beat. An empty tile gives
+    one beat with ``has_entry`` low; the tile's final beat has ``last`` high and carries its
+    background. With ``subtile`` set, ``keep`` holds :class:`SubtileTest`'s verdict per sub-tile
+    (else all ones).
 
-    Timing: two-stage arithmetic pipeline and two term banks (collecting, offered), so with
-    ``terms`` accepted as offered it takes one record per ``cycles_per_entry`` cycles; a record's
-    terms are offered ``cycles_per_entry + 2`` cycles after it is accepted. Backpressure on
-    ``terms`` stalls the pipeline (nothing is lost).
+    Timing: a pipeline of ``LATENCY`` stages (offsets; products; second products and the
+    borrows; per-index sums; roundings; with ``subtile`` the test's stages) and the offered bank:
+    with ``terms`` accepted as offered, one record per cycle. Backpressure on ``terms`` stalls
+    the pipeline (nothing is lost).
     """
 
-    def __init__(self, cycles_per_entry: int, subtile: int = 0):
-        assert TILE % cycles_per_entry == 0
-        self.groups = cycles_per_entry
-        self.per_group = TILE // cycles_per_entry
+    def __init__(self, subtile: int = 0):
         self.subtile = subtile
+        self.LATENCY = hardware.setup_latency(subtile)
         super().__init__({"tiles": In(stream.Signature(TILE_LAYOUT)),
                           "records": In(stream.Signature(RECORD_LAYOUT)),
                           "terms": Out(stream.Signature(TERMS_LAYOUT)),
@@ -213,49 +245,23 @@ class AxisSetup(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        G, U = self.groups, self.per_group
         # Datapath registers have no reset (valid bits and counters do): less logic, and
         # simulators do not re-evaluate them whenever an input such as rst changes.
         tile = Signal(TILE_LAYOUT, reset_less=True)
         rec = Signal(RECORD_LAYOUT, reset_less=True)
         left = Signal(16)             # records of the tile still to come
-        group = Signal(range(max(G, 2)))
-        # The bank being collected as separate registers (one per term), so each group's writes
-        # touch only their own registers.
-        collect = {k: [Signal(shape, name=f"collect_{k}{i}", reset_less=True) for i in range(TILE)]
-                   for k, shape in TERM_SHAPES.items()}
-        collect_entry = Signal(ENTRY_LAYOUT, reset_less=True)
-        collected = Cat(*(x for k in TERM_SHAPES for x in collect[k]), collect_entry)
-        assert len(collected) == TERMS_LAYOUT.size
-        collect_full = Signal()
-        offer = Signal(TERMS_LAYOUT, reset_less=True)
         transfer = Signal()
-        m.d.comb += [self.terms.payload.eq(offer),
-                     transfer.eq(collect_full & (~self.terms.valid | self.terms.ready))]
-        en = Signal()                 # the arithmetic pipeline advances
-        m.d.comb += en.eq(~collect_full | transfer)
+        en = Signal()                 # the pipeline advances
+        last_full = Signal()          # the pipeline's last stage holds an entry
+        m.d.comb += [transfer.eq(last_full & (~self.terms.valid | self.terms.ready)),
+                     en.eq(~last_full | transfer)]
         with m.If(self.terms.valid & self.terms.ready):
             m.d.sync += self.terms.valid.eq(0)
-        with m.If(transfer):
-            m.d.sync += [offer.as_value().eq(collected), self.terms.valid.eq(1)]
-        if self.subtile:
-            m.submodules.skip = skip = SubtileTest(self.subtile)
-            for k in TERM_SHAPES:
-                m.d.comb += [getattr(skip, k)[i].eq(collect[k][i]) for i in range(TILE)]
-            m.d.comb += skip.opacity.eq(collect_entry.opacity)
-            with m.If(transfer):
-                m.d.sync += offer.entry.keep.eq(skip.keep)
-        else:
-            with m.If(transfer):
-                m.d.sync += offer.entry.keep.eq(1)
 
-        # Issue: one group of U indices per cycle for the held record (the next record is taken
-        # with the last group, so records follow back to back); flags travel alongside.
-        issue = Signal()              # a group (or an empty tile's token) enters the pipeline
-        issue_entry = Signal()
-        issue_last = Signal()
-        issue_group = Signal.like(group)
-        holding = Signal()            # rec is a record whose groups are being issued
+        # Issue: the held record enters the pipeline (the next one is taken in the same cycle,
+        # so records follow back to back); an empty tile enters as a token.
+        issue, issue_entry, issue_last = Signal(), Signal(), Signal()
+        holding = Signal()            # rec is a record not yet issued
         with m.FSM(name="setup") as fsm:
             with m.State("TILE"):
                 m.d.comb += self.tiles.ready.eq(en)
@@ -270,79 +276,120 @@ class AxisSetup(wiring.Component):
                     m.next = "TILE"
             with m.State("RECORD"):
                 with m.If(holding & en):
-                    m.d.comb += [issue.eq(1), issue_entry.eq(1), issue_group.eq(group),
-                                 issue_last.eq((left == 0) & (group == G - 1))]
-                    m.d.sync += group.eq(group + 1)
-                    with m.If(group == G - 1):
-                        m.d.sync += holding.eq(0)
-                        with m.If(left == 0):
-                            m.next = "TILE"
-                m.d.comb += self.records.ready.eq(en & (left != 0) & (~holding | (group == G - 1)))
+                    m.d.comb += [issue.eq(1), issue_entry.eq(1), issue_last.eq(left == 0)]
+                    m.d.sync += holding.eq(0)
+                    with m.If(left == 0):
+                        m.next = "TILE"
+                m.d.comb += self.records.ready.eq(en & (left != 0))
                 with m.If(self.records.valid & self.records.ready):
-                    m.d.sync += [rec.eq(self.records.payload), holding.eq(1), group.eq(0),
-                                 left.eq(left - 1)]
+                    m.d.sync += [rec.eq(self.records.payload), holding.eq(1), left.eq(left - 1)]
 
-        # Stage 1: offsets and the products of the offsets; stage 2: the conic products.
-        tx_q = Signal(signed(26))
-        ty_q = Signal(signed(26))
-        m.d.comb += [tx_q.eq(tile.tx << (4 + fixed.MEAN_FRAC)), ty_q.eq(tile.ty << (4 + fixed.MEAN_FRAC))]
-        s1 = Signal(data.StructLayout({
-            "entry": 1, "last": 1, "group": range(max(G, 2)),
-            "dx": data.ArrayLayout(signed(D_BITS), U), "dy": data.ArrayLayout(signed(D_BITS), U),
-            "sq_x": data.ArrayLayout(34, U), "sq_y": data.ArrayLayout(34, U),
-            "bdx": data.ArrayLayout(signed(50), U)}), reset_less=True)
-        s1_valid = Signal()
-        s1_rec = Signal(RECORD_LAYOUT, reset_less=True)
-        s1_tile = Signal(TILE_LAYOUT, reset_less=True)
-        half = 1 << (fixed.MEAN_FRAC - 1)
-        with m.If(en):
-            m.d.sync += [s1_valid.eq(issue), s1.entry.eq(issue_entry), s1.last.eq(issue_last),
-                         s1.group.eq(issue_group), s1_rec.eq(rec), s1_tile.eq(tile)]
-            for u in range(U):
-                k = Signal(range(TILE), name=f"k{u}")
-                m.d.comb += k.eq(issue_group * U + u)
-                centre = (k << fixed.MEAN_FRAC) + half
-                for axis, mean, base in (("x", rec.mean_x, tx_q), ("y", rec.mean_y, ty_q)):
-                    d = Signal(signed(D_BITS), name=f"d{axis}{u}")
-                    m.d.comb += d.eq(_clamp(mean - base - centre, -fixed.DX_LIMIT, fixed.DX_LIMIT))
-                    m.d.sync += [s1[f"d{axis}"][u].eq(d),
-                                 s1[f"sq_{axis}"][u].eq(_rshift_round(d * d, fixed.MEAN_FRAC))]
-                    if axis == "x":
-                        m.d.sync += s1.bdx[u].eq(rec.conic_b * d)
-        shift = fixed.CONIC_FRAC + fixed.MEAN_FRAC - fixed.POWER_FRAC
-        m.d.comb += self.busy.eq(~fsm.ongoing("TILE") | s1_valid | collect_full | self.terms.valid)
-        with m.If(en & s1_valid):
-            for u in range(U):
-                with m.Switch(s1.group):
-                    for g in range(G):
-                        with m.Case(g):
-                            k = g * U + u
-                            m.d.sync += [
-                                collect["a"][k].eq(-_rshift_round(s1_rec.conic_a * s1.sq_x[u], shift + 1)),
-                                collect["c"][k].eq(-_rshift_round(s1_rec.conic_c * s1.sq_y[u], shift + 1)),
-                                collect["b"][k].eq(-_rshift_round(s1.bdx[u], shift)),
-                                collect["dy"][k].eq(s1.dy[u])]
-            with m.If(~s1.entry | (s1.group == G - 1)):
-                e = collect_entry
-                m.d.sync += [e.opacity.eq(s1_rec.opacity), e.weight.eq(s1_rec.weight),
-                             e.colour[0].eq(s1_rec.colour_r), e.colour[1].eq(s1_rec.colour_g),
-                             e.colour[2].eq(s1_rec.colour_b), e.has_entry.eq(s1.entry),
-                             e.last.eq(s1.last), e.bg[0].eq(s1_tile.bg_r),
-                             e.bg[1].eq(s1_tile.bg_g), e.bg[2].eq(s1_tile.bg_b),
-                             collect_full.eq(1)]
-            with m.Elif(transfer):
-                m.d.sync += collect_full.eq(0)
-        with m.Elif(transfer):
-            m.d.sync += collect_full.eq(0)
+        valids = []
+
+        def stage(name, valid, **values):
+            """Registers of one pipeline stage (advancing with ``en``), and its valid bit."""
+            regs = {}
+            for key, value in values.items():
+                if not isinstance(value, data.View):
+                    value = Value.cast(value)
+                regs[key] = Signal(value.shape(), name=f"{name}_{key}", reset_less=True)
+                with m.If(en):
+                    m.d.sync += regs[key].eq(value)
+            v = Signal(name=f"{name}_valid")
+            with m.If(en):
+                m.d.sync += v.eq(valid)
+            valids.append(v)
+            return v, regs
+
+        frac, shift = fixed.MEAN_FRAC, fixed.CONIC_FRAC + fixed.MEAN_FRAC - fixed.POWER_FRAC
+        half = 1 << (frac - 1)
+        k_bits = shift - frac          # 2^8 b = kb 2^20 + f
+        entry = dict(entry=issue_entry, last=issue_last, opacity=rec.opacity, weight=rec.weight,
+                     colour=Cat(rec.colour_r, rec.colour_g, rec.colour_b),
+                     bg=Cat(tile.bg_r, tile.bg_g, tile.bg_b))
+        d0 = {axis: _clamp(mean - (t << (4 + frac)) - half, -hardware.D0_LIMIT, hardware.D0_LIMIT)
+              for axis, mean, t in (("x", rec.mean_x, tile.tx), ("y", rec.mean_y, tile.ty))}
+        v1, s1 = stage("s1", issue, **entry, a=rec.conic_a, b=rec.conic_b, c=rec.conic_c,
+                       dx0=d0["x"][:D_BITS].as_signed(), dy0=d0["y"][:D_BITS].as_signed())
+        dx0, dy0, b = s1["dx0"], s1["dy0"], s1["b"]
+        flags = {}
+        for axis, d in (("x", dx0), ("y", dy0)):
+            for k in range(TILE):
+                flags[f"{axis}hi{k}"] = (d - (k << frac)) > fixed.DX_LIMIT
+                flags[f"{axis}lo{k}"] = (d - (k << frac)) < -fixed.DX_LIMIT
+        v2, s2 = stage("s2", v1, **{n: s1[n] for n in entry}, a=s1["a"], b=b, c=s1["c"],
+                       dy0=dy0, sqx=dx0 * dx0, sqy=dy0 * dy0, adx=s1["a"] * dx0,
+                       cdy=s1["c"] * dy0, bdx=b * dx0, bdy=b * dy0, kbdy=(b >> k_bits) * dy0,
+                       f=Cat(C(0, frac), b[:k_bits]), **flags)
+        h = s2["bdx"] + (1 << (shift - 1))
+        rem = Cat(h[:shift], C(0, 1)).as_signed()
+        m_i = {f"m{k}": (-((rem - const_product(s2["f"], k)) >> shift))[:4] for k in range(TILE)}
+        v3, s3 = stage("s3", v2, **{n: s2[n] for n in (*entry, *flags)}, a=s2["a"], b=s2["b"],
+                       c=s2["c"], dy0=s2["dy0"], adx=s2["adx"], cdy=s2["cdy"], bdx=s2["bdx"],
+                       bdy=s2["bdy"], kbdy=s2["kbdy"],
+                       as0=s2["a"] * _rshift_round(s2["sqx"], frac),
+                       cs0=s2["c"] * _rshift_round(s2["sqy"], frac),
+                       q0dy=(h >> shift).as_signed() * s2["dy0"], **m_i)
+        sums = {}
+        for k in range(TILE):
+            for t, s0, d in (("a", "as0", "adx"), ("c", "cs0", "cdy")):
+                sums[f"p{t}{k}"] = (s3[s0] - const_product(s3[d], 2 * k)
+                                    + const_product(s3[t], k * k << frac))
+            sums[f"pb{k}"] = s3["bdx"] - const_product(s3["b"], k << frac)
+            sums[f"pr{k}"] = (const_product(s3["kbdy"], k) - s3["q0dy"]
+                              + adder_tree(Mux(s3[f"m{k}"][n], s3["dy0"] << n, 0) for n in range(4)))
+        v4, s4 = stage("s4", v3, **{n: s3[n] for n in (*entry, *flags)}, a=s3["a"], b=s3["b"],
+                       c=s3["c"], bdy=s3["bdy"], **sums)
+        terms = {}
+        for k in range(TILE):
+            xsat, ysat = s4[f"xhi{k}"] | s4[f"xlo{k}"], s4[f"yhi{k}"] | s4[f"ylo{k}"]
+            terms[f"a{k}"] = Mux(xsat, -(s4["a"] << 11), -_rshift_round(s4[f"pa{k}"], shift + 1))
+            terms[f"c{k}"] = Mux(ysat, -(s4["c"] << 11), -_rshift_round(s4[f"pc{k}"], shift + 1))
+            terms[f"b{k}"] = Mux(s4[f"xhi{k}"], -s4["b"], Mux(s4[f"xlo{k}"], s4["b"],
+                                                             -_rshift_round(s4[f"pb{k}"], shift)))
+            terms[f"r{k}"] = _rshift_round(Mux(s4[f"xhi{k}"], -s4["bdy"],
+                                               Mux(s4[f"xlo{k}"], s4["bdy"], s4[f"pr{k}"])), frac)
+        out = Signal(TERMS_LAYOUT)
+        for k in range(TILE):
+            m.d.comb += [out.a[k].eq(terms[f"a{k}"]), out.b[k].eq(terms[f"b{k}"]),
+                         out.c[k].eq(terms[f"c{k}"]), out.r[k].eq(terms[f"r{k}"]),
+                         out.hi[k].eq(s4[f"yhi{k}"]), out.lo[k].eq(s4[f"ylo{k}"])]
+        e = out.entry
+        m.d.comb += [e.opacity.eq(s4["opacity"]), e.weight.eq(s4["weight"]),
+                     e.colour.as_value().eq(s4["colour"]), e.has_entry.eq(s4["entry"]),
+                     e.last.eq(s4["last"]), e.bg.as_value().eq(s4["bg"]), e.keep.eq(-1)]
+        v5, s5 = stage("s5", v4, terms=out)
+        last = s5["terms"]
+        if self.subtile:
+            m.submodules.skip = skip = SubtileTest(self.subtile)
+            for name in TERM_SHAPES:
+                m.d.comb += [getattr(skip, name)[k].eq(last[name][k]) for k in range(TILE)]
+            m.d.comb += [skip.opacity.eq(last.entry.opacity), skip.en.eq(en)]
+            v, regs = v5, last
+            for n in range(SubtileTest.LATENCY - 1):
+                v, carried = stage(f"t{n + 1}", v, terms=regs)
+                regs = carried["terms"]
+            vlast, carried = stage(f"t{SubtileTest.LATENCY}", v, terms=regs)
+            last = Signal(TERMS_LAYOUT)
+            m.d.comb += [last.eq(carried["terms"]), last.entry.keep.eq(skip.keep)]
+        m.d.comb += last_full.eq(valids[-1])
+        offer = Signal(TERMS_LAYOUT, reset_less=True)
+        m.d.comb += self.terms.payload.eq(offer)
+        with m.If(transfer):
+            m.d.sync += [offer.eq(last), self.terms.valid.eq(1)]
+        assert len(valids) == self.LATENCY
+        m.d.comb += self.busy.eq(~fsm.ongoing("TILE") | Cat(*valids).any() | self.terms.valid)
         return m
 
 
 class PairEvaluator(wiring.Component):
     """One pixel lane: from a pair's axis terms to its three summands.
 
-    In: A_i, B_i, C_j, dy_j and the Gaussian's opacity, weight and colour, with ``valid``.
-    Out, ``LATENCY`` cycles later: vw = v w (Q.16), vw * colour (Q.28 per channel) and
-    -log2(1 - v) (Q.12, 0 where v = 0), where power = sat(A + C + round(B dy / 2^8), -16, 0),
+    In: A_i, B_i, R_i, C_j, the pixel's row j in the tile and that row's saturation flags, and
+    the Gaussian's opacity, weight and colour, with ``valid``. Out, ``LATENCY`` cycles later:
+    vw = v w (Q.16), vw * colour (Q.28 per channel) and -log2(1 - v) (Q.12, 0 where v = 0),
+    where power = sat(A + C + round(B dy / 2^8), -16, 0) with the cross term from :func:`_cross`
+    (no product),
     v = min(0.999, opacity exp(power)), 0 below 1/255, and w clamped to 1.0. One pair per cycle,
     no stalls.
     """
@@ -355,7 +402,8 @@ class PairEvaluator(wiring.Component):
         self.shared = shared
         members = {
             "valid": In(1), "a": In(signed(QUAD_BITS)), "b": In(signed(B_BITS)),
-            "c": In(signed(QUAD_BITS)), "dy": In(signed(D_BITS)), "opacity": In(16),
+            "r": In(signed(R_BITS)), "c": In(signed(QUAD_BITS)), "j": In(4), "hi": In(1),
+            "lo": In(1), "opacity": In(16),
             "weight": In(17), "colour": In(data.ArrayLayout(14, 3)),
             "out_valid": Out(1), "vw": Out(17), "cw": Out(data.ArrayLayout(31, 3)),
             "nlog": Out(17)}
@@ -398,8 +446,8 @@ class PairEvaluator(wiring.Component):
             stages.append(regs)
             return regs
 
-        s1 = stage(prod=self.b * self.dy, ac=self.a + self.c)
-        power = _clamp(s1["ac"] + _rshift_round(s1["prod"], fixed.MEAN_FRAC), fixed.POWER_MIN, 0)
+        s1 = stage(cross=_cross(self.b, self.r, self.j, self.hi, self.lo), ac=self.a + self.c)
+        power = _clamp(s1["ac"] + s1["cross"], fixed.POWER_MIN, 0)
         s2 = stage(neg_power=(-power)[:17])
         s3 = stage(y=_exp_argument(s2["neg_power"]))
         m.d.comb += exp.y.eq(s3["y"])
@@ -663,9 +711,7 @@ class TileRasteriser(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         q, nb, E = self.side, self.blocks_per_row, self.cycles_per_entry
-        # With skipping an entry may take a single cycle, so the set-up computes every index in
-        # one cycle (one entry per cycle); without, it spreads them over the entry's E cycles.
-        m.submodules.setup = setup = AxisSetup(1 if self.subtile else E, self.subtile)
+        m.submodules.setup = setup = AxisSetup(self.subtile)
         size = self.subtile or TILE
         n_sub_side, bps_side = TILE // size, size // q
         n_sub, bps = n_sub_side ** 2, bps_side ** 2
@@ -792,7 +838,8 @@ class TileRasteriser(wiring.Component):
         m.d.comb += [br.eq((st // n_sub_side) * bps_side + bs // bps_side),
                      bc.eq((st % n_sub_side) * bps_side + bs % bps_side)]
         i_bank = Signal()
-        m.d.sync += [i_valid.eq(issue), i_slot.eq(br * nb + bc), i_bank.eq(wbank)]
+        i_br = Signal.like(br, reset_less=True)
+        m.d.sync += [i_valid.eq(issue), i_slot.eq(br * nb + bc), i_bank.eq(wbank), i_br.eq(br)]
         lanes = []
         shared = -(-NET_SLOTS // PairEvaluator.SHARED) if self.network else 0
         assert shared <= self.lanes
@@ -803,9 +850,11 @@ class TileRasteriser(wiring.Component):
                 regs = {}
                 for name, terms, index in (("a", cur.a, lambda b: b * q + c),
                                            ("b", cur.b, lambda b: b * q + c),
+                                           ("r", cur.r, lambda b: b * q + c),
                                            ("c", cur.c, lambda b: b * q + r),
-                                           ("dy", cur.dy, lambda b: b * q + r)):
-                    sel = bc if name in ("a", "b") else br
+                                           ("hi", cur.hi, lambda b: b * q + r),
+                                           ("lo", cur.lo, lambda b: b * q + r)):
+                    sel = bc if name in ("a", "b", "r") else br
                     reg = Signal(terms.shape().elem_shape, name=f"l{r}_{c}_{name}", reset_less=True)
                     with m.Switch(sel):
                         for b in range(nb):
@@ -818,7 +867,10 @@ class TileRasteriser(wiring.Component):
                 m.d.sync += [op.eq(cur.entry.opacity), w.eq(cur.entry.weight),
                              col.eq(cur.entry.colour)]
                 m.d.comb += [lane.valid.eq(i_valid), lane.a.eq(regs["a"]), lane.b.eq(regs["b"]),
-                             lane.c.eq(regs["c"]), lane.dy.eq(regs["dy"]), lane.opacity.eq(op),
+                             lane.r.eq(regs["r"]), lane.c.eq(regs["c"]), lane.hi.eq(regs["hi"]),
+                             lane.lo.eq(regs["lo"]),
+                             lane.j.eq(Cat(C(r, (q - 1).bit_length()), i_br)[:4]),
+                             lane.opacity.eq(op),
                              lane.weight.eq(w), lane.colour.eq(col)]
                 lanes.append(lane)
 

@@ -7,9 +7,8 @@ the evaluation of the next tile; with the tile and record streams always valid a
 stream always ready, :meth:`RasteriserTiming.run_cycles` follows the hardware's rules cycle for
 cycle (a take cycle per tile, the lane pipeline's ``flush`` before a read-out, a tile waiting
 for its bank to be read out, a finished tile waiting for the read-out before it to start), from
-the first tile beat (the set-up's ``SETUP_LATENCY`` + ``groups`` cycles, ``groups`` = E without
-skipping and 1 with, when the first tile has entries) to the last pixel
-(``NORMALISER_LATENCY`` after its read). The testbench checks it exactly on every stall-free run.
+the first tile beat (through the set-up's :func:`setup_latency` stages, one record per cycle)
+to the last pixel (``NORMALISER_LATENCY`` after its read). The testbench checks it exactly on every stall-free run.
 """
 
 from __future__ import annotations
@@ -24,7 +23,8 @@ from .render import TILE
 
 PAIR_LATENCY = 7            # PairEvaluator: terms in -> summands out
 NORMALISER_LATENCY = 16     # PixelNormaliser: sums accepted -> pixel valid
-SETUP_LATENCY = 4           # AxisSetup: last group issued -> terms offered, minus one
+TERM_STAGES = 5             # AxisSetup: its pipeline without skipping
+SUBTILE_LATENCY = 4         # SubtileTest: the stages skipping adds to it
 NETWORK_LATENCY = 8         # SorterNetwork: feature beat accepted -> weight offered
 PIXELS = TILE * TILE
 
@@ -46,10 +46,6 @@ class RasteriserTiming:
     @property
     def cycles_per_subtile(self) -> int:
         return ((self.subtile or TILE) // self.side) ** 2
-
-    @property
-    def setup_groups(self) -> int:
-        return 1 if self.subtile else self.cycles_per_entry
 
     @property
     def flush(self) -> int:
@@ -76,7 +72,7 @@ class RasteriserTiming:
                 works.append([self.cycles_per_entry] * tile)
             else:
                 works.append([self.entry_cycles(int(k)) for k in tile])
-        return _run_cycles(works, self.setup_groups) if works else 0
+        return _run_cycles(works, setup_latency(self.subtile)) if works else 0
 
     @staticmethod
     def network_cycles(gaussians: int) -> int:
@@ -99,25 +95,32 @@ class RasteriserTiming:
         return subtile_keep_fixed(fv, rows, tx, ty, self.subtile).sum(axis=1)
 
 
-def _run_cycles(works: list[list[int]], groups: int) -> int:
+def setup_latency(subtile: int) -> int:
+    """Stages of ``AxisSetup``'s pipeline, from a record issued to its terms in the last stage."""
+    return TERM_STAGES + (SUBTILE_LATENCY if subtile else 0)
+
+
+def _run_cycles(works: list[list[int]], stages: int) -> int:
     """Busy cycles of ``TileRasteriser`` for tiles whose entries take ``works[k][n]`` cycles each,
-    fed without stalls: the registers of its :class:`AxisSetup` (tile and record takes, one
-    group of indices issued per cycle, the arithmetic stage, the collecting and offered term
-    banks), its evaluator (take, run, hold) and its two banks of sums (pending tile, read-out,
+    fed without stalls: the registers of its :class:`AxisSetup` (tile and record takes, a record
+    issued per cycle, ``stages`` pipeline stages, the offered term bank), its evaluator (take, run, hold) and its two banks of sums (pending tile, read-out,
     normaliser), stepped a cycle at a time with the hardware's rules. A tile boundary costs the
     set-up two cycles (the tile beat, the first record) that short entries cannot hide, which is
     why this is a simulation and not a sum."""
     n_tiles = len(works)
-    # AxisSetup: FSM state, records left, the held record and its group, next tile / record.
-    setup, left, holding, group, next_tile, rec = "TILE", 0, False, 0, 0, (0, 0)
-    held = s1 = collect = offer = None      # entries as (tile, index or None, last)
+    # AxisSetup: FSM state, records left, the held record, next tile / record, the pipeline
+    # (its last stage is ``collect``) and the offered bank; entries as (tile, index or None, last).
+    setup, left, holding, next_tile, rec = "TILE", 0, False, 0, (0, 0)
+    held = collect = offer = None
+    pipe = [None] * (stages - 1)
     # Evaluator and banks.
     state, remaining, cur = "IDLE", 0, None
     wbank, pend, reading, read_bank, pixel = 0, None, False, 0, 0
     last_read, read_out, cycle, busy_cycles = -(1 << 30), 0, 0, 0
     while True:
         in_flight = cycle - NORMALISER_LATENCY <= last_read < cycle
-        busy = (setup != "TILE" or s1 is not None or collect is not None or offer is not None
+        busy = (setup != "TILE" or any(p is not None for p in pipe) or collect is not None
+                or offer is not None
                 or state != "IDLE" or pend is not None or reading or in_flight)
         if not busy and next_tile == n_tiles and read_out == n_tiles:
             return busy_cycles
@@ -157,28 +160,23 @@ def _run_cycles(works: list[list[int]], groups: int) -> int:
         transfer = collect is not None and (offer is None or take)
         en = collect is None or transfer
         issue = None
-        n_setup, n_left, n_holding, n_group, n_next, n_rec, n_held = \
-            setup, left, holding, group, next_tile, rec, held
+        n_setup, n_left, n_holding, n_next, n_rec, n_held = \
+            setup, left, holding, next_tile, rec, held
         if en and setup == "TILE" and next_tile < n_tiles:
             n_left, n_next, n_rec = len(works[next_tile]), next_tile + 1, (next_tile, 0)
             n_setup = "RECORD" if works[next_tile] else "EMPTY"
         elif en and setup == "EMPTY":
-            issue, n_setup = (rec[0], None, True, groups - 1), "TILE"
+            issue, n_setup = (rec[0], None, True), "TILE"
         elif en and setup == "RECORD":
             if holding:
-                issue = (*held, left == 0 and group == groups - 1, group)
-                n_group = group + 1
-                if group == groups - 1:
-                    n_holding = False
-                    n_setup = "TILE" if left == 0 else setup
-            if left and (not holding or group == groups - 1):
-                n_held, n_holding, n_group, n_left = rec, True, 0, left - 1
+                issue, n_holding = (*held, left == 0), False
+                n_setup = "TILE" if left == 0 else setup
+            if left:
+                n_held, n_holding, n_left = rec, True, left - 1
                 n_rec = (rec[0], rec[1] + 1)
-        n_s1, n_collect = (issue if en else s1), collect
-        if en and s1 is not None and s1[3] == groups - 1:
-            n_collect = s1[:3]
-        elif transfer:
-            n_collect = None
+        n_pipe, n_collect = pipe, collect
+        if en:
+            n_pipe, n_collect = [issue] + pipe[:-1], pipe[-1]
         n_offer = collect if transfer else (None if take else offer)
 
         # The pending tile and the read-out.
@@ -196,9 +194,9 @@ def _run_cycles(works: list[list[int]], groups: int) -> int:
         if finish:
             n_pend, n_wbank = (wbank, 0), 1 - wbank
 
-        setup, left, holding, group, next_tile, rec, held = \
-            n_setup, n_left, n_holding, n_group, n_next, n_rec, n_held
-        s1, collect, offer = n_s1, n_collect, n_offer
+        setup, left, holding, next_tile, rec, held = \
+            n_setup, n_left, n_holding, n_next, n_rec, n_held
+        pipe, collect, offer = n_pipe, n_collect, n_offer
         state, remaining, cur = n_state, n_remaining, n_cur
         pend, reading, read_bank, pixel, wbank = n_pend, n_reading, n_bank, n_pixel, n_wbank
         cycle += 1

@@ -12,7 +12,7 @@ from accelsmith.flows.sim import simulate
 from accelsmith.generators import write_design
 from accelsmith.hdl.gaussian import TileRasteriser
 from accelsmith.models.gaussian import fixed, records
-from accelsmith.models.gaussian.hardware import RasteriserTiming
+from accelsmith.models.gaussian.hardware import RasteriserTiming, setup_latency
 from accelsmith.registry import generator
 
 from .conftest import CONFIGS
@@ -180,14 +180,17 @@ def test_manifest_states_streams_and_timing(tmp_path):
     assert (skip["geometry"]["subtile"], skip["geometry"]["cycles_per_subtile"]) == (4, 1)
     timing = RasteriserTiming(64)
     assert timing.work_cycles(10) == 4 * 10
-    assert timing.run_cycles([0]) == 4 + 265 + 15
+    # The tile beat and the record (or empty token) are taken, cross the set-up's stages, are
+    # offered and taken by the lanes.
+    stages = setup_latency(0)
+    assert timing.run_cycles([0]) == 2 + stages + 265 + 15
     # Two banks: a tile's read-out overlaps the next tile's entries, so two tiles cost less
-    # than twice one, and long tiles are bound by their entries, not their read-outs; the
-    # second long tile also waits a cycle for the set-up (its tile beat and first record).
+    # than twice one, and long tiles are bound by their entries, not their read-outs; the set-up
+    # runs ahead, so the second long tile's beat and first record cost only its take cycle.
     one = timing.run_cycles([10])
-    assert one == 4 + 4 + 1 + 40 + 8 + 256 + 15
+    assert one == 2 + stages + 1 + 1 + 40 + 8 + 256 + 15
     assert timing.run_cycles([10, 10]) == one + 256 + 1     # the second read-out waits
-    assert timing.run_cycles([100, 100]) == one - 40 + 400 + (1 + 1 + 400)
+    assert timing.run_cycles([100, 100]) == one - 40 + 400 + (1 + 400)
 
 
 def test_record_packing_refuses_values_outside_their_fields():

@@ -7,11 +7,12 @@ Dataflow (each box a pipelined unit; beats as in :mod:`accelsmith.models.gaussia
                                                                    |  (sums per pixel, RMW)
                       pixels <-- PixelNormaliser <-- drain --------+  accumulator memories
 
-* :class:`AxisSetup` computes a tile entry's axis terms once: A_i, B_i (i = 0..15 along the
-  columns) and C_j, dy_j (along the rows), ``16 / cycles_per_entry`` indices per cycle.
+* :class:`AxisSetup` computes a tile entry's axis terms once, one entry per cycle: A_i, B_i,
+  R_i (i = 0..15 along the columns) and C_j with the rows' saturation flags, by differences
+  from ten products per entry.
 * ``lanes`` :class:`PairEvaluator` lanes take a ``sqrt(lanes)``-square block of pixels per cycle;
-  each lane picks its column's A_i, B_i and its row's C_j, dy_j, so a pixel-Gaussian pair costs
-  one multiply (B_i dy_j) and two adds for the exponent.
+  each lane picks its column's terms and its row's, so a pixel-Gaussian pair's exponent costs
+  no multiply: A_i + C_j + R_i - B_i j (B_i j as shift-adds of the row's 4 bits).
 * The per-pixel sums live in one memory per lane, read-modified-written in one cycle.
 * After a tile's last entry, :class:`PixelNormaliser` reads the 256 sums out in raster order
   (clearing them), divides, blends and streams the pixels.
@@ -36,7 +37,7 @@ __all__ = ["TILE_LAYOUT", "RECORD_LAYOUT", "PIXEL_LAYOUT", "Exp2Table", "NegLog2
            "TileRasteriser", "RasteriserEngine"]
 
 TILE = fixed.TILE
-D_BITS = 22            # dx, dy: saturated to +-2^20 (Q.8)
+D_BITS = 22            # d_0: the first column's (row's) offset saturated to +-(2^20 + 2^12) (Q.8)
 QUAD_BITS = 40         # A, C: -(a dx^2) / 2 in Q.12, a < 2^26 and dx^2 < 2^41 before the shift
 B_BITS = 30            # B = -b dx in Q.12: |b| < 2^26, |dx| <= 2^20, shifted by 20
 R_BITS = 41            # R = round(B dy_0 / 2^8): |B| <= 2^26, |dy_0| <= 2^20 + 2^12
@@ -105,27 +106,31 @@ def _rshift_round_by(x, shift):
 class Exp2Table(wiring.Component):
     """2^(-y) for y >= 0 in Q.12, Q.16 out (:func:`~accelsmith.models.gaussian.fixed.exp2_neg`):
     the 257-entry table of 2^(-k/256) at the rounded fraction, shifted by the integer part; 0
-    beyond a shift of 16. Combinational (a ROM read and a shifter)."""
+    beyond a shift of 16. ``result`` is 2^(-y) for the ``y`` of the last cycle with ``en`` high:
+    a synchronous ROM read (a block RAM on FPGAs) and a shifter after it."""
 
     def __init__(self, y_bits: int):
-        super().__init__({"y": In(y_bits), "result": Out(17)})
+        super().__init__({"y": In(y_bits), "en": In(1), "result": Out(17)})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.rom = rom = memory.Memory(shape=17, depth=len(fixed.EXP_TABLE),
                                                init=[int(x) for x in fixed.EXP_TABLE])
-        port = rom.read_port(domain="comb")
+        port = rom.read_port()
         frac = fixed.POWER_FRAC
-        n = self.y >> frac
-        m.d.comb += port.addr.eq(_rshift_round(self.y[:frac], frac - 8))
-        m.d.comb += self.result.eq(Mux(n > 16, 0, port.data >> n[:5]))
+        n = Signal(len(self.y) - frac, reset_less=True)
+        with m.If(self.en):
+            m.d.sync += n.eq(self.y >> frac)
+        m.d.comb += [port.addr.eq(_rshift_round(self.y[:frac], frac - 8)), port.en.eq(self.en),
+                     self.result.eq(Mux(n > 16, 0, port.data >> n[:5]))]
         return m
 
 
 class NegLog2Table(wiring.Component):
     """-log2(1 - v) for v in Q.16, Q.12 out
     (:func:`~accelsmith.models.gaussian.fixed.neg_log2_one_minus`): the leading one of u = 1 - v
-    gives the integer part, the next 8 bits index a 256-entry table. Combinational."""
+    gives the integer part, the next 8 bits index a 256-entry table. ``result`` is for the ``v``
+    of the previous cycle (a synchronous ROM read, a block RAM on FPGAs)."""
 
     def __init__(self):
         super().__init__({"v": In(16), "result": Out(17)})
@@ -134,7 +139,7 @@ class NegLog2Table(wiring.Component):
         m = Module()
         m.submodules.rom = rom = memory.Memory(shape=fixed.LOG_FRAC + 1, depth=len(fixed.LOG_TABLE),
                                                init=[int(x) for x in fixed.LOG_TABLE])
-        port = rom.read_port(domain="comb")
+        port = rom.read_port()
         u = Signal(17)
         lz = Signal(range(17))     # 16 - position of u's leading one
         m.d.comb += u.eq(fixed.ONE16 - self.v)
@@ -142,8 +147,10 @@ class NegLog2Table(wiring.Component):
             with m.If(u[bit]):
                 m.d.comb += lz.eq(16 - bit)
         normal = Signal(17)
+        lz_read = Signal.like(lz, reset_less=True)
+        m.d.sync += lz_read.eq(lz)
         m.d.comb += [normal.eq(u << lz), port.addr.eq(normal[8:16]),
-                     self.result.eq((lz << fixed.LOG_FRAC) - port.data)]
+                     self.result.eq((lz_read << fixed.LOG_FRAC) - port.data)]
         return m
 
 
@@ -166,7 +173,7 @@ class SubtileTest(wiring.Component):
     (:func:`_cross`, no product) passed through the same exp and visibility arithmetic as the
     lanes. Pipelined: ``keep`` is the verdict on the terms presented ``LATENCY`` cycles with
     ``en`` high before (stages: the maxima and corners; the bound's exp argument; the exp
-    table; the opacity product and the compare)."""
+    table's read; its shift; the opacity product and the compare)."""
 
     LATENCY = hardware.SUBTILE_LATENCY
 
@@ -210,8 +217,8 @@ class SubtileTest(wiring.Component):
                 y = register(_exp_argument((-power)[:17]), f"y{sr}_{sc}")
                 exp = Exp2Table(17)
                 m.submodules[f"exp{sr}_{sc}"] = exp
-                m.d.comb += exp.y.eq(y)
-                e = register(exp.result, f"e{sr}_{sc}")
+                m.d.comb += [exp.y.eq(y), exp.en.eq(self.en)]
+                e = register(exp.result, f"e{sr}_{sc}")     # the table's read is a stage
                 with m.If(self.en):
                     m.d.sync += self.keep[sr * n + sc].eq(_visibility(opacity, e) != 0)
         return m
@@ -450,20 +457,20 @@ class PairEvaluator(wiring.Component):
         power = _clamp(s1["ac"] + s1["cross"], fixed.POWER_MIN, 0)
         s2 = stage(neg_power=(-power)[:17])
         s3 = stage(y=_exp_argument(s2["neg_power"]))
-        m.d.comb += exp.y.eq(s3["y"])
-        s4 = stage(e=exp.result)
-        s5 = stage(v=_visibility(s4["opacity"], s4["e"],
-                                 self._product(m, 0, s4["opacity"], s4["e"])))
-        m.d.comb += log.v.eq(s5["v"])
+        m.d.comb += [exp.y.eq(s3["y"]), exp.en.eq(1)]
+        stage()                                   # the exp table's read
+        s5 = stage(e=exp.result)
+        s6 = stage(v=_visibility(s5["opacity"], s5["e"],
+                                 self._product(m, 0, s5["opacity"], s5["e"])))
+        m.d.comb += log.v.eq(s6["v"])
         weight = Signal(17)
-        m.d.comb += weight.eq(Mux(s5["weight"] > fixed.ONE16, fixed.ONE16, s5["weight"]))
-        s6 = stage(vw=_rshift_round(self._product(m, 1, s5["v"], weight), 16)[:17],
-                   nlog=Mux(s5["v"] == 0, 0, log.result))
-        s7 = stage(**{f"cw{c}": self._product(m, 2 + c, s6["vw"], s6["colour"][c]) for c in range(3)},
-                   vw=s6["vw"], nlog=s6["nlog"])
+        m.d.comb += weight.eq(Mux(s6["weight"] > fixed.ONE16, fixed.ONE16, s6["weight"]))
+        s7 = stage(vw=_rshift_round(self._product(m, 1, s6["v"], weight), 16)[:17], v=s6["v"])
+        s8 = stage(**{f"cw{c}": self._product(m, 2 + c, s7["vw"], s7["colour"][c]) for c in range(3)},
+                   vw=s7["vw"], nlog=Mux(s7["v"] == 0, 0, log.result))
         assert len(stages) == self.LATENCY
-        m.d.comb += [self.out_valid.eq(s7["valid"]), self.vw.eq(s7["vw"]), self.nlog.eq(s7["nlog"])]
-        m.d.comb += [self.cw[c].eq(s7[f"cw{c}"]) for c in range(3)]
+        m.d.comb += [self.out_valid.eq(s8["valid"]), self.vw.eq(s8["vw"]), self.nlog.eq(s8["nlog"])]
+        m.d.comb += [self.cw[c].eq(s8[f"cw{c}"]) for c in range(3)]
         return m
 
 
@@ -498,25 +505,25 @@ class PixelNormaliser(wiring.Component):
         first = Signal(lay, reset_less=True)
         first_valid = Signal()
         s = self.sums.payload.sums
-        m.d.comb += exp.y.eq(s.s_log)
+        m.d.comb += [exp.y.eq(s.s_log), exp.en.eq(adv)]      # T is read while ``first`` holds
         with m.If(adv):
             m.d.sync += [first_valid.eq(self.sums.valid), first.zero.eq(s.s_w == 0),
-                         first.t.eq(exp.result), first.bg.eq(self.sums.payload.bg),
+                         first.bg.eq(self.sums.payload.bg),
                          first.den.eq(s.s_w << 1), first.q.eq(0)]
             m.d.sync += [first.rem[c].eq((s.s_cw[c] << 1) + s.s_w) for c in range(3)]
-        prev, prev_valid = first, first_valid
+        prev, prev_valid, prev_t = first, first_valid, exp.result
         for k in reversed(range(DIVIDER_BITS)):
             nxt = Signal(lay, name=f"div{k}", reset_less=True)
             nxt_valid = Signal(name=f"div{k}_valid")
             with m.If(adv):
-                m.d.sync += [nxt_valid.eq(prev_valid), nxt.zero.eq(prev.zero), nxt.t.eq(prev.t),
+                m.d.sync += [nxt_valid.eq(prev_valid), nxt.zero.eq(prev.zero), nxt.t.eq(prev_t),
                              nxt.bg.eq(prev.bg), nxt.den.eq(prev.den)]
                 for c in range(3):
                     trial = prev.rem[c] - (prev.den << k)
                     fits = ~trial[-1]
                     m.d.sync += [nxt.rem[c].eq(Mux(fits, trial, prev.rem[c])),
                                  nxt.q[c].eq(prev.q[c] | (fits << k))]
-            prev, prev_valid = nxt, nxt_valid
+            prev, prev_valid, prev_t = nxt, nxt_valid, nxt.t
         out = self.pixels.payload
         with m.If(adv):
             m.d.sync += self.pixels.valid.eq(prev_valid)

@@ -21,10 +21,10 @@ from .fixed import (CONIC_FRAC, DX_LIMIT, MEAN_FRAC, POWER_FRAC, rshift_round, s
                     subtile_keep_fixed)
 from .render import TILE
 
-PAIR_LATENCY = 7            # PairEvaluator: terms in -> summands out
+PAIR_LATENCY = 8            # PairEvaluator: terms in -> summands out
 NORMALISER_LATENCY = 16     # PixelNormaliser: sums accepted -> pixel valid
 TERM_STAGES = 5             # AxisSetup: its pipeline without skipping
-SUBTILE_LATENCY = 4         # SubtileTest: the stages skipping adds to it
+SUBTILE_LATENCY = 5         # SubtileTest: the stages skipping adds to it
 NETWORK_LATENCY = 8         # SorterNetwork: feature beat accepted -> weight offered
 PIXELS = TILE * TILE
 

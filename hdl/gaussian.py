@@ -170,10 +170,12 @@ class SubtileTest(wiring.Component):
     """The pair-skipping test of :func:`~accelsmith.models.gaussian.fixed.subtile_keep_fixed`:
     per ``size`` x ``size`` sub-tile (row-major), ``keep`` is low when no pixel of it can have
     v > 0 for this entry: the bound max A_i + max C_j + the largest corner round(B dy / 2^8)
-    (:func:`_cross`, no product) passed through the same exp and visibility arithmetic as the
-    lanes. Pipelined: ``keep`` is the verdict on the terms presented ``LATENCY`` cycles with
-    ``en`` high before (stages: the maxima and corners; the bound's exp argument; the exp
-    table's read; its shift; the opacity product and the compare)."""
+    (:func:`_cross`, no product), saturated like the lanes' power, against the opacity's
+    visibility threshold (:func:`~accelsmith.models.gaussian.hardware.visible_power_thresholds`,
+    a 65,536-entry ROM: v is monotone in the power, so this is the lanes' exp and visibility
+    test without an exp table or a product per sub-tile). Pipelined: ``keep`` is the verdict on
+    the terms presented ``LATENCY`` cycles with ``en`` high before (stages: the maxima, corners
+    and the threshold's read; the bounds; the compares)."""
 
     LATENCY = hardware.SUBTILE_LATENCY
 
@@ -206,21 +208,20 @@ class SubtileTest(wiring.Component):
         corner = {(i, j): register(_cross(self.b[i], self.r[i], j, self.hi[j], self.lo[j]),
                                    f"corner{i}_{j}")
                   for ci in range(n) for i in ends(ci) for cj in range(n) for j in ends(cj)}
-        opacity = self.opacity
-        for _ in range(self.LATENCY - 1):
-            opacity = register(opacity, "opacity")
+        m.submodules.thresholds = rom = memory.Memory(
+            shape=signed(18), depth=fixed.ONE16,
+            init=[int(x) for x in hardware.visible_power_thresholds()])
+        port = rom.read_port()
+        m.d.comb += [port.addr.eq(self.opacity), port.en.eq(self.en)]
+        threshold = register(port.data, "threshold")
         for sr in range(n):
             for sc in range(n):
-                bound = max_a[sc] + max_c[sr] + largest([corner[i, j] for i in ends(sc)
-                                                          for j in ends(sr)])
-                power = _clamp(bound, fixed.POWER_MIN, 0)
-                y = register(_exp_argument((-power)[:17]), f"y{sr}_{sc}")
-                exp = Exp2Table(17)
-                m.submodules[f"exp{sr}_{sc}"] = exp
-                m.d.comb += [exp.y.eq(y), exp.en.eq(self.en)]
-                e = register(exp.result, f"e{sr}_{sc}")     # the table's read is a stage
+                bound = register(max_a[sc] + max_c[sr] + largest([corner[i, j] for i in ends(sc)
+                                                                  for j in ends(sr)]),
+                                 f"bound{sr}_{sc}")
                 with m.If(self.en):
-                    m.d.sync += self.keep[sr * n + sc].eq(_visibility(opacity, e) != 0)
+                    m.d.sync += self.keep[sr * n + sc].eq(
+                        _clamp(bound, fixed.POWER_MIN, 0) >= threshold)
         return m
 
 

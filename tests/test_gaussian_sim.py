@@ -140,6 +140,22 @@ def test_axis_terms_by_differences_are_exact_at_the_field_ends():
         _check_differences(fv, np.arange(n), tx, ty)
 
 
+def test_visible_power_thresholds_are_the_visibility_test():
+    """The sub-tile test's threshold ROM: for every opacity, v > 0 exactly from its threshold up
+    (v is monotone in the power, so the two ends suffice), or never."""
+    from accelsmith.models.gaussian.hardware import NEVER_VISIBLE, visible_power_thresholds
+
+    thr = visible_power_thresholds()
+    opacity = np.arange(fixed.ONE16)
+    never = thr == NEVER_VISIBLE
+    assert never.sum() == 258 and not (fixed.visibility_fixed(opacity[never], 0) > 0).any()
+    o, t = opacity[~never], thr[~never]
+    assert (fixed.visibility_fixed(o, t) > 0).all()
+    assert not (fixed.visibility_fixed(o, np.maximum(t - 1, fixed.POWER_MIN)) > 0).any()
+    for p in (fixed.POWER_MIN, -40000, -1234, 0):       # and at fixed powers, every opacity
+        assert ((fixed.visibility_fixed(opacity, p) > 0) == (p >= thr)).all(), p
+
+
 class _WrongBlend(TileRasteriser):
     """Blends by coverage while its manifest says ``authors``."""
 

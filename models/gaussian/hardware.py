@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import (CONIC_FRAC, DX_LIMIT, MEAN_FRAC, POWER_FRAC, rshift_round, sat,
-                    subtile_keep_fixed)
+from .fixed import (CONIC_FRAC, DX_LIMIT, MEAN_FRAC, ONE16, POWER_FRAC, POWER_MIN, rshift_round,
+                    sat, subtile_keep_fixed, visibility_fixed)
 from .render import TILE
 
 PAIR_LATENCY = 8            # PairEvaluator: terms in -> summands out
 NORMALISER_LATENCY = 16     # PixelNormaliser: sums accepted -> pixel valid
 TERM_STAGES = 5             # AxisSetup: its pipeline without skipping
-SUBTILE_LATENCY = 5         # SubtileTest: the stages skipping adds to it
+SUBTILE_LATENCY = 3         # SubtileTest: the stages skipping adds to it
 NETWORK_LATENCY = 8         # SorterNetwork: feature beat accepted -> weight offered
 PIXELS = TILE * TILE
 
@@ -267,3 +267,24 @@ def cross_terms(terms: dict):
     inside = r_i - b_i * np.arange(TILE)[None, :, None]
     edge = b_i << (DX_LIMIT.bit_length() - 1 - MEAN_FRAC)
     return np.where(terms["hi"][:, :, None], edge, np.where(terms["lo"][:, :, None], -edge, inside))
+
+
+#: :func:`visible_power_thresholds` for an opacity that no power makes visible
+NEVER_VISIBLE = 1
+
+
+def visible_power_thresholds():
+    """For every opacity (Q.16, 0..65535), the smallest power p in [POWER_MIN, 0] (Q.12) with
+    ``visibility_fixed(opacity, p) > 0``, or NEVER_VISIBLE: v is monotone in p, so the sub-tile
+    test's ``visibility(opacity, sat(bound)) > 0`` is ``sat(bound) >= threshold[opacity]``, a
+    compare instead of an exp table and a product per sub-tile."""
+    opacity = np.arange(ONE16, dtype=np.int64)
+    lo = np.full(ONE16, POWER_MIN, np.int64)        # v = 0 at POWER_MIN (exp underflows)
+    hi = np.zeros(ONE16, np.int64)
+    assert not visibility_fixed(opacity, lo).any()
+    visible = visibility_fixed(opacity, hi) > 0
+    while (hi - lo > 1).any():                      # invariant: v(lo) = 0, v(hi) > 0 if visible
+        mid = (lo + hi) // 2
+        up = visibility_fixed(opacity, mid) > 0
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    return np.where(visible, hi, NEVER_VISIBLE)

@@ -199,12 +199,12 @@ def test_manifest_states_streams_and_timing(tmp_path):
     # The tile beat and the record (or empty token) are taken, cross the set-up's stages, are
     # offered and taken by the lanes.
     stages = setup_latency(0)
-    assert timing.run_cycles([0]) == 2 + stages + 265 + 15
+    assert timing.run_cycles([0]) == 2 + stages + timing.flush + 256 + 16
     # Two banks: a tile's read-out overlaps the next tile's entries, so two tiles cost less
     # than twice one, and long tiles are bound by their entries, not their read-outs; the set-up
     # runs ahead, so the second long tile's beat and first record cost only its take cycle.
     one = timing.run_cycles([10])
-    assert one == 2 + stages + 1 + 1 + 40 + 8 + 256 + 15
+    assert one == 2 + stages + 1 + 1 + 40 + timing.flush + 256 + 15
     assert timing.run_cycles([10, 10]) == one + 256 + 1     # the second read-out waits
     assert timing.run_cycles([100, 100]) == one - 40 + 400 + (1 + 400)
 

@@ -624,7 +624,8 @@ class SorterNetwork(wiring.Component):
                     m.d.comb += [self.mul_x[slot].eq(h[i]), self.mul_y[slot].eq(prm.w[slot])]
                     terms.append(self.mul_p[slot])
                     slot += 1
-                acc.append(register(sum(terms) + prm.b[bias], f"acc{layer}_{j}", signed(34)))
+                acc.append(register(_summed(m, terms + [prm.b[bias]], f"sum{layer}_{j}"),
+                                    f"acc{layer}_{j}", signed(34)))
                 bias += 1
             valid = advance(valid, f"acc{layer}")
             frac = prm.frac[layer]

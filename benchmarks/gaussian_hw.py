@@ -9,6 +9,11 @@ come from ``subtile_keep_fixed``, the NumPy form of the hardware's skipping test
 ``docs/results/gaussian_hw.json``, ``.md`` and ``gaussian_hw.png``.
 
     python benchmarks/gaussian_hw.py [--scene ../shared/data/test_garden.npz] [--cameras 0 1 2]
+        [--synth CONFIG=REPORT.json ...]
+
+``--synth`` adds the FPGA figures of ``accelsmith synth CONFIG --target ecp5-85f --json
+REPORT.json`` (slow: a Yosys and nextpnr run of a whole rasteriser takes most of an hour) and
+the frame rate at the clock nextpnr achieved.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from accelsmith.config import load
+from accelsmith.generators.gaussian import subtile_of
 from accelsmith.models.gaussian import fixed
 from accelsmith.models.gaussian.hardware import RasteriserTiming
 from accelsmith.models.gaussian.pipeline import load_scene
@@ -125,17 +132,41 @@ def write_markdown(data: dict, path: Path):
     path.write_text("\n".join(lines))
 
 
+def synth_section(data: dict) -> list[str]:
+    """The rasterisers' FPGA figures from ``accelsmith synth`` reports, with the frame rate at
+    the achieved clock."""
+    if not data.get("synth"):
+        return []
+    cams = list(data["cameras"].values())
+    lines = ["## On the ECP5-85F", "",
+             "`accelsmith synth CONFIG --target ecp5-85f --seed 1 --clock-ns 20 --json R.json` "
+             "(the rasteriser core behind the flow's scan harness; LUTs are nextpnr's "
+             "TRELLIS_COMB cells after packing, of 83,640; 156 MULT18X18D, 208 DP16KD):", "",
+             "| config | lanes, sub-tile | network | LUTs | FFs | DSPs | BRAMs | fits | Fmax (MHz) | "
+             "FPS at Fmax (worst camera) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, rep in data["synth"].items():
+        f, key = rep["figures"], rep["cycles_key"]
+        cyc = max(c["frame_cycles"][key] for c in cams)
+        lanes, sub = key.split("/")
+        fmax = f.get("fmax_mhz")
+        lines.append(f"| {name} | {lanes}, {'none' if sub == '0' else sub + 'x' + sub} | "
+                     f"{'yes' if rep['network'] else 'no'} | "
+                     f"{f['luts']:,} ({f['luts_pct']:.0f} %) | {f['ffs']:,} | {f['dsps']} | "
+                     f"{f['brams']} | {'yes' if f['fits'] else 'no'} | "
+                     f"{fmax if fmax else '-'} | {f'{fmax * 1e6 / cyc:.1f}' if fmax else '-'} |")
+    notes = sorted({n for rep in data["synth"].values() for n in rep.get("notes", [])
+                    if "does not fit" in n or "abc" in n})
+    return lines + [""] + [f"* {n}" for n in notes] + ([""] if notes else [])
+
+
 def fps_section(data: dict) -> list[str]:
-    """FPS from the cycles at a clock (no Fmax is measured yet: the rasteriser does not fit
-    the ECP5-85F), the clock each frame rate needs, bytes per frame against the board's
-    memory, and the anchors beside them."""
+    """FPS from the cycles at a clock, the clock each frame rate needs, bytes per frame against
+    the board's memory, and the anchors beside them."""
     cams = list(data["cameras"].values())
     worst = {k: max(c["frame_cycles"][k] for c in cams) for k in cams[0]["frame_cycles"]}
-    lines = ["## Frame rate", "",
-             "From the slowest of the cameras' cycle counts. No clock is measured for the "
-             "rasteriser yet: on the ECP5-85F it does not fit (594 MULT18X18D of 156 for the "
-             "16-lane 8x8 configuration, docs/gaussian.md), so the table gives the rate at a "
-             "clock and the clock a rate needs.", "",
+    lines = synth_section(data) + ["## Frame rate", "",
+             "From the slowest of the cameras' cycle counts, at a clock, and the clock a rate "
+             "needs (the achieved clocks are in the section above).", "",
              "| lanes | sub-tile | cycles per frame | FPS at 100 MHz | FPS at 1 GHz | MHz for 30 FPS | "
              "MHz for 60 FPS |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, cyc in worst.items():
@@ -192,10 +223,22 @@ def main(argv=None) -> int:
     ap.add_argument("--scene", default=str(ROOT.parent / "shared" / "data" / "test_garden.npz"))
     ap.add_argument("--cameras", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--synth", nargs="*", default=[], metavar="CONFIG=REPORT",
+                    help="accelsmith synth --json reports of gaussian configs")
     args = ap.parse_args(argv)
+    synth = {}
+    for item in args.synth:
+        name, _, report = item.partition("=")
+        cfg = load(name)
+        if cfg.family != "gaussian" or not report:
+            ap.error(f"--synth {item}: expected GAUSSIAN_CONFIG=REPORT.json")
+        rep = json.loads(Path(report).read_text())
+        rep["cycles_key"] = f"{cfg['lanes']}/{subtile_of(cfg)}"
+        rep["network"] = cfg["network"]
+        synth[Path(name).stem] = rep
     scene, cams = load_scene(args.scene)
     data = {"date": time.strftime("%Y-%m-%d"), "scene": Path(args.scene).name,
-            "width": cams[0].width, "height": cams[0].height, "cameras": {}}
+            "width": cams[0].width, "height": cams[0].height, "cameras": {}, "synth": synth}
     for c in args.cameras:
         t0 = time.monotonic()
         data["cameras"][str(c)] = camera_figures(scene, cams[c])

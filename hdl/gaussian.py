@@ -25,7 +25,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accelsmith.models.gaussian import fixed, hardware
-from .arith import csd_digits
+from .arith import carry_chain_sum, const_product
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
 from accelsmith.models.gaussian.records import (ENTRY_FIELDS, NET_BIASES, NET_FRAC_BITS,
                                                 NET_LAYERS, NET_SIZES, NET_WEIGHTS, PIXEL_FIELDS,
@@ -154,38 +154,14 @@ class NegLog2Table(wiring.Component):
         return m
 
 
-def _summed(m, terms, name="sum"):
-    """The sum of ``terms`` as a balanced tree of two-input adders whose partial sums are kept
-    wires, exact. Yosys would merge a sum of several operands into a carry-save tree of LUTs;
-    two-input adders map to the FPGA's carry chains, about a quarter fewer logic cells on
-    ECP5."""
-    terms = [Value.cast(t) for t in terms]
-    if not terms:
-        return C(0)
-    while len(terms) > 1:
-        paired = []
-        for x, y in zip(terms[0::2], terms[1::2]):
-            partial = Signal((x + y).shape(), name=name, attrs={"keep": 1})
-            m.d.comb += partial.eq(x + y)
-            paired.append(partial)
-        terms = paired + terms[len(paired) * 2:]
-    return terms[0]
-
-
-def _times(m, x, k: int, name="product"):
-    """``x * k`` for a constant ``k`` >= 0 as :func:`~accelsmith.hdl.arith.const_product`'s
-    signed digits, summed on carry chains (:func:`_summed`)."""
-    return _summed(m, [(x << s) if sign > 0 else -(x << s) for s, sign in csd_digits(k)], name)
-
-
 def _cross(m, b, r, j, hi, lo):
     """round(B_i dy_j / 2^8) (:func:`~accelsmith.models.gaussian.hardware.cross_terms`): R_i - B_i j
     inside the saturation (B_i j as shifts and adds over the bits of ``j``, constant bits
     folded), +-(B_i << 12) in rows saturated high / low."""
     if isinstance(j, int):
-        bj = _times(m, b, j, "bj")
+        bj = const_product(b, j, m, "bj")
     else:
-        bj = _summed(m, [Mux(j[k], b << k, 0) for k in range(len(j))], "bj")
+        bj = carry_chain_sum(m, [Mux(j[k], b << k, 0) for k in range(len(j))], "bj")
     edge = b << (fixed.DX_LIMIT.bit_length() - 1 - fixed.MEAN_FRAC)
     return Mux(hi, edge, Mux(lo, -edge, r - bj))
 
@@ -355,7 +331,8 @@ class AxisSetup(wiring.Component):
                        f=Cat(C(0, frac), b[:k_bits]), **flags)
         h = s2["bdx"] + (1 << (shift - 1))
         rem = Cat(h[:shift], C(0, 1)).as_signed()
-        m_i = {f"m{k}": (-((rem - _times(m, s2["f"], k, "kf")) >> shift))[:4] for k in range(TILE)}
+        m_i = {f"m{k}": (-((rem - const_product(s2["f"], k, m, "kf")) >> shift))[:4]
+               for k in range(TILE)}
         v3, s3 = stage("s3", v2, **{n: s2[n] for n in (*entry, *flags)}, a=s2["a"], b=s2["b"],
                        c=s2["c"], dy0=s2["dy0"], adx=s2["adx"], cdy=s2["cdy"], bdx=s2["bdx"],
                        bdy=s2["bdy"], kbdy=s2["kbdy"],
@@ -365,12 +342,14 @@ class AxisSetup(wiring.Component):
         sums = {}
         for k in range(TILE):
             for t, s0, d in (("a", "as0", "adx"), ("c", "cs0", "cdy")):
-                sums[f"p{t}{k}"] = _summed(m, [s3[s0], -_times(m, s3[d], 2 * k, f"k{d}"),
-                                               _times(m, s3[t], k * k << frac, f"kk{t}")], f"p{t}")
-            sums[f"pb{k}"] = s3["bdx"] - _times(m, s3["b"], k << frac, "kb")
-            sums[f"pr{k}"] = _summed(m, [_times(m, s3["kbdy"], k, "kkbdy"), -s3["q0dy"],
-                                         _summed(m, [Mux(s3[f"m{k}"][n], s3["dy0"] << n, 0)
-                                                     for n in range(4)], "mdy")], "pr")
+                sums[f"p{t}{k}"] = carry_chain_sum(m, [
+                    s3[s0], -const_product(s3[d], 2 * k, m, f"k{d}"),
+                    const_product(s3[t], k * k << frac, m, f"kk{t}")], f"p{t}")
+            sums[f"pb{k}"] = s3["bdx"] - const_product(s3["b"], k << frac, m, "kb")
+            m_dy0 = carry_chain_sum(m, [Mux(s3[f"m{k}"][n], s3["dy0"] << n, 0) for n in range(4)],
+                                    "mdy")
+            sums[f"pr{k}"] = carry_chain_sum(m, [const_product(s3["kbdy"], k, m, "kkbdy"),
+                                                 -s3["q0dy"], m_dy0], "pr")
         v4, s4 = stage("s4", v3, **{n: s3[n] for n in (*entry, *flags)}, a=s3["a"], b=s3["b"],
                        c=s3["c"], bdy=s3["bdy"], **sums)
         terms = {}
@@ -624,7 +603,7 @@ class SorterNetwork(wiring.Component):
                     m.d.comb += [self.mul_x[slot].eq(h[i]), self.mul_y[slot].eq(prm.w[slot])]
                     terms.append(self.mul_p[slot])
                     slot += 1
-                acc.append(register(_summed(m, terms + [prm.b[bias]], f"sum{layer}_{j}"),
+                acc.append(register(carry_chain_sum(m, terms + [prm.b[bias]], f"sum{layer}_{j}"),
                                     f"acc{layer}_{j}", signed(34)))
                 bias += 1
             valid = advance(valid, f"acc{layer}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from amaranth import *
 
-__all__ = ["adder_tree", "carry_chain_sum", "csd_digits", "const_product"]
+__all__ = ["adder_tree", "carry_chain_sum", "csd_digits", "const_product", "multiples",
+           "quadratic_series"]
 
 
 def adder_tree(terms):
@@ -66,3 +67,32 @@ def const_product(x, k: int, m=None, name="product"):
     if m is not None:
         return carry_chain_sum(m, terms, name)
     return adder_tree(terms) if terms else Const(0)
+
+
+def multiples(m, x, count: int, name="multiple"):
+    """``[k * x for k in range(count)]`` as shifts and one adder per odd ``k`` > 1 (2k x is k x
+    shifted, (2k + 1) x = 2k x + x): depth log2(count), kept wires of ``m``."""
+    out = [Const(0), Value.cast(x)]
+    for k in range(2, count):
+        out.append(out[k // 2] << 1 if k % 2 == 0 else carry_chain_sum(m, [out[k - 1], x], name))
+    return out[:count]
+
+
+def quadratic_series(m, y, z, count: int = 16, group: int = 4, name="series"):
+    """``[k * k * z - k * y for k in range(count)]`` by differences, the products of none: the
+    values at multiples b of ``group`` as constant shift-adds, the others along their group as
+    P[b + q] = P[b + q - 1] + (z - y + (2 b + 2 q - 2) z). About 1.7 adders per value, depth
+    ``group`` + 2 adders; kept wires of ``m``."""
+    first = carry_chain_sum(m, [z, -y], name)               # P[1] - P[0]
+    out = []
+    for b in range(0, count, group):
+        value = Const(0) if b == 0 else carry_chain_sum(
+            m, [const_product(z, b * b, m, name), -const_product(y, b, m, name)], name)
+        step = first if b == 0 else carry_chain_sum(m, [first, const_product(z, 2 * b, m, name)], name)
+        out.append(value)
+        for q in range(1, min(group, count - b)):
+            delta = step if q == 1 else carry_chain_sum(m, [step, const_product(z, 2 * q - 2, m, name)],
+                                                         name)
+            value = carry_chain_sum(m, [value, delta], name)
+            out.append(value)
+    return out

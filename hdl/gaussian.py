@@ -25,7 +25,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accelsmith.models.gaussian import fixed, hardware
-from .arith import carry_chain_sum, const_product
+from .arith import carry_chain_sum, const_product, multiples, quadratic_series
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
 from accelsmith.models.gaussian.records import (ENTRY_FIELDS, NET_BIASES, NET_FRAC_BITS,
                                                 NET_LAYERS, NET_SIZES, NET_WEIGHTS, PIXEL_FIELDS,
@@ -169,13 +169,17 @@ def _cross(m, b, r, j, hi, lo):
 class SubtileTest(wiring.Component):
     """The pair-skipping test of :func:`~accelsmith.models.gaussian.fixed.subtile_keep_fixed`:
     per ``size`` x ``size`` sub-tile (row-major), ``keep`` is low when no pixel of it can have
-    v > 0 for this entry: the bound max A_i + max C_j + the largest corner round(B dy / 2^8)
-    (:func:`_cross`, no product), saturated like the lanes' power, against the opacity's
-    visibility threshold (:func:`~accelsmith.models.gaussian.hardware.visible_power_thresholds`,
-    a 65,536-entry ROM: v is monotone in the power, so this is the lanes' exp and visibility
-    test without an exp table or a product per sub-tile). Pipelined: ``keep`` is the verdict on
-    the terms presented ``LATENCY`` cycles with ``en`` high before (stages: the maxima, corners
-    and the threshold's read; the bounds; the compares)."""
+    v > 0 for this entry. The bound max A_i + max C_j + the largest corner round(B dy / 2^8) is
+    computed as :func:`~accelsmith.models.gaussian.hardware.subtile_bounds_by_selection` does:
+    the largest A_i (C_j) of a range is the one at the index nearest the mean (``nx``, ``ny``)
+    clamped to it, and of a column's two row corners the sign of B_i picks the larger, so each
+    sub-tile compares two corners (:func:`_cross`, no product). The bound, saturated like the
+    lanes' power, is compared with the opacity's visibility threshold
+    (:func:`~accelsmith.models.gaussian.hardware.visible_power_thresholds`, a 65,536-entry ROM:
+    v is monotone in the power, so this is the lanes' exp and visibility test without an exp
+    table or a product per sub-tile). Pipelined: ``keep`` is the verdict on the terms presented
+    ``LATENCY`` cycles with ``en`` high before (stages: the selections, corners and the
+    threshold's read; the bounds; the compares)."""
 
     LATENCY = hardware.SUBTILE_LATENCY
 
@@ -183,7 +187,8 @@ class SubtileTest(wiring.Component):
         self.size = size
         self.count = (TILE // size) ** 2
         super().__init__({**{k: In(data.ArrayLayout(v, TILE)) for k, v in TERM_SHAPES.items()},
-                          "opacity": In(16), "en": In(1), "keep": Out(self.count)})
+                          "nx": In(4), "ny": In(4), "opacity": In(16), "en": In(1),
+                          "keep": Out(self.count)})
 
     def elaborate(self, platform):
         m = Module()
@@ -195,19 +200,27 @@ class SubtileTest(wiring.Component):
                 m.d.sync += reg.eq(value)
             return reg
 
-        def largest(values):
-            best = values[0]
-            for v in values[1:]:
-                best = Mux(v > best, v, best)
-            return best
+        def nearest(terms, near, k):
+            """terms[clamp(near, first, last)] over sub-tile range k."""
+            first, last = k * size, (k + 1) * size - 1
+            pick = terms[last]
+            for i in reversed(range(first, last)):
+                pick = Mux(near <= i, terms[i], pick)
+            return pick
 
-        ends = lambda k: (k * size, (k + 1) * size - 1)      # noqa: E731
-        span = lambda k: range(k * size, (k + 1) * size)     # noqa: E731
-        max_a = [register(largest([self.a[i] for i in span(k)]), f"max_a{k}") for k in range(n)]
-        max_c = [register(largest([self.c[j] for j in span(k)]), f"max_c{k}") for k in range(n)]
-        corner = {(i, j): register(_cross(m, self.b[i], self.r[i], j, self.hi[j], self.lo[j]),
-                                   f"corner{i}_{j}")
-                  for ci in range(n) for i in ends(ci) for cj in range(n) for j in ends(cj)}
+        max_a = [register(nearest(self.a, self.nx, k), f"max_a{k}") for k in range(n)]
+        max_c = [register(nearest(self.c, self.ny, k), f"max_c{k}") for k in range(n)]
+        corner = {}
+        for sc in range(n):
+            for i in (sc * size, (sc + 1) * size - 1):
+                b, falling = self.b[i], self.b[i][-1]          # B_i < 0: the last row is larger
+                # R_i - B_i j at j = j0 + (size - 1) [B_i < 0]: the row offset folded into R_i
+                r = self.r[i] - Mux(falling, const_product(b, size - 1, m, "bspan"), 0)
+                for sr in range(n):
+                    j0, j1 = sr * size, (sr + 1) * size - 1
+                    hi = Mux(falling, self.hi[j1], self.hi[j0])
+                    lo = Mux(falling, self.lo[j1], self.lo[j0])
+                    corner[i, sr] = register(_cross(m, b, r, j0, hi, lo), f"corner{i}_{sr}")
         m.submodules.thresholds = rom = memory.Memory(
             shape=signed(18), depth=fixed.ONE16,
             init=[int(x) for x in hardware.visible_power_thresholds()])
@@ -216,8 +229,8 @@ class SubtileTest(wiring.Component):
         threshold = register(port.data, "threshold")
         for sr in range(n):
             for sc in range(n):
-                bound = register(max_a[sc] + max_c[sr] + largest([corner[i, j] for i in ends(sc)
-                                                                  for j in ends(sr)]),
+                left, right = corner[sc * size, sr], corner[(sc + 1) * size - 1, sr]
+                bound = register(max_a[sc] + max_c[sr] + Mux(right > left, right, left),
                                  f"bound{sr}_{sc}")
                 with m.If(self.en):
                     m.d.sync += self.keep[sr * n + sc].eq(
@@ -317,6 +330,9 @@ class AxisSetup(wiring.Component):
                      bg=Cat(tile.bg_r, tile.bg_g, tile.bg_b))
         d0 = {axis: _clamp(mean - (t << (4 + frac)) - half, -hardware.D0_LIMIT, hardware.D0_LIMIT)
               for axis, mean, t in (("x", rec.mean_x, tile.tx), ("y", rec.mean_y, tile.ty))}
+        # the column (row) nearest the mean, for the sub-tile test's maxima
+        entry.update({f"n{axis}": _clamp((d + half) >> frac, 0, TILE - 1)[:4]
+                      for axis, d in d0.items()})
         v1, s1 = stage("s1", issue, **entry, a=rec.conic_a, b=rec.conic_b, c=rec.conic_c,
                        dx0=d0["x"][:D_BITS].as_signed(), dy0=d0["y"][:D_BITS].as_signed())
         dx0, dy0, b = s1["dx0"], s1["dy0"], s1["b"]
@@ -331,36 +347,44 @@ class AxisSetup(wiring.Component):
                        f=Cat(C(0, frac), b[:k_bits]), **flags)
         h = s2["bdx"] + (1 << (shift - 1))
         rem = Cat(h[:shift], C(0, 1)).as_signed()
-        m_i = {f"m{k}": (-((rem - const_product(s2["f"], k, m, "kf")) >> shift))[:4]
-               for k in range(TILE)}
+        # m_i <= i (f < 2^20), so it has i's bit length
+        m_i = {f"m{k}": (-((rem - const_product(s2["f"], k, m, "kf")) >> shift))[:k.bit_length()]
+               for k in range(1, TILE)}
+        # The index series by differences: k^2 (2^8 a) - k (2 a d_0) for A (C likewise), k b and
+        # k (k_b dy_0) for B and R.
+        series = {}
+        for t, d in (("a", "adx"), ("c", "cdy")):
+            series.update({f"p{t}{k}": p for k, p in enumerate(quadratic_series(
+                m, s2[d] << 1, s2[t] << frac, TILE, name=f"p{t}"))})
+        series.update({f"kb{k}": p for k, p in enumerate(multiples(m, s2["b"], TILE, "kb"))})
+        series.update({f"kr{k}": p for k, p in enumerate(multiples(m, s2["kbdy"], TILE, "kr"))})
         v3, s3 = stage("s3", v2, **{n: s2[n] for n in (*entry, *flags)}, a=s2["a"], b=s2["b"],
-                       c=s2["c"], dy0=s2["dy0"], adx=s2["adx"], cdy=s2["cdy"], bdx=s2["bdx"],
-                       bdy=s2["bdy"], kbdy=s2["kbdy"],
+                       c=s2["c"], dy0=s2["dy0"], bdx=s2["bdx"], bdy=s2["bdy"],
                        as0=s2["a"] * _rshift_round(s2["sqx"], frac),
                        cs0=s2["c"] * _rshift_round(s2["sqy"], frac),
-                       q0dy=(h >> shift).as_signed() * s2["dy0"], **m_i)
+                       q0dy=(h >> shift).as_signed() * s2["dy0"], **m_i, **series)
+        # Per index one sum, its rounding and negation folded into a base shared by the indices:
+        # -round(x / 2^s) = ((2^(s-1) - 1) - x) >> s, round(x / 2^s) = (x + 2^(s-1)) >> s.
+        base = {t: carry_chain_sum(m, [C(c), -s3[x]], f"base_{t}")
+                for t, c, x in (("a", (1 << shift) - 1, "as0"), ("c", (1 << shift) - 1, "cs0"),
+                                ("b", (1 << (shift - 1)) - 1, "bdx"), ("r", half, "q0dy"))}
         sums = {}
         for k in range(TILE):
-            for t, s0, d in (("a", "as0", "adx"), ("c", "cs0", "cdy")):
-                sums[f"p{t}{k}"] = carry_chain_sum(m, [
-                    s3[s0], -const_product(s3[d], 2 * k, m, f"k{d}"),
-                    const_product(s3[t], k * k << frac, m, f"kk{t}")], f"p{t}")
-            sums[f"pb{k}"] = s3["bdx"] - const_product(s3["b"], k << frac, m, "kb")
-            m_dy0 = carry_chain_sum(m, [Mux(s3[f"m{k}"][n], s3["dy0"] << n, 0) for n in range(4)],
-                                    "mdy")
-            sums[f"pr{k}"] = carry_chain_sum(m, [const_product(s3["kbdy"], k, m, "kkbdy"),
-                                                 -s3["q0dy"], m_dy0], "pr")
+            for t in ("a", "c"):
+                sums[f"p{t}{k}"] = carry_chain_sum(m, [base[t], -s3[f"p{t}{k}"]], f"p{t}") >> (shift + 1)
+            sums[f"pb{k}"] = carry_chain_sum(m, [base["b"], s3[f"kb{k}"] << frac], "pb") >> shift
+            m_dy0 = [Mux(s3[f"m{k}"][n], s3["dy0"] << n, 0) for n in range(k.bit_length())]
+            sums[f"pr{k}"] = carry_chain_sum(m, [base["r"], s3[f"kr{k}"], *m_dy0], "pr") >> frac
+        edge_r = {t: (half + v) >> frac for t, v in (("hi", -s3["bdy"]), ("lo", s3["bdy"]))}
         v4, s4 = stage("s4", v3, **{n: s3[n] for n in (*entry, *flags)}, a=s3["a"], b=s3["b"],
-                       c=s3["c"], bdy=s3["bdy"], **sums)
+                       c=s3["c"], **{f"r{t}": v for t, v in edge_r.items()}, **sums)
         terms = {}
         for k in range(TILE):
             xsat, ysat = s4[f"xhi{k}"] | s4[f"xlo{k}"], s4[f"yhi{k}"] | s4[f"ylo{k}"]
-            terms[f"a{k}"] = Mux(xsat, -(s4["a"] << 11), -_rshift_round(s4[f"pa{k}"], shift + 1))
-            terms[f"c{k}"] = Mux(ysat, -(s4["c"] << 11), -_rshift_round(s4[f"pc{k}"], shift + 1))
-            terms[f"b{k}"] = Mux(s4[f"xhi{k}"], -s4["b"], Mux(s4[f"xlo{k}"], s4["b"],
-                                                             -_rshift_round(s4[f"pb{k}"], shift)))
-            terms[f"r{k}"] = _rshift_round(Mux(s4[f"xhi{k}"], -s4["bdy"],
-                                               Mux(s4[f"xlo{k}"], s4["bdy"], s4[f"pr{k}"])), frac)
+            terms[f"a{k}"] = Mux(xsat, -(s4["a"] << 11), s4[f"pa{k}"])
+            terms[f"c{k}"] = Mux(ysat, -(s4["c"] << 11), s4[f"pc{k}"])
+            terms[f"b{k}"] = Mux(s4[f"xhi{k}"], -s4["b"], Mux(s4[f"xlo{k}"], s4["b"], s4[f"pb{k}"]))
+            terms[f"r{k}"] = Mux(s4[f"xhi{k}"], s4["rhi"], Mux(s4[f"xlo{k}"], s4["rlo"], s4[f"pr{k}"]))
         out = Signal(TERMS_LAYOUT)
         for k in range(TILE):
             m.d.comb += [out.a[k].eq(terms[f"a{k}"]), out.b[k].eq(terms[f"b{k}"]),
@@ -370,13 +394,14 @@ class AxisSetup(wiring.Component):
         m.d.comb += [e.opacity.eq(s4["opacity"]), e.weight.eq(s4["weight"]),
                      e.colour.as_value().eq(s4["colour"]), e.has_entry.eq(s4["entry"]),
                      e.last.eq(s4["last"]), e.bg.as_value().eq(s4["bg"]), e.keep.eq(-1)]
-        v5, s5 = stage("s5", v4, terms=out)
+        v5, s5 = stage("s5", v4, terms=out, nx=s4["nx"], ny=s4["ny"])
         last = s5["terms"]
         if self.subtile:
             m.submodules.skip = skip = SubtileTest(self.subtile)
             for name in TERM_SHAPES:
                 m.d.comb += [getattr(skip, name)[k].eq(last[name][k]) for k in range(TILE)]
-            m.d.comb += [skip.opacity.eq(last.entry.opacity), skip.en.eq(en)]
+            m.d.comb += [skip.opacity.eq(last.entry.opacity), skip.nx.eq(s5["nx"]),
+                         skip.ny.eq(s5["ny"]), skip.en.eq(en)]
             v, regs = v5, last
             for n in range(SubtileTest.LATENCY - 1):
                 v, carried = stage(f"t{n + 1}", v, terms=regs)

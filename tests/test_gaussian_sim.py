@@ -95,7 +95,8 @@ def test_skipping_never_drops_a_contributing_pair():
 
 
 def _check_differences(fv, rows, tx, ty):
-    from accelsmith.models.gaussian.hardware import axis_terms_by_differences, cross_terms
+    from accelsmith.models.gaussian.hardware import (axis_terms_by_differences, cross_terms,
+                                                     subtile_bounds_by_selection)
 
     a, b, c, dy = fixed.axis_terms_fixed(fv, rows, tx, ty)
     terms = axis_terms_by_differences(fv, rows, tx, ty)
@@ -104,6 +105,9 @@ def _check_differences(fv, rows, tx, ty):
     assert ((terms["m"] >= 0) & (terms["m"] < 16)).all()
     want = fixed.rshift_round(b[:, None, :] * dy[:, :, None], 8)
     assert (cross_terms(terms) == want).all(), (tx, ty)
+    for size in (4, 8, 16):
+        assert (subtile_bounds_by_selection(terms, size)
+                == fixed.subtile_bounds_fixed(fv, rows, tx, ty, size)).all(), (size, tx, ty)
 
 
 @pytest.mark.skipif(not GARDEN.is_file(), reason=f"garden scene not found at {GARDEN}")
@@ -242,3 +246,53 @@ def test_tile_sums_give_render_fixed():
         part = img[ty * 16:(ty + 1) * 16, tx * 16:(tx + 1) * 16]
         np.testing.assert_array_equal(tile[:part.shape[0], :part.shape[1]], part)
     assert img.shape == (40, 72, 3) and img.any()
+
+
+def _subtile_unit_keeps(size, terms, opacity):
+    """``SubtileTest(size)`` in Amaranth's simulator, one entry per cycle: its keep bits."""
+    from amaranth.sim import Simulator
+
+    from accelsmith.hdl.gaussian import SubtileTest
+
+    dut = SubtileTest(size)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    n = len(opacity)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.en, 1)
+        for e in range(n + dut.LATENCY):
+            if e < n:
+                for name in ("a", "b", "c", "r", "hi", "lo"):
+                    for k in range(16):
+                        ctx.set(getattr(dut, name)[k], int(terms[name][e, k]))
+                ctx.set(dut.nx, int(terms["nx"][e, 0]))
+                ctx.set(dut.ny, int(terms["ny"][e, 0]))
+                ctx.set(dut.opacity, int(opacity[e]))
+            await ctx.tick()
+            if e >= dut.LATENCY - 1 and len(got) < n:
+                got.append(ctx.get(dut.keep))
+
+    sim.add_testbench(bench)
+    sim.run()
+    return np.array([[(k >> s) & 1 for s in range(dut.count)] for k in got], bool)
+
+
+@pytest.mark.skipif(not GARDEN.is_file(), reason=f"garden scene not found at {GARDEN}")
+@pytest.mark.parametrize("size", [4, 8])
+def test_subtile_test_unit_is_the_model(size):
+    """The hardware's sub-tile test (selections instead of maxima, two corners per sub-tile) keeps
+    exactly the sub-tiles of ``subtile_keep_fixed``, on the heaviest garden tile's entries and on
+    random opacities (most entries near the threshold)."""
+    from accelsmith.models.gaussian.hardware import axis_terms_by_differences
+
+    bins, fv, tiles = _garden_entries()
+    t, rows, tx, ty = max(tiles, key=lambda x: len(x[1]))
+    rows = rows[:300]
+    rng = np.random.default_rng(size)
+    fv.opacity[rows[::2]] = rng.integers(0, fixed.ONE16, len(rows[::2]))
+    terms = axis_terms_by_differences(fv, rows, tx, ty)
+    want = fixed.subtile_keep_fixed(fv, rows, tx, ty, size)
+    assert 0 < want.sum() < want.size
+    assert (_subtile_unit_keeps(size, terms, fv.opacity[rows]) == want).all()

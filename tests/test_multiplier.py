@@ -143,3 +143,33 @@ def test_const_product_is_exact_and_uses_canonical_digits(k):
     xs = [-(1 << 17), -1, 0, 1, (1 << 17) - 1, *np.random.default_rng(k).integers(-(1 << 17), 1 << 17, 200)]
     got = run_comb(dut, [[(dut.x, int(x))] for x in xs], lambda ctx: ctx.get(dut.y))
     assert got == [int(x) * k for x in xs]
+
+
+def test_multiples_and_quadratic_series_are_exact():
+    """The set-up's product-free series: k x and k^2 z - k y for k = 0..15, at the operands'
+    extremes and at random."""
+    from accelsmith.hdl.arith import multiples, quadratic_series
+
+    class Series(Elaboratable):
+        def __init__(self):
+            self.x, self.y, self.z = Signal(signed(30)), Signal(signed(49)), Signal(signed(35))
+            self.kx = [Signal(signed(34), name=f"kx{k}") for k in range(16)]
+            self.p = [Signal(signed(58), name=f"p{k}") for k in range(16)]
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += [s.eq(v) for s, v in zip(self.kx, multiples(m, self.x, 16))]
+            m.d.comb += [s.eq(v) for s, v in zip(self.p, quadratic_series(m, self.y, self.z))]
+            return m
+
+    dut = Series()
+    rng = np.random.default_rng(3)
+    ends = lambda bits: [-(1 << (bits - 1)), -1, 0, 1, (1 << (bits - 1)) - 1]      # noqa: E731
+    cases = [(x, y, z) for x, y, z in zip(ends(30), ends(49), ends(35)[::-1])]
+    cases += [(int(rng.integers(-(1 << 29), 1 << 29)), int(rng.integers(-(1 << 48), 1 << 48)),
+               int(rng.integers(-(1 << 34), 1 << 34))) for _ in range(100)]
+    got = run_comb(dut, [[(dut.x, x), (dut.y, y), (dut.z, z)] for x, y, z in cases],
+                   lambda ctx: ([ctx.get(s) for s in dut.kx], [ctx.get(s) for s in dut.p]))
+    for (x, y, z), (kx, p) in zip(cases, got):
+        assert kx == [k * x for k in range(16)]
+        assert p == [k * k * z - k * y for k in range(16)]

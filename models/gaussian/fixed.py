@@ -264,26 +264,31 @@ def to_float(img_q: np.ndarray) -> np.ndarray:
     return img_q / float(1 << COLOUR_FRAC)
 
 
-def subtile_keep_fixed(fv: FixedView, rows: np.ndarray, tx: int, ty: int, size: int) -> np.ndarray:
-    """The pair-skipping test: (len(rows), (16 / size)^2) booleans, sub-tiles row-major, False
-    where no pixel of the size x size sub-tile can have v > 0 for that Gaussian.
-
-    The bound: power(i, j) <= max_i A_i + max_j C_j + the largest round(B dy / 2^8) at the
+def subtile_bounds_fixed(fv: FixedView, rows: np.ndarray, tx: int, ty: int, size: int) -> np.ndarray:
+    """The pair-skipping test's bound on the power, (len(rows), (16 / size)^2), sub-tiles
+    row-major: power(i, j) <= max_i A_i + max_j C_j + the largest round(B dy / 2^8) at the
     sub-tile's four corners (B_i and dy_j are monotone in i and j, so the bilinear B dy peaks at
-    a corner of their box), and v is monotone in power; so a sub-tile whose bound gives v = 0
-    holds no pair that contributes, and skipping it never changes the image."""
+    a corner of their box)."""
     rows = np.asarray(rows, np.int64)
     n = TILE // size
     a_i, b_i, c_j, dy = axis_terms_fixed(fv, rows, tx, ty)
-    keep = np.zeros((len(rows), n * n), bool)
+    bound = np.zeros((len(rows), n * n), np.int64)
     for sr in range(n):
         js = slice(sr * size, (sr + 1) * size)
         for sc in range(n):
             i0, i1 = sc * size, (sc + 1) * size - 1
             corners = [rshift_round(b_i[:, i] * dy[:, j], MEAN_FRAC)
                        for i in (i0, i1) for j in (js.start, js.stop - 1)]
-            bound = (a_i[:, i0:i1 + 1].max(axis=1) + c_j[:, js].max(axis=1)
-                     + np.max(corners, axis=0))
-            v = visibility_fixed(fv.opacity[rows], sat(bound, POWER_MIN, 0))
-            keep[:, sr * n + sc] = v > 0
-    return keep
+            bound[:, sr * n + sc] = (a_i[:, i0:i1 + 1].max(axis=1) + c_j[:, js].max(axis=1)
+                                     + np.max(corners, axis=0))
+    return bound
+
+
+def subtile_keep_fixed(fv: FixedView, rows: np.ndarray, tx: int, ty: int, size: int) -> np.ndarray:
+    """The pair-skipping test: (len(rows), (16 / size)^2) booleans, sub-tiles row-major, False
+    where no pixel of the size x size sub-tile can have v > 0 for that Gaussian: v is monotone
+    in the power, so a sub-tile whose bound (:func:`subtile_bounds_fixed`) gives v = 0 holds no
+    pair that contributes, and skipping it never changes the image."""
+    rows = np.asarray(rows, np.int64)
+    bound = subtile_bounds_fixed(fv, rows, tx, ty, size)
+    return visibility_fixed(fv.opacity[rows, None], sat(bound, POWER_MIN, 0)) > 0

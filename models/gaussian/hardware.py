@@ -230,7 +230,9 @@ def axis_terms_by_differences(fv, rows, tx: int, ty: int) -> dict:
       2^8 b = k_b 2^20 + f (0 <= f < 2^20) and b d_0 + 2^19 = q_0 2^20 + rem, B_i = -(q_0 - i k_b
       - m_i) with m_i = ceil((i f - rem) / 2^20) in 0..15, so B_i dy_0 = -q_0 dy_0 + i (k_b dy_0)
       + m_i dy_0 (a 4-bit multiple); saturated columns -+(b dy_0);
-    * ``hi``, ``lo``: rows saturated to +2^20 / -2^20.
+    * ``hi``, ``lo``: rows saturated to +2^20 / -2^20;
+    * ``nx``, ``ny`` (``(len(rows), 1)``): the column (row) whose pixel centre is nearest the
+      mean, round(d_0 / 2^8) clamped to 0..15 (:func:`subtile_bounds_by_selection`).
 
     d_0 (dy_0) is the first column's (row's) offset saturated to +-D0_LIMIT, which no index
     inside the saturation notices."""
@@ -256,7 +258,38 @@ def axis_terms_by_differences(fv, rows, tx: int, ty: int) -> dict:
     b_dy0 = -q0 * dy0 + k * (kb * dy0) + m_i * dy0
     b_dy0 = np.where(hi["x"], -(b * dy0), np.where(lo["x"], b * dy0, b_dy0))
     return {"a": a_i, "b": b_i, "c": c_j, "r": rshift_round(b_dy0, MEAN_FRAC),
-            "hi": hi["y"], "lo": lo["y"], "m": m_i}
+            "hi": hi["y"], "lo": lo["y"], "m": m_i,
+            **{f"n{axis}": nearest_index(d0[axis]) for axis in d0}}
+
+
+def nearest_index(d0):
+    """The index i in 0..15 whose offset d_0 - 2^8 i is smallest in magnitude."""
+    return np.clip((d0 + (1 << (MEAN_FRAC - 1))) >> MEAN_FRAC, 0, TILE - 1)
+
+
+def subtile_bounds_by_selection(terms: dict, size: int):
+    """:func:`~accelsmith.models.gaussian.fixed.subtile_bounds_fixed` the way the hardware's
+    sub-tile test computes it, with selections where the model takes maxima, exact because:
+
+    * A_i = -round(a round(d_i^2 / 2^8) / 2^21) with a >= 0 (saturated: d_i = +-2^20) does not
+      grow with |d_i|, so the largest A_i of a column range is at the index nearest the mean,
+      ``nx`` clamped to the range (C_j likewise with ``ny``);
+    * the corner term round(B_i dy_j / 2^8) at a column i is monotone in the saturated dy_j,
+      which falls with j: the larger of the two row corners is the range's first row where
+      B_i >= 0 and its last where B_i < 0. So two corners per sub-tile remain, not four."""
+    n = TILE // size
+    cross = cross_terms(terms)                         # (entries, rows j, columns i)
+    entries = np.arange(len(terms["a"]))
+    bound = np.zeros((len(entries), n * n), np.int64)
+    for sr in range(n):
+        j0, j1 = sr * size, (sr + 1) * size - 1
+        max_c = terms["c"][entries, np.clip(terms["ny"][:, 0], j0, j1)]
+        for sc in range(n):
+            i0, i1 = sc * size, (sc + 1) * size - 1
+            max_a = terms["a"][entries, np.clip(terms["nx"][:, 0], i0, i1)]
+            corners = [cross[entries, np.where(terms["b"][:, i] < 0, j1, j0), i] for i in (i0, i1)]
+            bound[:, sr * n + sc] = max_a + max_c + np.maximum(*corners)
+    return bound
 
 
 def cross_terms(terms: dict):

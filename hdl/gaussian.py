@@ -549,9 +549,13 @@ class PixelNormaliser(wiring.Component):
                 m.d.sync += [nxt_valid.eq(prev_valid), nxt.zero.eq(prev.zero), nxt.t.eq(prev_t),
                              nxt.bg.eq(prev.bg), nxt.den.eq(prev.den)]
                 for c in range(3):
-                    trial = prev.rem[c] - (prev.den << k)
+                    # rem < den 2^(k+1) here (the quotient has 14 bits), so the trial subtraction
+                    # needs only the remainder's bits k .. k + 33
+                    rem_hi = prev.rem[c][k:k + len(prev.den) + 1]
+                    trial = rem_hi - prev.den
                     fits = ~trial[-1]
-                    m.d.sync += [nxt.rem[c].eq(Mux(fits, trial, prev.rem[c])),
+                    m.d.sync += [nxt.rem[c].eq(Cat(prev.rem[c][:k], Mux(fits, trial[:len(rem_hi)],
+                                                                         rem_hi))),
                                  nxt.q[c].eq(prev.q[c] | (fits << k))]
             prev, prev_valid, prev_t = nxt, nxt_valid, nxt.t
         out = self.pixels.payload

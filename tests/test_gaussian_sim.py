@@ -296,3 +296,57 @@ def test_subtile_test_unit_is_the_model(size):
     want = fixed.subtile_keep_fixed(fv, rows, tx, ty, size)
     assert 0 < want.sum() < want.size
     assert (_subtile_unit_keeps(size, terms, fv.opacity[rows]) == want).all()
+
+
+@pytest.mark.parametrize("blend", ["coverage", "authors"])
+def test_pixel_normaliser_unit_is_the_model(blend):
+    """``PixelNormaliser`` (the divider with its remainder cut to the bits a 14-bit quotient
+    needs, the blend) equals ``blend_fixed`` on sums at the ends of their ranges and at random,
+    with backpressure."""
+    from amaranth.sim import Simulator
+
+    from accelsmith.hdl.gaussian import PixelNormaliser
+
+    rng = np.random.default_rng(11)
+    n = 400
+    s_w = np.concatenate([[0, 1, 1, 2, (1 << 32) - 1, (1 << 32) - 1, (1 << 31) + 7],
+                          rng.integers(1, 1 << 32, n // 2), rng.integers(1, 1 << 12, n // 2)])
+    n = len(s_w)
+    top = s_w * (fixed.ONE16 // 4 - 1)                        # mean colour at most 2^14 - 1
+    s_cw = np.stack([np.where(rng.random(n) < 0.2, rng.choice([0, 1], n) * top,
+                              (rng.random(n) * (top + 1)).astype(np.int64)) for _ in range(3)], 1)
+    s_cw = np.minimum(s_cw, top[:, None])
+    s_log = np.where(rng.random(n) < 0.2, rng.choice([0, (1 << 32) - 1, 1 << 16], n),
+                     rng.integers(0, 1 << 18, n))
+    bg = rng.integers(0, fixed.ONE16, 3)
+    want = fixed.blend_fixed(s_w, s_cw, s_log, blend, bg)
+    dut = PixelNormaliser(blend)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    got = []
+
+    async def bench(ctx):
+        sent = 0
+        for _ in range(4 * n + 100):
+            offer = sent < n
+            ctx.set(dut.sums.valid, int(offer))
+            if offer:
+                p = dut.sums.payload
+                ctx.set(p.sums.s_w, int(s_w[sent]))
+                ctx.set(p.sums.s_log, int(s_log[sent]))
+                for c in range(3):
+                    ctx.set(p.sums.s_cw[c], int(s_cw[sent, c]))
+                    ctx.set(p.bg[c], int(bg[c]))
+            ctx.set(dut.pixels.ready, int(rng.random() < 0.7))
+            taken = offer and ctx.get(dut.sums.ready)
+            if ctx.get(dut.pixels.valid) and ctx.get(dut.pixels.ready):
+                px = dut.pixels.payload
+                got.append([ctx.get(px.r), ctx.get(px.g), ctx.get(px.b)])
+            await ctx.tick()
+            sent += int(bool(taken))
+            if len(got) == n:
+                break
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert (np.array(got) == want).all()

@@ -644,13 +644,17 @@ class SorterNetwork(wiring.Component):
                 valid = advance(valid, f"h{layer}")
         limit = 8 << fixed.ACT_FRAC
         z = _clamp(_rshift_round_by(acc[0], prm.frac[NET_LAYERS - 1]), -limit, limit - 1)
-        pos = register(z + limit, "pos", unsigned(12))
+        pos_next = Signal(12)
+        m.d.comb += pos_next.eq(z + limit)
+        pos = register(pos_next, "pos")
         valid = advance(valid, "pos")
 
+        # The sigmoid table is read as ``pos`` is registered (a block RAM's two read ports).
         m.submodules.sigmoid = table = memory.Memory(
             shape=16, depth=len(fixed.SIG_TABLE), init=[int(x) for x in fixed.SIG_TABLE])
-        lo_port, hi_port = table.read_port(domain="comb"), table.read_port(domain="comb")
-        m.d.comb += [lo_port.addr.eq(pos[4:]), hi_port.addr.eq(pos[4:] + 1),
+        lo_port, hi_port = table.read_port(), table.read_port()
+        m.d.comb += [lo_port.addr.eq(pos_next[4:]), hi_port.addr.eq(pos_next[4:] + 1),
+                     lo_port.en.eq(adv), hi_port.en.eq(adv),
                      self.mul_x[slot].eq(hi_port.data - lo_port.data), self.mul_y[slot].eq(pos[:4])]
         weight = lo_port.data + _rshift_round(self.mul_p[slot], 4)
         with m.If(adv):

@@ -79,8 +79,34 @@ def _rshift_round(x, s):
     return (x + (1 << (s - 1))) >> s
 
 
+def _below(x, lo: int):
+    """x < lo; for lo = -2^k or 0 as bit tests (x's bits from k up not all ones, with x
+    negative), which Yosys otherwise maps to a carry chain."""
+    x = Value.cast(x)
+    signed_x = x.shape().signed
+    if lo <= 0 and (-lo) & (-lo - 1) == 0:
+        if not signed_x:
+            return C(0)
+        if lo == 0:
+            return x[-1]
+        k = (-lo).bit_length() - 1
+        return x[-1] & ~x[k:].all() if k < len(x) - 1 else C(0)
+    return x < lo
+
+
+def _above(x, hi: int):
+    """x > hi; for hi = 2^k - 1 (0 included) as bit tests (x non-negative with a bit from k up)."""
+    x = Value.cast(x)
+    if hi >= 0 and (hi + 1) & hi == 0:
+        k, stop = hi.bit_length(), len(x) - x.shape().signed
+        if k >= stop:
+            return C(0)
+        return (~x[-1] if x.shape().signed else C(1)) & x[k:stop].any()
+    return x > hi
+
+
 def _clamp(x, lo, hi):
-    return Mux(x < lo, lo, Mux(x > hi, hi, x))
+    return Mux(_below(x, lo), lo, Mux(_above(x, hi), hi, x))
 
 
 def _exp_argument(neg_power):

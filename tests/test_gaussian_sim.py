@@ -350,3 +350,44 @@ def test_pixel_normaliser_unit_is_the_model(blend):
     sim.add_testbench(bench)
     sim.run()
     assert (np.array(got) == want).all()
+
+
+def test_constant_compares_are_the_compares():
+    """``_below`` / ``_above`` (bit tests for the clamps' power-of-two bounds) equal ``<`` / ``>``
+    for every value of small signed and unsigned operands and every kind of bound."""
+    from amaranth import Elaboratable, Module, Shape, Signal
+    from amaranth.sim import Simulator
+
+    from accelsmith.hdl.gaussian import _above, _below
+
+    shapes = [Shape(6, True), Shape(6, False), Shape(9, True), Shape(1, True), Shape(2, False)]
+    cases = [(_below, s, c) for s in shapes for c in (0, -1, -2, -4, -16, -32, -64, -3, 5)]
+    cases += [(_above, s, c) for s in shapes for c in (0, 1, 3, 7, 15, 31, 63, 2, -1, 255)]
+
+    class Compares(Elaboratable):
+        def __init__(self):
+            self.x = {s: Signal(s) for s in shapes}
+            self.out = [(Signal(), Signal()) for _ in cases]
+
+        def elaborate(self, platform):
+            m = Module()
+            for (f, s, c), (got, want) in zip(cases, self.out):
+                x = self.x[s]
+                m.d.comb += [got.eq(f(x, c)), want.eq(x < c if f is _below else x > c)]
+            return m
+
+    dut = Compares()
+    bad = []
+
+    async def bench(ctx):
+        for v in range(-256, 512):
+            for s, x in dut.x.items():
+                lo, hi = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
+                ctx.set(x, min(max(v, lo), hi))
+            bad.extend((case, v) for case, (got, want) in zip(cases, dut.out)
+                       if ctx.get(got) != ctx.get(want))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not bad, bad[:5]

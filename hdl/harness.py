@@ -18,15 +18,23 @@ class ScanHarness(wiring.Component):
     ``sdo`` otherwise, so every output is registered and observable. Paths into and out of the
     core therefore start and end at flip-flops, as they would inside a larger design.
 
+    A ``stall_free`` core's ``en`` is tied high, as the shells drive it.
+
     Overhead (included in the reported figures): one flip-flop per core input bit
     (``in_bits``) and one flip-flop plus a 2:1 multiplexer per core output bit (``out_bits``).
     """
 
     def __init__(self, core: wiring.Component):
         self.core = core
-        self.inputs, self.outputs = [], []
-        for _path, member, value in core.signature.flatten(core):
+        self.inputs, self.outputs, self.tied = [], [], []
+        # Every shell holds a stall-free core's ``en`` high (see tensor_engine), so the harness
+        # does too: from a scan bit it would be a clock enable on every register of the core.
+        tie_en = getattr(core, "stall_free", False)
+        for path, member, value in core.signature.flatten(core):
             value = value.as_value() if hasattr(value, "as_value") else value
+            if tie_en and path == ("en",):
+                self.tied.append(value)
+                continue
             (self.inputs if member.flow == wiring.In else self.outputs).append(value)
         self.in_bits = sum(len(v) for v in self.inputs)
         self.out_bits = sum(len(v) for v in self.outputs)
@@ -35,6 +43,7 @@ class ScanHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = self.core
+        m.d.comb += [value.eq(1) for value in self.tied]
         chain_in = Signal(self.in_bits)
         m.d.sync += chain_in.eq(Cat(self.sdi, chain_in[:-1]))
         offset = 0

@@ -146,40 +146,38 @@ def _delay(m, core, value, depth, shape, name):
 
 
 def _operand_registers(m, core, port, pattern):
-    """The first register of each operand on ``core``'s ``port``, named ``pattern.format(x)``.
-    A ``stall_free`` core registers the payload as it is and zeroes the register's output where
-    its ``step`` input (registered beside it) said the step was not real, so a shell's stream
-    handshake drives one flip-flop rather than every operand bit."""
+    """The operands on ``core``'s ``port`` after their register(s), the first named
+    ``pattern.format(x)``. A ``stall_free`` core registers the payload and its ``step`` input as
+    they are, then loads a second register with the payload, or zero where the step was not
+    real (:attr:`_OutputStationaryCore.edge`): a shell's stream handshake drives one flip-flop
+    rather than every operand bit, and that flip-flop drives only the multiplexers of these
+    registers, so no path leaves it for the datapath behind them."""
     values, shape = getattr(core, port), getattr(core, f"{port}_shape")
     regs = [_enabled_reg(m, core, values[x], shape, pattern.format(x)) for x in range(len(values))]
     if "step" not in core.signature.members:
         return regs
-    real = Signal(name=f"{port}_step")
-    m.d.sync += real.eq(core.step)
-    return [Mux(real, r, 0) for r in regs]
+    real = _registered(m, core, core.step, f"{port}_step")
+    return [_enabled_reg(m, core, Mux(real, r, 0), shape, pattern.format(x) + "_z")
+            for x, r in enumerate(regs)]
 
 
 def _skewed_operands(m, core, port, name):
     """Operand ``x`` on ``core``'s ``port`` after ``x + 1`` registers (``{name}{x}_d0`` on), as a
-    systolic array's edge takes them. A ``stall_free`` core zeroes each with the ``step`` bit
-    delayed alike by a step chain (``{port}_step_d{x}``), so a shell's stream handshake drives
-    one flip-flop rather than a whole edge (compare :func:`_operand_registers`): operand 0 behind
-    its register, the others as a synchronous reset of the last register of their chain, each
-    step bit driving the operands of one delay."""
+    systolic array's edge takes them. A ``stall_free`` core delays the ``step`` bit alike by a
+    step chain (``{port}_step_d{x}``) and gives every operand one more register (``..._z``) that
+    loads it, or zero where its step was not real, so a shell's stream handshake drives one
+    flip-flop rather than a whole edge, each step bit drives the multiplexers of one operand's
+    register, and no step bit reaches the datapath combinationally (compare
+    :func:`_operand_registers`)."""
     values, shape = getattr(core, port), getattr(core, f"{port}_shape")
     stepped = "step" in core.signature.members
     out, real = [], getattr(core, "step", None)
     for x in range(len(values)):
-        value = _delay(m, core, values[x], x, shape, f"{name}{x}")
-        if not stepped:
-            out.append(_enabled_reg(m, core, value, shape, f"{name}{x}_d{x}"))
-        elif x == 0:
-            real = _registered(m, core, real, f"{port}_step_d0")
-            out.append(Mux(real, _enabled_reg(m, core, value, shape, f"{name}0_d0"), 0))
-        else:
-            out.append(_enabled_reg(m, core, Mux(real, value, 0), shape, f"{name}{x}_d{x}"))
-            if x + 1 < len(values):
-                real = _registered(m, core, real, f"{port}_step_d{x}")
+        value = _delay(m, core, values[x], x + 1, shape, f"{name}{x}")
+        if stepped:
+            real = _registered(m, core, real, f"{port}_step_d{x}")
+            value = _enabled_reg(m, core, Mux(real, value, 0), shape, f"{name}{x}_z")
+        out.append(value)
     return out
 
 
@@ -217,6 +215,9 @@ class _OutputStationaryCore(wiring.Component):
             raise ValueError(f"dsp {dsp!r}: None, or 'ecp5' with mac 'baseline' and pipeline 2 or 3")
         self.pipeline, self.dsp = pipeline, dsp
         self.stall_free = pipeline > 0
+        # The register behind which a stall-free core zeroes the operands of steps that were not
+        # real (see _operand_registers): one tick of latency in front of the pipeline stages.
+        self.edge = 1 if self.stall_free else 0
         self.m_tile, self.n_tile, self.k_per_step = m_tile, n_tile, k_per_step
         self.a_shape, self.b_shape, self.acc_shape = a_shape, b_shape, acc_shape
         self.datapath = BitWeightDatapath(mac, a_shape, b_shape, acc_shape, encoding, compressor)
@@ -282,7 +283,7 @@ class _OutputStationaryCore(wiring.Component):
             # The products once more, so they cross from a DSP column to accumulators placed far
             # from it in a tick of their own.
             rows = [_registered(m, self, v, f"{name}_prod_rr{x}") for x, v in enumerate(rows)]
-        first = token(stages)
+        first = token(stages + self.edge)
         out_s, out_c = self.acc_sum[i][j], self.acc_carry[i][j]
         if self.result_buffer:
             acc_s = Signal(out_s.shape(), name=f"acc_{i}_{j}")
@@ -322,21 +323,21 @@ class SystolicOSArray(_OutputStationaryCore):
     ``j`` ticks at the edge (input skew inside the core), so PE (i, j) multiplies A[i, k] by
     B[k, j] at tick ``k + i + j + 1`` and adds the product to its own accumulator.
 
-    MACs per tick: ``rows * cols``. Latency: ``rows + cols - 1 + pipeline`` ticks after the
-    last step.
+    MACs per tick: ``rows * cols``. Latency: ``rows + cols - 1 + pipeline`` ticks after the last
+    step, one more when pipelined (the zeroing edge register, see :func:`_skewed_operands`).
     """
 
     def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
                  result_buffer=False, compressor="dadda", pipeline=0, dsp=None):
         super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding,
                          result_buffer=result_buffer, compressor=compressor, pipeline=pipeline, dsp=dsp)
-        self.latency = rows + cols - 1 + pipeline
+        self.latency = rows + cols - 1 + pipeline + self.edge
 
     def elaborate(self, platform):
         m = Module()
         R, C = self.m_tile, self.n_tile
         # The tile token reaches PE (i, j) with its step's operands, i + j + 1 ticks later.
-        tokens = self._first_tokens(m, R + C - 1 + self.pipeline)
+        tokens = self._first_tokens(m, R + C - 1 + self.pipeline + self.edge)
         a_in = [[None] * C for _ in range(R)]
         b_in = [[None] * C for _ in range(R)]
         a_edge, b_edge = _skewed_operands(m, self, "a", "a_skew"), _skewed_operands(m, self, "b", "b_skew")
@@ -361,18 +362,18 @@ class BroadcastMatrix(_OutputStationaryCore):
     each B value along its column, so the whole outer product of one step lands in one tick.
 
     MACs per tick: ``rows * cols``. Latency: ``1 + pipeline`` ticks (the operand registers, then
-    the pipeline stages).
+    the pipeline stages), one more when pipelined (the zeroing edge register).
     """
 
     def __init__(self, rows, cols, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
                  result_buffer=False, compressor="dadda", pipeline=0, dsp=None):
         super().__init__(rows, cols, 1, a_shape, b_shape, acc_shape, mac, encoding,
                          result_buffer=result_buffer, compressor=compressor, pipeline=pipeline, dsp=dsp)
-        self.latency = 1 + pipeline
+        self.latency = 1 + pipeline + self.edge
 
     def elaborate(self, platform):
         m = Module()
-        tokens = self._first_tokens(m, 1 + self.pipeline)
+        tokens = self._first_tokens(m, 1 + self.pipeline + self.edge)
         a, b = _operand_registers(m, self, "a", "a_{}"), _operand_registers(m, self, "b", "b_{}")
         # A row's PEs see the same value: one encoder per row (synthesis would merge copies).
         digits = [self.datapath.encode(m, a[i], f"enc{i}") for i in range(self.m_tile)]
@@ -387,19 +388,19 @@ class Cube(_OutputStationaryCore):
     tick: ``n*n`` dot products of length ``n`` (adder trees) added to ``n*n`` accumulators.
 
     MACs per tick: ``n**3``. Latency: ``1 + pipeline`` ticks (the operand registers, then the
-    pipeline stages).
+    pipeline stages), one more when pipelined (the zeroing edge register).
     """
 
     def __init__(self, n, a_shape, b_shape, acc_shape, mac="baseline", encoding="booth",
                  result_buffer=False, compressor="dadda", pipeline=0, dsp=None):
         super().__init__(n, n, n, a_shape, b_shape, acc_shape, mac, encoding,
                          result_buffer=result_buffer, compressor=compressor, pipeline=pipeline, dsp=dsp)
-        self.latency = 1 + pipeline
+        self.latency = 1 + pipeline + self.edge
 
     def elaborate(self, platform):
         m = Module()
         n = self.m_tile
-        tokens = self._first_tokens(m, 1 + self.pipeline)
+        tokens = self._first_tokens(m, 1 + self.pipeline + self.edge)
         a, b = _operand_registers(m, self, "a", "a_{}"), _operand_registers(m, self, "b", "b_{}")
         digits = [self.datapath.encode(m, a[x], f"enc{x}") for x in range(n * n)]
         for i in range(n):

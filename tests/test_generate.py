@@ -88,12 +88,13 @@ def test_manifest_contents(generated):
     ("matrix2d", {"rows": 3, "cols": 5}, 15, 1),
     ("tree", {"units": 3, "tree_k": 5}, 15, 2),
     ("cube", {"cube_n": 3}, 27, 1),
-    # Each pipeline stage adds one tick of latency and nothing to the throughput.
-    ("systolic_os", {"rows": 3, "cols": 5, "pipeline": 2}, 15, 9),
+    # Each pipeline stage adds one tick of latency and nothing to the throughput; pipelined
+    # output-stationary cores add one more, their zeroing edge register.
+    ("systolic_os", {"rows": 3, "cols": 5, "pipeline": 2}, 15, 10),
     ("systolic_ws", {"rows": 3, "cols": 5, "m_tile": 2, "pipeline": 1}, 15, 9),
-    ("matrix2d", {"rows": 3, "cols": 5, "pipeline": 1}, 15, 2),
+    ("matrix2d", {"rows": 3, "cols": 5, "pipeline": 1}, 15, 3),
     ("tree", {"units": 3, "tree_k": 5, "pipeline": 1}, 15, 3),
-    ("cube", {"cube_n": 3, "pipeline": 2}, 27, 3),
+    ("cube", {"cube_n": 3, "pipeline": 2}, 27, 4),
 ])
 def test_architectures_report_throughput(arch, extra, macs, latency):
     design = generator("bitweight").build(validate({"family": "bitweight", "architecture": arch, **extra}))

@@ -68,13 +68,15 @@ OUTPUT_STATIONARY = ("systolic_os", "matrix2d", "cube")
 def pipelined(arch, mac, target):
     """The FPGA-pipelined form of ``mac``: ``mac@pN`` (``@pN-ecp5``: the baseline's multipliers
     as ECP5 DSP blocks with their registers, output-stationary ones with one more product
-    register, on targets with DSPs)."""
+    register, on targets with DSPs; output-stationary carry-save modes with their digits
+    registered too)."""
     dsp = mac == "baseline" and target == "ecp5-85f"
     if arch == "tree":
         return "baseline@p2-ecp5" if dsp else f"{mac}@p1"
     if arch not in OUTPUT_STATIONARY:
         return f"{mac}@p1"
-    return "baseline@p3-ecp5" if dsp else f"{mac}@p2"
+    # Carry-save modes: p3 gives the digit selection its own tick (their fastest form).
+    return "baseline@p3-ecp5" if dsp else f"{mac}@p3"
 
 
 def config_of(arch, mac, size):

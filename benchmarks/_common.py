@@ -65,9 +65,12 @@ LUT_ONLY_TWIN = {"ecp5-85f": "ecp5-85f-nodsp"}
 
 
 def synth_row(config, variant: str, workdir, /, clock_ns: float = 5.0,
-              timeout_min: float | None = None, place: bool = True, **labels) -> dict:
+              timeout_min: float | None = None, place: bool = True, fpga_clock_ns: float | None = None,
+              seed: int = 1, **labels) -> dict:
     """Synthesise one config for one variant; the row holds ``labels``, the figures or the first
-    lines of the error (a tool stopped by ``timeout_min`` says so). ``place=False``: FPGA
+    lines of the error (a tool stopped by ``timeout_min`` says so). ``clock_ns``: the ASIC
+    clock; ``fpga_clock_ns``: nextpnr's constraint (default: the flow's), ``seed`` its placement
+    seed. ``place=False``: FPGA
     netlist only (see :func:`~accelsmith.flows.synth.synthesize`). The first three are
     positional-only, so a label may be called ``config``."""
     from accelsmith.flows import tools
@@ -80,8 +83,8 @@ def synth_row(config, variant: str, workdir, /, clock_ns: float = 5.0,
         with tools.time_limit(None if timeout_min is None else timeout_min * 60):
             report = synthesize(config, target, workdir,
                                 liberty=str(SKY130) if SKY130.exists() else None,
-                                clock_ns=clock_ns if target == "asic" else None, no_dsp=no_dsp,
-                                quiet=True, place=place)
+                                clock_ns=clock_ns if target == "asic" else fpga_clock_ns, no_dsp=no_dsp,
+                                quiet=True, place=place, seed=seed)
         row.update({k: v for k, v in report.figures.items() if not isinstance(v, dict)},
                    seconds=report.seconds, top=report.top, notes=report.notes)
     except tools.ToolError as exc:

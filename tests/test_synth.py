@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from amaranth import Value
+from amaranth.lib.wiring import In
+
 from accelsmith.config import validate
 from accelsmith.flows import tools
 from accelsmith.flows.synth import synthesize
@@ -141,3 +144,32 @@ def test_library_cells_of_sky130(sky130_liberty, tmp_path):
 
     assert _library_cells(_local_liberty(sky130_liberty, tmp_path)) == (
         "sky130_fd_sc_hd__inv_2", "sky130_fd_sc_hd__conb_1")
+
+
+
+@pytest.mark.parametrize("pipeline, tied", [(2, True), (0, False)])
+def test_scan_harness_ties_a_stall_free_cores_enable(pipeline, tied):
+    """A stall-free core's shell holds ``en`` high, so the harness does too (from a scan bit it
+    would be a clock enable on every register); other cores get ``en`` from the scan chain."""
+    from amaranth import signed
+    from amaranth.sim import Simulator
+
+    from accelsmith.hdl.harness import ScanHarness
+    from accelsmith.hdl.tensor_cores import SystolicOSArray
+
+    core = SystolicOSArray(2, 2, signed(8), signed(8), signed(24), mac="opt1", pipeline=pipeline)
+    harness = ScanHarness(core)
+    assert core.stall_free == tied
+    core_in_bits = sum(len(Value.cast(v)) for _, m, v in core.signature.flatten(core) if m.flow == In)
+    assert harness.in_bits == core_in_bits - tied       # en: tied, not a bit of the chain
+    seen = []
+
+    async def bench(ctx):
+        await ctx.tick()
+        seen.append(ctx.get(core.en))
+
+    sim = Simulator(harness)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [int(tied)]      # the scan chain's bits start at 0

@@ -70,9 +70,8 @@ def synth_row(config, variant: str, workdir, /, clock_ns: float = 5.0,
     """Synthesise one config for one variant; the row holds ``labels``, the figures or the first
     lines of the error (a tool stopped by ``timeout_min`` says so). ``clock_ns``: the ASIC
     clock; ``fpga_clock_ns``: nextpnr's constraint (default: the flow's), ``seed`` its placement
-    seed. ``place=False``: FPGA
-    netlist only (see :func:`~accelsmith.flows.synth.synthesize`). The first three are
-    positional-only, so a label may be called ``config``."""
+    seed. ``place=False``: FPGA netlist only (see :func:`~accelsmith.flows.synth.synthesize`).
+    The first three are positional-only, so a label may be called ``config``."""
     from accelsmith.flows import tools
     from accelsmith.flows.synth import synthesize
 

@@ -144,7 +144,8 @@ def _measure(job) -> dict:
     row = dict(placed[0], fmax_mhz=round(statistics.median(r["fmax_mhz"] for r in placed), 1))
     row["fmax_by_seed"] = {str(s): r.get("fmax_mhz") or r.get("error", "no clock")
                            for s, r in enumerate(runs, 1)}
-    row["notes"] = [n for n in row.get("notes", []) if not n.startswith("constraint")] + [
+    # The constraint note without its one seed ("constraint 166.667 MHz, nextpnr seed 1").
+    row["notes"] = [n.split(", nextpnr seed")[0] for n in row.get("notes", [])] + [
         f"Fmax: median over nextpnr seeds 1-{seeds} of those that routed ({len(placed)})"]
     return row
 
@@ -225,6 +226,8 @@ def main():
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds}: at least 1")
+    if args.fpga_clock_ns is not None and args.fpga_clock_ns <= 0:
+        parser.error(f"--fpga-clock-ns {args.fpga_clock_ns:g}: a clock period in ns, above 0")
     if args.redo and not args.resume:
         parser.error("--redo needs --resume")
     if unknown := [d for d in args.redo if d.partition("/")[0] not in MACS_BY_ARCHITECTURE]:
@@ -416,7 +419,8 @@ def _write(data, args):
                + (f" --skip {' '.join(args.skip)}" if args.skip else "")
                + (" --pipelined" if args.pipelined else "")
                + (f" --fpga-clock-ns {args.fpga_clock_ns:g}" if args.fpga_clock_ns else "")
-               + (f" --seeds {args.seeds}" if args.seeds > 1 else ""))
+               + (f" --seeds {args.seeds}" if args.seeds > 1 else "")
+               + (f" --timeout-min {args.timeout_min:g}" if args.timeout_min != 45 else ""))
     write(args.name, data, "\n".join(out), command)
 
 

@@ -118,6 +118,16 @@ def _target(text: str) -> str:
                                      + (f" Did you mean {hint!r}?" if hint else ""))
 
 
+def _period_ns(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}': a clock period in ns, a number above 0")
+    return value
+
+
 def _background(text: str):
     try:
         vals = [float(x) for x in text.split(",")]
@@ -243,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="asic (sky130 estimate), ecp5-85f (LFE5U-85F) or ice40-up5k")
     p.add_argument("--json", help="also write the report as JSON to this file")
     p.add_argument("--liberty", help="Liberty file for asic (default: sky130 HD from $PDK_ROOT)")
-    p.add_argument("--clock-ns", type=float, default=None,
+    p.add_argument("--clock-ns", type=_period_ns, default=None,
                    help="target clock period (asic: ABC -D and STA clock, default 5 ns; "
                         "FPGA: nextpnr constraint)")
     p.add_argument("--dont-use", metavar="PATTERNS",

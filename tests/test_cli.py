@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import CONFIGS, SKY130
 
 
@@ -88,3 +90,11 @@ def test_reference_config_by_name_from_anywhere(tmp_path):
 def test_synth_target_did_you_mean():
     proc = run("synth", "os_4x4_int8", "--target", "ecp5")
     assert proc.returncode == 2 and "Did you mean 'ecp5-85f'?" in proc.stderr
+
+
+@pytest.mark.parametrize("period", ["-1", "0", "nan", "inf", "fast"])
+def test_synth_rejects_a_clock_period_that_is_not_a_positive_number(period):
+    proc = run("synth", "os_4x4_int8", "--target", "ecp5-85f", f"--clock-ns={period}")
+    assert proc.returncode == 2
+    assert f"argument --clock-ns: '{period}': a clock period in ns, a number above 0" in proc.stderr
+    assert "Traceback" not in proc.stderr

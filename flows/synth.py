@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from amaranth.back import verilog
+from amaranth.back import rtlil
 
 from accelsmith.config import Config
 from accelsmith.registry import generator
@@ -205,9 +205,9 @@ GENERIC_NOTE = ("NOT an area or timing estimate: no Liberty found (give --libert
 
 def _asic_generic(design, workdir: Path, quiet) -> SynthReport:
     """Generic-gate counts for a machine without a Liberty: cells, transistors, logic levels."""
-    (workdir / "design.v").write_text(design.verilog())
+    (workdir / "design.il").write_text(design.rtlil())
     top = design.top
-    _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
+    _yosys(f"read_rtlil design.il\nsynth -flatten -top {top}\n"
            "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\ndelete t:$scopeinfo\n"
            "tee -q -o stat.json stat -json -tech cmos\ntee -q -o ltp.txt ltp -noff\n",
            workdir, "asic_generic", quiet)
@@ -223,7 +223,7 @@ def _asic_generic(design, workdir: Path, quiet) -> SynthReport:
 
 
 def _asic(design, workdir: Path, lib_src: Path, clock_ns, quiet, dont_use) -> SynthReport:
-    (workdir / "design.v").write_text(design.verilog())
+    (workdir / "design.il").write_text(design.rtlil())
     top = design.top
     lib = _local_liberty(lib_src, workdir)
     period_ns = clock_ns or 5.0
@@ -235,7 +235,7 @@ def _asic(design, workdir: Path, lib_src: Path, clock_ns, quiet, dont_use) -> Sy
     # added thousands of conb_1 cells to a 4x4 array).
     tie_map = f"hilomap -singleton -hicell {tie} HI -locell {tie} LO\n" if tie else ""
     excluded = "".join(f" -dont_use {pattern}" for pattern in dont_use)
-    _yosys(f"read_verilog design.v\nsynth -flatten -top {top}\n"
+    _yosys(f"read_rtlil design.il\nsynth -flatten -top {top}\n"
            f"dfflibmap -liberty {lib.name}{excluded}\n"
            f"abc -liberty {lib.name}{excluded} -constr abc.constr -D {period_ns * 1000:.0f} "
            f"-script {ABC_SCRIPT}\n"
@@ -307,11 +307,11 @@ ABC9_FALLBACK_NOTE = "LUTs mapped by classic abc (abc -lut 4:7), not abc9, which
 
 
 def _yosys_fpga(synth: str, top: str, workdir: Path, quiet: bool) -> list[str]:
-    """Yosys's FPGA mapping of ``design.v`` to ``design.json`` and ``stat.json``; returns notes
+    """Yosys's FPGA mapping of ``design.il`` to ``design.json`` and ``stat.json``; returns notes
     on how the LUTs were mapped when that is not ``synth``'s own abc9."""
     tail = "delete t:$scopeinfo\ntee -q -o stat.json stat -json\n"
     try:
-        _yosys(f"read_verilog design.v\n{synth} -top {top} -json design.json\n{tail}", workdir,
+        _yosys(f"read_rtlil design.il\n{synth} -top {top} -json design.json\n{tail}", workdir,
                "fpga", quiet)
         return []
     except tools.ToolError as exc:
@@ -321,7 +321,7 @@ def _yosys_fpga(synth: str, top: str, workdir: Path, quiet: bool) -> list[str]:
     _say("[synth] abc9 failed inside Yosys; mapping LUTs with classic abc instead", quiet)
     (workdir / "fpga.log").rename(workdir / "fpga_abc9_failed.log")
     first, rest = classic_abc_ecp5(top, synth)
-    _yosys(f"read_verilog design.v\n{synth} -top {top} {first}\n{rest} -json design.json\n{tail}",
+    _yosys(f"read_rtlil design.il\n{synth} -top {top} {first}\n{rest} -json design.json\n{tail}",
            workdir, "fpga", quiet)
     return [f"{ABC9_FALLBACK_NOTE} ({cause}; log fpga_abc9_failed.log)"]
 
@@ -332,7 +332,7 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -
     spec = FPGA[target]
     harness = ScanHarness(design.component)
     top = "harness"
-    (workdir / "design.v").write_text(verilog.convert(harness, name=top, emit_src=False))
+    (workdir / "design.il").write_text(rtlil.convert(harness, name=top, emit_src=False))
     synth = spec["synth_nodsp" if no_dsp else "synth"]
     mapper = _yosys_fpga(synth, top, workdir, quiet)
     stat = json.loads((workdir / "stat.json").read_text())["design"]["num_cells_by_type"]

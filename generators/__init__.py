@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from amaranth.lib import wiring
 
 from accelsmith.config import Param
@@ -158,6 +158,10 @@ class Design:
 
     def verilog(self) -> str:
         return verilog.convert(self.component, name=self.top, emit_src=False)
+
+    def rtlil(self) -> str:
+        """The design as Yosys's own netlist text, what the synthesis flows read."""
+        return rtlil.convert(self.component, name=self.top, emit_src=False)
 
 
 def ports_of(component: wiring.Component) -> list[dict]:

@@ -15,7 +15,8 @@ Dataflow (each box a pipelined unit; beats as in :mod:`accelsmith.models.gaussia
   no multiply: A_i + C_j + R_i - B_i j (B_i j as shift-adds of the row's 4 bits).
 * The per-pixel sums live in one memory per lane, read-modified-written in one cycle.
 * After a tile's last entry, :class:`PixelNormaliser` reads the 256 sums out in raster order
-  (clearing them), divides, blends and streams the pixels.
+  (a slot not written since its last read-out reads as zero), divides, blends and streams
+  the pixels.
 """
 
 from __future__ import annotations
@@ -829,7 +830,7 @@ class TileRasteriser(wiring.Component):
         # Two banks of sums: a tile accumulates into ``wbank`` while the tile before it is read
         # out of the other. A finished tile waits in ``pend`` until its last writes have landed
         # (PairEvaluator.LATENCY + 1 cycles after its last issue) and the read-out is free; the
-        # tile after the next one waits until its bank has been read out (and so cleared).
+        # tile after the next one waits until its bank has been read out.
         wbank = Signal()
         pend_valid, pend_bank = Signal(), Signal()
         pend_wait = Signal(range(PairEvaluator.LATENCY + 1))
@@ -890,7 +891,7 @@ class TileRasteriser(wiring.Component):
                     m.next = "IDLE"
 
         # The read-out: a pending tile starts when its writes have landed and the last read-out
-        # is over; 256 sums, one per cycle as the normaliser takes them, each cleared as read.
+        # is over; 256 sums, one per cycle as the normaliser takes them.
         with m.If(pend_valid & (pend_wait != PairEvaluator.LATENCY)):
             m.d.sync += pend_wait.eq(pend_wait + 1)
         with m.If(pend_valid & (pend_wait == PairEvaluator.LATENCY) & ~d_active):
@@ -971,37 +972,48 @@ class TileRasteriser(wiring.Component):
             slot, slot_bank = nxt, nxt_bank
 
         # Accumulators: two memories (banks) per lane; the read-out reads pixel (j, i) from lane
-        # (j % q, i % q) at slot (j // q) * nb + i // q of its bank and clears it.
+        # (j % q, i % q) at slot (j // q) * nb + i // q of its bank. Nothing is cleared as it is
+        # read: ``fresh`` holds a bit per slot and bank (one set for all lanes, which write in
+        # lockstep), set as the bank's read-out ends and cleared by the slot's first write, and a
+        # fresh slot reads as zero. A clearing write port would cost a gate per stored bit and lane.
         j, i = pixel[4:8], pixel[0:4]
         drain_lane = (j % q) * q + (i % q) if q < TILE else pixel
         drain_slot = (j // q) * nb + (i // q) if q < TILE else C(0)
         draining = Signal()
         m.d.comb += draining.eq(norm.sums.valid & norm.sums.ready)
+        depth = max(E, 2)
+        fresh = [Signal(depth, init=(1 << depth) - 1, name=f"fresh{b}") for b in range(2)]
+        for b in range(2):
+            with m.If(draining & (pixel == TILE * TILE - 1) & (d_bank == b)):
+                m.d.sync += fresh[b].eq((1 << depth) - 1)
+            with m.If(lanes[0].out_valid & (slot_bank == b)):
+                m.d.sync += fresh[b].bit_select(slot, 1).eq(0)
+        slot_fresh = Mux(slot_bank, fresh[1], fresh[0]).bit_select(slot, 1)
+        drain_fresh = Mux(d_bank, fresh[1], fresh[0]).bit_select(drain_slot, 1)
         read_data = []
         for n, lane in enumerate(lanes):
             add = Signal(SUMS_LAYOUT, name=f"add{n}")
             banks = []
             for b in range(2):
-                mem = memory.Memory(shape=SUMS_LAYOUT, depth=max(E, 2), init=[])
+                mem = memory.Memory(shape=SUMS_LAYOUT, depth=depth, init=[])
                 m.submodules[f"acc{n}_{b}"] = mem
                 rd = mem.read_port(domain="comb")
                 wr = mem.write_port()
                 reading = d_active & (d_bank == b)
-                m.d.comb += [rd.addr.eq(Mux(reading, drain_slot, slot)), wr.addr.eq(rd.addr)]
-                with m.If(lane.out_valid & (slot_bank == b)):
-                    m.d.comb += [wr.en.eq(1), wr.data.eq(add)]
-                with m.Elif(draining & reading & (drain_lane == n)):
-                    m.d.comb += [wr.en.eq(1), wr.data.eq(0)]
+                m.d.comb += [rd.addr.eq(Mux(reading, drain_slot, slot)), wr.addr.eq(rd.addr),
+                             wr.en.eq(lane.out_valid & (slot_bank == b)), wr.data.eq(add)]
                 banks.append(rd.data)
             acc = Signal(SUMS_LAYOUT, name=f"acc{n}")
-            m.d.comb += [acc.eq(Mux(slot_bank, banks[1], banks[0])),
+            m.d.comb += [acc.eq(Mux(slot_fresh, 0, Mux(slot_bank, banks[1], banks[0]))),
                          add.s_w.eq(acc.s_w + lane.vw), add.s_log.eq(acc.s_log + lane.nlog),
                          *[add.s_cw[c].eq(acc.s_cw[c] + lane.cw[c]) for c in range(3)]]
             read_data.append(Mux(d_bank, banks[1], banks[0]))
+        drained_sums = Signal(SUMS_LAYOUT)
         with m.Switch(drain_lane):
             for n, rd in enumerate(read_data):
                 with m.Case(n):
-                    m.d.comb += norm.sums.payload.sums.eq(rd)
+                    m.d.comb += drained_sums.eq(rd)
+        m.d.comb += norm.sums.payload.sums.eq(Mux(drain_fresh, 0, drained_sums))
         m.d.comb += norm.sums.payload.bg.eq(bg)
 
         # Pixels read out but not yet accepted on ``pixels`` (at most the normaliser's depth).

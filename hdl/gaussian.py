@@ -126,7 +126,10 @@ def _visibility(opacity, e, product=None):
 
 def _rshift_round_by(x, shift):
     """x / 2^shift rounded half up, for a run-time ``shift`` (0 leaves x as it is)."""
-    half = (C(1, x.shape().width) << shift) >> 1
+    # 2^(shift - 1) kept to the width it needs: Amaranth widens a variable shift left by the
+    # largest shift, which made the sum and the barrel shifter twice as wide as x.
+    width = max(len(x), (1 << len(shift)) - 1)
+    half = ((C(1, width) << shift) >> 1)[:width]
     return (x + half) >> shift
 
 

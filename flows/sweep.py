@@ -102,6 +102,7 @@ class Sweep:
     steps: dict            # step -> options (defaults filled)
     retries: int = 1
     axis_keys: list[str] = field(default_factory=list)
+    plots: list[dict] = field(default_factory=list)
 
 
 # --- the sweep file ---------------------------------------------------------------------------
@@ -227,10 +228,10 @@ def parse_sweep(raw, source: str, base_dir: Path | None = None) -> Sweep:
     if not isinstance(raw, dict):
         raise SweepError(f"{source}: a sweep file is a mapping with base, axes, exclude, steps, "
                          "retries")
-    unknown = set(raw) - {"base", "axes", "exclude", "steps", "retries", "name"}
+    unknown = set(raw) - {"base", "axes", "exclude", "steps", "retries", "name", "plots"}
     if unknown:
         _fail(source, ", ".join(sorted(map(str, unknown))), "unknown key(s); allowed: base, axes, "
-                                                            "exclude, steps, retries, name")
+                                                            "exclude, steps, retries, plots, name")
     base = raw.get("base")
     if isinstance(base, str):
         path = Path(base)
@@ -306,7 +307,30 @@ def parse_sweep(raw, source: str, base_dir: Path | None = None) -> Sweep:
                 point.filtered = f"rejected by the config schema: {exc}"
         points.append(point)
     keys = [k for g in groups for k in (g[0] if g else {})]
-    return Sweep(source, base, points, steps, retries, keys)
+    return Sweep(source, base, points, steps, retries, keys, _plots(source, raw.get("plots")))
+
+
+def _plots(source, plots) -> list[dict]:
+    """Pareto plots: ``{x: COLUMN, y: COLUMN, better: [lower|higher, lower|higher]}``; columns
+    are the table's (``synth.asic.area_um2``, ``generate.macs_per_cycle``, an axis...)."""
+    if plots is None:
+        return []
+    if not isinstance(plots, list):
+        _fail(source, "plots", "must be a list of {x: column, y: column, better: [lower, higher]}")
+    out = []
+    for n, plot in enumerate(plots):
+        where = f"plots[{n}]"
+        if not isinstance(plot, dict) or not {"x", "y"} <= set(plot) or set(plot) - {"x", "y", "better"}:
+            _fail(source, where, f"{plot!r}: give x and y (table columns) and optionally better: "
+                                 "[lower|higher, lower|higher]")
+        if not all(isinstance(plot[k], str) for k in ("x", "y")):
+            _fail(source, where, "x and y name table columns, e.g. synth.asic.area_um2")
+        better = plot.get("better", ["lower", "lower"])
+        if (not isinstance(better, list) or len(better) != 2
+                or any(b not in ("lower", "higher") for b in better)):
+            _fail(source, f"{where}.better", f"{better!r}: two of lower, higher (for x, then y)")
+        out.append({"x": plot["x"], "y": plot["y"], "better": better})
+    return out
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -342,6 +366,11 @@ def sweep_schema() -> dict:
                 "type": "object", "additionalProperties": False, "required": ["when", "reason"],
                 "properties": {"when": {"type": "object"}, "reason": {"type": "string"}}}},
             "retries": {"type": "integer", "minimum": 0, "maximum": 10},
+            "plots": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False, "required": ["x", "y"],
+                "properties": {"x": {"type": "string"}, "y": {"type": "string"},
+                               "better": {"type": "array", "minItems": 2, "maxItems": 2,
+                                          "items": {"enum": ["lower", "higher"]}}}}},
             "steps": {"type": "object", "additionalProperties": False, "minProperties": 1,
                       "properties": {
                           "generate": {"type": ["object", "null"], "additionalProperties": False,
@@ -374,7 +403,8 @@ def tool_versions() -> dict:
     digest = hashlib.sha256()
     for folder in SOURCE_DIRS:
         for path in sorted((root / folder).rglob("*")):
-            if path.suffix in (".py", ".v", ".json") and path.is_file():
+            # the engine itself does not shape results: editing it keeps the cache
+            if path.suffix in (".py", ".v", ".json") and path.is_file() and path.name != "sweep.py":
                 digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
 
     def version(dist):
@@ -723,8 +753,54 @@ def write_tables(run: SweepRun, out_dir: Path) -> tuple[Path, Path]:
              f"cache, {run.failed} failed, {run.filtered} left out.", "",
              "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in table]
+    for plot in run.sweep.plots:
+        lines += ["", *pareto_plot(table, plot, out_dir)]
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
+
+
+def pareto_front(points: list[tuple[float, float]], better=("lower", "lower")) -> list[int]:
+    """Indices of the points no other point beats or equals on both axes while beating it on
+    one (``better``: per axis, which way is better)."""
+    sign = [1 if b == "lower" else -1 for b in better]
+    keyed = [(x * sign[0], y * sign[1]) for x, y in points]
+    return [i for i, (x, y) in enumerate(keyed)
+            if not any(a <= x and b <= y and (a < x or b < y) for a, b in keyed)]
+
+
+def pareto_plot(table: list[dict], plot: dict, out_dir: Path) -> list[str]:
+    """The markdown section of one plot (its front as a table) and, where matplotlib is
+    installed, its PNG beside the tables."""
+    x, y = plot["x"], plot["y"]
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    data = [r for r in table if r.get("status") == "ok" and num(r.get(x)) and num(r.get(y))]
+    title = f"## Pareto front: {y} ({plot['better'][1]} is better) against {x} ({plot['better'][0]} is better)"
+    if not data:
+        return [title, "", f"No point has numbers in both columns {x} and {y}."]
+    front = pareto_front([(r[x], r[y]) for r in data], plot["better"])
+    axes = [k for k in data[0] if "." not in k and k not in ("status", "reason")]
+    lines = [title, "", "| " + " | ".join(axes + [x, y]) + " |", "|" + " --- |" * (len(axes) + 2)]
+    lines += ["| " + " | ".join(str(data[i].get(k)) for k in axes + [x, y]) + " |"
+              for i in sorted(front, key=lambda i: data[i][x])]
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return lines + ["", "(no plot: matplotlib is not installed; `pip install matplotlib`)"]
+    name = f"pareto_{x}_{y}.png".replace("/", "_")
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter([r[x] for r in data], [r[y] for r in data], s=18, color="0.6", label="points")
+    pts = sorted((data[i][x], data[i][y]) for i in front)
+    ax.plot(*zip(*pts), "o-", color="tab:red", label="Pareto front")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / name, dpi=120)
+    plt.close(fig)
+    return lines + ["", f"![{y} against {x}]({name})"]
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ def test_keys_follow_config_options_and_tools():
     ({"base": "os_4x4_int8", "steps": GENERATE, "exclude": [{"when": {"rows": 2}}]}, "exclude[0]", "reason"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "retries": 99}, "retries", "0 to 10"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "workers": 4}, "workers", "allowed: base"),
+    ({"base": "os_4x4_int8", "steps": GENERATE, "plots": [{"x": "a", "y": "b", "better": ["low", "high"]}]},
+     "plots[0].better", "lower, higher"),
 ])
 def test_malformed_sweeps_are_one_clear_error(raw, where, allowed):
     with pytest.raises(SweepError) as err:
@@ -155,7 +157,19 @@ def test_small_sweep_on_two_workers_then_all_from_the_cache(tmp_path, client):
     again = run_sweep(load_sweep(SWEEPS / "os_small.yaml"), tmp_path, client=client, quiet=True)
     assert (again.computed, again.cached, again.failed) == (0, 8, 0)
     assert {f: f.stat().st_mtime_ns for f in files} == stamps
-    assert (tmp_path / "sweep.md").read_text().count("| ok |") == 8
+    report = (tmp_path / "sweep.md").read_text()
+    assert report.count("| ok |") == 8
+    # the sweep file's plot: its front listed (a row per front point) and drawn
+    assert "## Pareto front: sim.cycles" in report and (tmp_path / "pareto_generate.macs_per_cycle_sim.cycles.png").stat().st_size > 5000
+
+
+def test_pareto_front():
+    from accelsmith.flows.sweep import pareto_front
+
+    pts = [(1, 5), (2, 3), (3, 4), (4, 1), (2, 3)]
+    assert pareto_front(pts) == [0, 1, 3, 4]                  # (3, 4) is beaten by (2, 3)
+    assert pareto_front(pts, ("higher", "lower")) == [3]      # (4, 1) beats every other point
+    assert pareto_front(pts, ("higher", "higher")) == [0, 2, 3]
 
 
 def test_a_failing_point_is_recorded_and_the_others_kept(tmp_path, client):

@@ -12,8 +12,8 @@ come from ``subtile_keep_fixed``, the NumPy form of the hardware's skipping test
         [--synth CONFIG=REPORT.json ...]
 
 ``--synth`` adds the FPGA figures of ``accelsmith synth CONFIG --target ecp5-85f --json
-REPORT.json`` (slow: a Yosys and nextpnr run of a whole rasteriser takes most of an hour) and
-the frame rate at the clock nextpnr achieved.
+REPORT.json`` (slow: Yosys maps a whole rasteriser in about 4 minutes, nextpnr places and routes
+it in most of an hour) and the frame rate at the clock nextpnr achieved.
 """
 
 from __future__ import annotations
@@ -143,7 +143,8 @@ def synth_section(data: dict) -> list[str]:
              "(the rasteriser core behind the flow's scan harness; LUTs are nextpnr's "
              "TRELLIS_COMB cells after packing, of 83,640; 156 MULT18X18D, 208 DP16KD):", "",
              "| config | lanes, sub-tile | network | LUTs | FFs | DSPs | BRAMs | fits | Fmax (MHz) | "
-             "FPS at Fmax (worst camera) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "FPS at Fmax (worst camera) | Yosys + nextpnr (min) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, rep in data["synth"].items():
         f, key = rep["figures"], rep["cycles_key"]
         cyc = max(c["frame_cycles"][key] for c in cams)
@@ -153,7 +154,8 @@ def synth_section(data: dict) -> list[str]:
                      f"{'yes' if rep['network'] else 'no'} | "
                      f"{f['luts']:,} ({f['luts_pct']:.0f} %) | {f['ffs']:,} | {f['dsps']} | "
                      f"{f['brams']} | {'yes' if f['fits'] else 'no'} | "
-                     f"{fmax if fmax else '-'} | {f'{fmax * 1e6 / cyc:.1f}' if fmax else '-'} |")
+                     f"{fmax if fmax else '-'} | {f'{fmax * 1e6 / cyc:.1f}' if fmax else '-'} | "
+                     + (f"{rep['seconds'] / 60:.0f} |" if rep.get("seconds") else "- |"))
     notes = sorted({n for rep in data["synth"].values() for n in rep.get("notes", [])
                     if "does not fit" in n or "abc" in n})
     return lines + [""] + [f"* {n}" for n in notes] + ([""] if notes else [])

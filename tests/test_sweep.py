@@ -216,3 +216,11 @@ def test_sweep_command_runs_and_reports(tmp_path):
     assert "[sweep] 1/1 points: 1 done" in out.stderr
     rec = json.loads(next((tmp_path / "out" / "results" / "generate").glob("*.json")).read_text())
     assert rec["ok"] and rec["point"] == {"rows": 2} and rec["config"]["rows"] == 2
+
+
+def test_sweep_on_an_existing_scheduler(tmp_path, client):
+    # --scheduler ADDRESS: the sweep's own client on the cluster's workers, which outlive it
+    sweep = _sweep([{"cross": {"rows": [2, 4]}}])
+    run = run_sweep(sweep, tmp_path, scheduler=client.scheduler.address, quiet=True)
+    assert (run.computed, run.failed) == (2, 0)
+    assert len(client.scheduler_info()["workers"]) == 2

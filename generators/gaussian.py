@@ -94,7 +94,9 @@ def build(config: Config) -> Design:
     core = TileRasteriser(c["lanes"], c["blend"], subtile, c["network"], c["buffer"])
     timing = RasteriserTiming(c["lanes"], subtile)
     skip = f"_skip{subtile}" if subtile else ""
-    top = c["name"] or f"gaussian_raster_{c['lanes']}lanes_{c['blend']}{skip}"
+    # without the network the design differs, so does its name (and its synthesis folder)
+    nonet = "" if c["network"] else "_nonet"
+    top = c["name"] or f"gaussian_raster_{c['lanes']}lanes_{c['blend']}{skip}{nonet}"
     manifest = {
         "family": "gaussian",
         "top": top,

@@ -224,3 +224,24 @@ def test_sweep_on_an_existing_scheduler(tmp_path, client):
     run = run_sweep(sweep, tmp_path, scheduler=client.scheduler.address, quiet=True)
     assert (run.computed, run.failed) == (2, 0)
     assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_an_interrupted_sweep_resumes_from_its_finished_points(tmp_path, client):
+    sweep_file = tmp_path / "six.yaml"
+    sweep_file.write_text("base: os_4x4_int8\naxes:\n  - cross: {rows: [2, 3, 4], cols: [2, 3]}\n"
+                          "steps:\n  generate: {lint: true}\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "accelsmith.cli", "sweep", str(sweep_file), "-o",
+                             str(out), "--workers", "1"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    results = out / "results" / "generate"
+    deadline = time.monotonic() + 240
+    while not (results.is_dir() and any(results.glob("*.json"))):
+        assert proc.poll() is None and time.monotonic() < deadline, "no point finished"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)     # the sweep, its cluster and its tools, at once
+    proc.wait(timeout=60)
+    finished = len(list(results.glob("*.json")))
+    assert 1 <= finished < 6
+    run = run_sweep(load_sweep(sweep_file), out, client=client, quiet=True)
+    assert (run.cached, run.computed, run.failed) == (finished, 6 - finished, 0)

@@ -135,12 +135,12 @@ def _values(source, where, spec) -> list:
         if not isinstance(inc, int) or isinstance(inc, bool) or inc < (1 if "step" in spec else 2):
             _fail(source, where, f"{'step' if 'step' in spec else 'times'} = {inc!r}: must be an "
                                  f"integer >= {1 if 'step' in spec else 2}")
+        if "times" in spec and start < 1:
+            _fail(source, where, f"a geometric range starts at 1 or more, not {start}")
         out, v = [], start
         while v <= stop and len(out) <= MAX_POINTS:
             out.append(v)
             v = v + inc if "step" in spec else v * inc
-            if v == 0:
-                break
         if not out:
             _fail(source, where, f"the range from {start} to {stop} is empty")
         return out

@@ -92,6 +92,8 @@ def test_keys_follow_config_options_and_tools():
      "axes[0].zip", "equal lengths"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cross": {"rows": {"from": 2, "to": 8}}}]},
      "axes[0].cross.rows", "one of 'step'"),
+    ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cross": {"rows": {"from": 0, "to": 8, "times": 2}}}]},
+     "axes[0].cross.rows", "starts at 1 or more"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cross": {"rows": [2]}}, {"cross": {"rows": [4]}}]},
      "axes[1].cross.rows", "already varied"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cross": {"sim.vectors": [5]}}]},

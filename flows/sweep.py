@@ -9,13 +9,19 @@ steps run on every point::
       - zip: {data_width: [4, 8], acc_width: [16, 32]}  # values advance together
       - cross: {max_k: {from: 16, to: 256, times: 4}}  # a range: ``step`` or ``times``
       - cross: {synth.clock_ns: [5, 8]}               # a step's option, as an axis
+      - cases:                                          # listed combinations, keys may differ
+          - {architecture: cube, cube_n: 4}
+          - {architecture: tree, units: 8, tree_k: 8}
+      - cross: {base: [os_8x8_int8, cube_8_int8]}      # whole configs, each a point's base
     exclude:                          # points left out, with the reason recorded
       - {when: {rows: 2, cols: 4}, reason: "no 2x4 in this study"}
+      - {when: {rows: 4, max_k: [16, 64]}, reason: "a list matches any of its values"}
     steps:
       generate: {lint: true, time_limit_min: 5}
       sim: {simulator: verilator, vectors: 200, seed: 1, time_limit_min: 20}
       synth: {targets: [ecp5-85f], clock_ns: 10, seeds: [1], time_limit_min: 60}
     retries: 1                        # further attempts after a failed step
+    report: {size: small}             # data for a report script, not read by the engine
 
 A point whose config the schema rejects is recorded as filtered, with the schema's message.
 
@@ -59,7 +65,8 @@ STEP_ORDER = ("generate", "sim", "synth")
 STEP_OPTIONS = {
     "generate": {"lint": bool, "time_limit_min": (int, float)},
     "sim": {"simulator": str, "vectors": int, "seed": int, "time_limit_min": (int, float)},
-    "synth": {"targets": list, "clock_ns": (int, float), "seeds": list, "liberty": str,
+    # one target or seed, or a list of them (one is what a ``synth.targets`` axis gives)
+    "synth": {"targets": (list, str), "clock_ns": (int, float), "seeds": (list, int), "liberty": str,
               "no_dsp": bool, "time_limit_min": (int, float)},
 }
 STEP_DEFAULTS = {
@@ -102,6 +109,8 @@ class Sweep:
     steps: dict            # step -> options (defaults filled)
     retries: int = 1
     plots: list[dict] = field(default_factory=list)
+    report: dict = field(default_factory=dict)     # a report script's settings, not the engine's
+    name: str | None = None
 
 
 # --- the sweep file ---------------------------------------------------------------------------
@@ -151,22 +160,22 @@ def _groups(source, axes) -> list[list[dict]]:
     if axes is None:
         return []
     if not isinstance(axes, list):
-        _fail(source, "axes", "must be a list of groups, each {cross: {...}} or {zip: {...}}")
+        _fail(source, "axes", "must be a list of groups, each {cross: {...}}, {zip: {...}} or "
+                              "{cases: [...]}")
     groups, seen = [], set()
     for n, group in enumerate(axes):
         where = f"axes[{n}]"
-        if not isinstance(group, dict) or len(group) != 1 or next(iter(group)) not in ("cross", "zip"):
-            _fail(source, where, f"{group!r}: each group is one mapping, {{cross: {{key: values}}}} "
-                                 "or {zip: {key: values}}")
+        if not isinstance(group, dict) or len(group) != 1 or next(iter(group)) not in GROUP_KINDS:
+            _fail(source, where, f"{group!r}: each group is one mapping, {{cross: {{key: values}}}}, "
+                                 "{zip: {key: values}} or {cases: [{key: value, ...}, ...]}")
         kind, keys = next(iter(group.items()))
+        if kind == "cases":
+            groups.append(_cases(source, f"{where}.cases", keys, seen))
+            continue
         if not isinstance(keys, dict) or not keys:
             _fail(source, f"{where}.{kind}", "must map config keys to their values")
         for key in keys:
-            if not isinstance(key, str):
-                _fail(source, f"{where}.{kind}", f"key {key!r} is not a config key name")
-            if key in seen:
-                _fail(source, f"{where}.{kind}.{key}", "this key is already varied by another axis")
-            seen.add(key)
+            _claim(source, f"{where}.{kind}", key, seen)
         lists = {k: _values(source, f"{where}.{kind}.{k}", v) for k, v in keys.items()}
         if kind == "zip":
             lengths = {k: len(v) for k, v in lists.items()}
@@ -176,6 +185,33 @@ def _groups(source, axes) -> list[list[dict]]:
         else:
             groups.append([dict(zip(lists, combo)) for combo in itertools.product(*lists.values())])
     return groups
+
+
+GROUP_KINDS = ("cross", "zip", "cases")
+
+
+def _claim(source, where, key, seen, mine=()):
+    """``key`` is varied by one group only (``mine``: keys this group has already claimed)."""
+    if not isinstance(key, str):
+        _fail(source, where, f"key {key!r} is not a config key name")
+    if key in seen and key not in mine:
+        _fail(source, f"{where}.{key}", "this key is already varied by another axis")
+    seen.add(key)
+
+
+def _cases(source, where, cases, seen) -> list[dict]:
+    """A ``cases`` group: listed assignments, each of its own keys (one architecture's sizes...)."""
+    if not isinstance(cases, list) or not cases:
+        _fail(source, where, "must be a non-empty list of mappings {key: value, ...}")
+    mine: set = set()
+    for n, case in enumerate(cases):
+        if not isinstance(case, dict) or not case:
+            _fail(source, f"{where}[{n}]", f"{case!r}: each case maps config keys to one value each")
+        for key, value in case.items():
+            _claim(source, f"{where}[{n}]", key, seen, mine)
+            mine.add(key)
+            _values(source, f"{where}[{n}].{key}", [value])
+    return [dict(case) for case in cases]
 
 
 def _steps(source, steps) -> dict:
@@ -209,6 +245,8 @@ def _steps(source, steps) -> dict:
             _fail(source, "steps.sim.vectors", f"{merged['vectors']}: allowed 1 to 10,000,000")
         if name == "synth":
             from accelsmith.flows.synth import TARGETS
+            merged["targets"] = _as_list(merged["targets"])
+            merged["seeds"] = _as_list(merged["seeds"])
             for target in merged["targets"]:
                 if target not in TARGETS:
                     _fail(source, "steps.synth.targets", f"{target!r}; allowed: {', '.join(TARGETS)}")
@@ -222,26 +260,25 @@ def _steps(source, steps) -> dict:
     return out
 
 
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
 def parse_sweep(raw, source: str, base_dir: Path | None = None) -> Sweep:
     """A validated :class:`Sweep` from a sweep file's data."""
     if not isinstance(raw, dict):
         raise SweepError(f"{source}: a sweep file is a mapping with base, axes, exclude, steps, "
                          "retries")
-    unknown = set(raw) - {"base", "axes", "exclude", "steps", "retries", "name", "plots"}
+    unknown = set(raw) - {"base", "axes", "exclude", "steps", "retries", "name", "plots", "report"}
     if unknown:
         _fail(source, ", ".join(sorted(map(str, unknown))), "unknown key(s); allowed: base, axes, "
-                                                            "exclude, steps, retries, plots, name")
+                                                            "exclude, steps, retries, plots, name, "
+                                                            "report")
+    if "name" in raw and not isinstance(raw["name"], str):
+        _fail(source, "name", f"{raw['name']!r}: a name (text)")
     base = raw.get("base")
     if isinstance(base, str):
-        path = Path(base)
-        if base_dir is not None and not path.is_absolute() and (base_dir / path).exists():
-            path = base_dir / path
-        try:
-            cfg = load(path)
-        except ConfigError as exc:
-            _fail(source, "base", str(exc))
-        base = dict(cfg.values)
-        base["family"] = cfg.family
+        base = _base_config(source, "base", base, base_dir)
     elif isinstance(base, dict):
         base = dict(base)
     else:
@@ -271,7 +308,7 @@ def parse_sweep(raw, source: str, base_dir: Path | None = None) -> Sweep:
             _fail(source, "steps.synth.liberty", f"{liberty!r}: no such file")
         steps["synth"]["liberty"] = str(path.resolve())
     for group in groups:
-        for key in group[0]:
+        for key in dict.fromkeys(k for row in group for k in row):    # cases: keys may differ
             if "." in key:
                 name, option = key.split(".", 1)
                 if name not in steps:
@@ -280,32 +317,56 @@ def parse_sweep(raw, source: str, base_dir: Path | None = None) -> Sweep:
                 if option not in STEP_OPTIONS[name]:
                     _fail(source, f"axes: {key}", f"unknown option of {name}; allowed: "
                                                   + ", ".join(STEP_OPTIONS[name]))
-                for row in group:
+                for row in (r for r in group if key in r):
                     try:
                         _steps(source, {name: {**steps[name], option: row[key]}})
                     except SweepError as exc:
                         _fail(source, f"axes: {key} = {row[key]!r}",
                               str(exc).split(": ", 2)[-1])
     points = []
+    bases = {}       # a ``base`` axis: each value a whole config, loaded once
+    for group in groups:
+        for row in group:
+            if "base" in row and row["base"] not in bases:
+                bases[row["base"]] = _base_config(source, f"axes: base = {row['base']!r}",
+                                                  str(row["base"]), base_dir)
     for index, combo in enumerate(itertools.product(*groups) if groups else [()]):
         axes = {k: v for part in combo for k, v in part.items()}
         point = Point(index, axes)
-        rule = next((r for r in excludes if all(axes.get(k, base.get(k)) == v
+        point_base = bases[axes["base"]] if "base" in axes else base
+        config_axes = {k: v for k, v in axes.items() if "." not in k and k != "base"}
+        for name, options in steps.items():
+            over = {k.split(".", 1)[1]: v for k, v in axes.items() if k.startswith(name + ".")}
+            point.steps[name] = _steps(source, {name: {**options, **over}})[name] if over else options
+        try:
+            cfg = validate({**point_base, **config_axes}, f"{source} point {point.name()}")
+            point.values = {"family": cfg.family, **cfg.values}
+        except ConfigError as exc:
+            point.filtered = f"rejected by the config schema: {exc}"
+        # Rules see the axes and the whole config, defaults included (``pipeline: 0``).
+        seen_as = {**point_base, **(point.values or {}), **axes}
+        rule = next((r for r in excludes if all(seen_as.get(k) in (v if isinstance(v, list) else [v])
                                                 for k, v in r["when"].items())), None)
-        config_axes = {k: v for k, v in axes.items() if "." not in k}
-        point.steps = {name: {**options, **{k.split(".", 1)[1]: v for k, v in axes.items()
-                                            if k.startswith(name + ".")}}
-                       for name, options in steps.items()}
         if rule is not None:
-            point.filtered = f"excluded: {rule['reason']}"
-        else:
-            try:
-                cfg = validate({**base, **config_axes}, f"{source} point {point.name()}")
-                point.values = {"family": cfg.family, **cfg.values}
-            except ConfigError as exc:
-                point.filtered = f"rejected by the config schema: {exc}"
+            point.values, point.filtered = None, f"excluded: {rule['reason']}"
         points.append(point)
-    return Sweep(source, base, points, steps, retries, _plots(source, raw.get("plots")))
+    report = raw.get("report") or {}
+    if not isinstance(report, dict):
+        _fail(source, "report", f"{report!r}: a mapping of the report script's settings")
+    return Sweep(source, base, points, steps, retries, _plots(source, raw.get("plots")), report,
+                 raw.get("name") if isinstance(raw.get("name"), str) else None)
+
+
+def _base_config(source, where, name: str, base_dir: Path | None) -> dict:
+    """A config file (relative to the sweep file's folder first) or a reference config, as data."""
+    path = Path(name)
+    if base_dir is not None and not path.is_absolute() and (base_dir / path).exists():
+        path = base_dir / path
+    try:
+        cfg = load(path)
+    except ConfigError as exc:
+        _fail(source, where, str(exc))
+    return {"family": cfg.family, **cfg.values}
 
 
 def _plots(source, plots) -> list[dict]:
@@ -347,6 +408,9 @@ def sweep_schema() -> dict:
                         "times": {"type": "integer", "minimum": 2}},
          "oneOf": [{"required": ["step"]}, {"required": ["times"]}]}]}
     group = {"type": "object", "minProperties": 1, "additionalProperties": values}
+    cases = {"type": "array", "minItems": 1, "items": {
+        "type": "object", "minProperties": 1,
+        "additionalProperties": {"type": ["number", "string", "boolean"]}}}
     limit = {"type": "number", "exclusiveMinimum": 0}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -359,7 +423,10 @@ def sweep_schema() -> dict:
                 {"type": "object", "additionalProperties": False, "required": ["cross"],
                  "properties": {"cross": group}},
                 {"type": "object", "additionalProperties": False, "required": ["zip"],
-                 "properties": {"zip": group}}]}},
+                 "properties": {"zip": group}},
+                {"type": "object", "additionalProperties": False, "required": ["cases"],
+                 "properties": {"cases": cases}}]}},
+            "report": {"type": "object"},
             "exclude": {"type": "array", "items": {
                 "type": "object", "additionalProperties": False, "required": ["when", "reason"],
                 "properties": {"when": {"type": "object"}, "reason": {"type": "string"}}}},
@@ -381,11 +448,15 @@ def sweep_schema() -> dict:
                                                  "time_limit_min": limit}},
                           "synth": {"type": ["object", "null"], "additionalProperties": False,
                                     "properties": {
-                                        "targets": {"type": "array", "minItems": 1,
-                                                    "items": {"type": "string"}},
+                                        "targets": {"oneOf": [
+                                            {"type": "string"},
+                                            {"type": "array", "minItems": 1,
+                                             "items": {"type": "string"}}]},
                                         "clock_ns": limit,
-                                        "seeds": {"type": "array", "minItems": 1,
-                                                  "items": {"type": "integer"}},
+                                        "seeds": {"oneOf": [
+                                            {"type": "integer"},
+                                            {"type": "array", "minItems": 1,
+                                             "items": {"type": "integer"}}]},
                                         "liberty": {"type": "string"},
                                         "no_dsp": {"type": "boolean"},
                                         "time_limit_min": limit}}}}}}
@@ -432,12 +503,27 @@ def _first_line(cmd) -> str | None:
 def step_key(values: dict, step: str, options: dict, versions: dict) -> str:
     """The cache key of one step of one point."""
     options = {k: v for k, v in options.items() if k != "time_limit_min"}
-    if step == "synth" and options.get("liberty"):
-        options["liberty_sha256"] = hashlib.sha256(Path(options["liberty"]).read_bytes()).hexdigest()
+    if step == "synth" and "asic" in options.get("targets", ()):
+        # the Liberty the flow will map to, given or found in an installed PDK
+        from accelsmith.flows.synth import find_liberty
+        liberty = find_liberty(options.get("liberty"))
+        options["liberty"] = None
+        options["liberty_sha256"] = liberty and _file_digest(liberty)
     canonical = json.dumps({"config": values, "step": step, "options": options,
                             "tools": {t: versions.get(t) for t in STEP_TOOLS[step]}},
                            sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+_DIGESTS: dict = {}      # (path, size, mtime) -> SHA-256: a Liberty is hashed once per sweep
+
+
+def _file_digest(path: Path) -> str:
+    stat = Path(path).stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return _DIGESTS[key]
 
 
 class ResultStore:
@@ -577,8 +663,9 @@ def _synth(config, options, workdir: Path) -> dict:
                                 options.get("clock_ns"), options.get("no_dsp", False), seed,
                                 quiet=True)
             label = target if len(seeds) == 1 else f"{target}@seed{seed}"
-            out[label] = {k: v for k, v in report.figures.items() if isinstance(v, (int, float, str, bool))
-                          or v is None}
+            out[label] = {**{k: v for k, v in report.figures.items()
+                             if isinstance(v, (int, float, str, bool)) or v is None},
+                          "top": report.top, "seconds": report.seconds, "notes": list(report.notes)}
     return out
 
 
@@ -687,7 +774,10 @@ def _dispatch(run, todo, store, out_dir, workers, scheduler, client, stream, t0)
                 failed += 1
                 run.failed += 1
             if stream:
-                running = sum(len(keys) for keys in client.processing().values())
+                # tasks a worker holds beyond its threads are waiting, not running
+                slots = client.nthreads()
+                running = sum(min(len(keys), slots.get(w, 1))
+                              for w, keys in client.processing().items())
                 _progress(done + run.cached, failed, running, len(todo) + run.cached, t0,
                           run.cached, stream)
     finally:
@@ -704,7 +794,7 @@ def _flatten(prefix, value, out):
     if isinstance(value, dict):
         for k, v in value.items():
             _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
+    elif not isinstance(value, list):     # lists (a flow's notes) stay in the JSON results
         out[prefix] = value
 
 

@@ -57,6 +57,35 @@ def test_axes_cross_zip_ranges_and_left_out_points():
     assert all("generate.lint" not in p.values for p in kept)
 
 
+def test_cases_base_configs_and_list_rules():
+    sweep = parse_sweep({
+        "base": {"family": "bitweight", "max_k": 64},
+        "axes": [{"cases": [{"architecture": "cube", "cube_n": 2},
+                            {"architecture": "tree", "units": 2, "tree_k": 4, "synth.no_dsp": True}]},
+                 {"cross": {"mac": ["baseline", "opt1", "opt2"]}}],
+        "exclude": [{"when": {"mac": ["opt1", "opt2"], "pipeline": 0, "architecture": "tree"},
+                     "reason": "tree: baseline only here"}],
+        "steps": {"synth": {"targets": "asic"}}, "report": {"size": "tiny"}, "name": "mix"},
+        "<test>")
+    assert (sweep.name, sweep.report) == ("mix", {"size": "tiny"})
+    by_name = {p.name(): p for p in sweep.points}
+    cube = by_name["architecture=cube,cube_n=2,mac=opt1"]
+    assert cube.values["cube_n"] == 2 and cube.values["max_k"] == 64 and "units" not in cube.values
+    assert cube.steps["synth"]["targets"] == ["asic"] and not cube.steps["synth"].get("no_dsp")
+    tree = by_name["architecture=tree,units=2,tree_k=4,synth.no_dsp=True,mac=baseline"]
+    assert tree.values["tree_k"] == 4 and tree.steps["synth"]["no_dsp"] is True
+    # the rule matches on a default (pipeline 0) and on any value of a list
+    assert by_name["architecture=tree,units=2,tree_k=4,synth.no_dsp=True,mac=opt2"].filtered == \
+        "excluded: tree: baseline only here"
+    assert "rejected" in by_name["architecture=cube,cube_n=2,mac=opt2"].filtered   # no opt2 cube
+    bases = parse_sweep({"base": "os_4x4_int8", "steps": GENERATE,
+                         "axes": [{"cross": {"base": ["os_8x8_int8", "cube_8_int8"]}},
+                                  {"cross": {"a_bits": [4, 8]}}]}, "<test>").points
+    assert [(p.values["architecture"], p.values["a_bits"]) for p in bases] == [
+        ("systolic_os", 4), ("systolic_os", 8), ("cube", 4), ("cube", 8)]
+    assert bases[0].values["rows"] == 8 and bases[2].values["cube_n"] == 8
+
+
 def test_points_the_config_schema_rejects_are_recorded_with_its_reason():
     sweep = _sweep([{"cross": {"mac": ["baseline", "opt3"]}}])
     ok, bad = sweep.points
@@ -75,6 +104,18 @@ def test_keys_follow_config_options_and_tools():
     assert key != step_key(values, "generate", {"lint": True}, {**versions, "amaranth": "9.9"})
     # a new nextpnr touches synth only
     assert key == step_key(values, "generate", {"lint": True}, {**versions, "nextpnr-ecp5": "0"})
+
+
+def test_asic_keys_follow_the_liberty_content_not_its_path(tmp_path):
+    versions = tool_versions()
+    values = {"family": "bitweight", "rows": 2}
+    libs = [tmp_path / name for name in ("a.lib", "b.lib", "c.lib")]
+    for lib, text in zip(libs, ("library(x) {}", "library(x) {}", "library(y) {}")):
+        lib.write_text(text)
+    key = lambda lib, targets=("asic",): step_key(values, "synth", {"targets": list(targets),
+                                                                   "liberty": str(lib)}, versions)
+    assert key(libs[0]) == key(libs[1]) != key(libs[2])
+    assert key(libs[0], ["ecp5-85f"]) != key(libs[0])
 
 
 @pytest.mark.parametrize("raw, where, allowed", [
@@ -101,6 +142,18 @@ def test_keys_follow_config_options_and_tools():
     ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cross": {"generate.time_limit_min": [-1]}}]},
      "axes: generate.time_limit_min = -1", "above 0"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "exclude": [{"when": {"rows": 2}}]}, "exclude[0]", "reason"),
+    ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cases": []}]}, "axes[0].cases", "non-empty list"),
+    ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cases": [{"rows": [2, 4]}]}]},
+     "axes[0].cases[0].rows", "not a number"),
+    ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cross": {"rows": [2]}}, {"cases": [{"rows": 4}]}]},
+     "axes[1].cases[0].rows", "already varied"),
+    ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cases": [{"rows": 2}, {"sim.vectors": 9}]}]},
+     "axes: sim.vectors", "does not run"),
+    ({"base": "os_4x4_int8", "steps": GENERATE, "axes": [{"cross": {"base": ["no_such_config"]}}]},
+     "axes: base = 'no_such_config'", "no_such_config"),
+    ({"base": "os_4x4_int8", "steps": {"synth": {"targets": "xc7"}}}, "steps.synth.targets", "ecp5-85f"),
+    ({"base": "os_4x4_int8", "steps": GENERATE, "report": [1]}, "report", "a mapping"),
+    ({"base": "os_4x4_int8", "steps": GENERATE, "name": 5}, "name", "a name"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "retries": 99}, "retries", "0 to 10"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "workers": 4}, "workers", "allowed: base"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "plots": [{"x": "a", "y": "b", "better": ["low", "high"]}]},

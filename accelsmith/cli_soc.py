@@ -101,12 +101,9 @@ def _region(text: str) -> tuple[int, int, int, int]:
 
 def _run_frame(args, config) -> int:
     """``run`` of a gaussian config: a view of a scene rendered tile by tile on the SoC."""
+    from accelsmith.flows.workload import prepare_view, render_view
     from accelsmith.models.gaussian import fixed
-    from accelsmith.models.gaussian.metrics import psnr
-    from accelsmith.models.gaussian.pipeline import fixed_view, load_scene, save_png
-    from accelsmith.models.gaussian.render import bin_tiles, project, render_sorted
-    from accelsmith.models.gaussian.scene import SceneError
-    from accelsmith.sw_driver.gaussian import tiles_in
+    from accelsmith.models.gaussian.pipeline import save_png
 
     if args.a or args.b or args.prune:
         raise InputError(f"{args.config} is a gaussian config: run renders a scene (--scene "
@@ -116,56 +113,26 @@ def _run_frame(args, config) -> int:
         raise InputError(f"{args.config} is a gaussian config: run needs --scene SCENE and "
                          f"-o frame.png")
     say = lambda msg: print(msg, file=sys.stderr)      # noqa: E731
-    scene, cams = load_scene(args.scene)
-    if not 0 <= args.camera < len(cams):
-        raise SceneError(f"{args.scene}: --camera {args.camera} does not exist; allowed "
-                         f"0..{len(cams) - 1}")
-    cam = cams[args.camera]
-    region = args.crop or (0, 0, cam.width, cam.height)
-    x, y, w, h = region
-    if x + w > cam.width or y + h > cam.height:
-        raise InputError(f"--crop {x},{y},{w},{h} reaches beyond the {cam.width}x{cam.height} "
-                         f"image of camera {args.camera}")
-    bins, fv, w_q = fixed_view(scene, cam, args.sorter, args.depth_weight, say, "run")
-    blend = config.values["blend"]
-    bg_q = tuple(int(round(v * (1 << fixed.COLOUR_FRAC))) for v in args.background)
-    network = args.sorter and config.values["network"]
-    if args.sorter and not network:
-        say(f"note: {args.config} has no network mode (network: false): the sorter network's "
-            f"weights are computed on the host (mlp_fixed)")
+    view = prepare_view(config, args.scene, args.camera, args.crop, args.sorter, args.depth_weight,
+                        args.background, say)
     with _accelerator(args, config) as acc:
         print(f"{acc.manifest['top']} on {args.port or 'simulation (native Verilator model)'}: "
-              f"camera {args.camera}, {len(bins.proj):,} Gaussians in view", flush=True)
-        if network:
-            from accelsmith.models.gaussian.sorter import SorterMLP
-
-            q = fixed.quantise_mlp(SorterMLP.load(args.sorter))
-            net = acc.network_weights(q, fv.features, progress=_Progress("Gaussians"))
-            print("  sorter network: " + net.summary())
-            if not np.array_equal(net.w_q, w_q):
-                bad = np.flatnonzero(net.w_q != w_q)
-                print(f"  check: FAILED, the network mode's weights differ from mlp_fixed for "
-                      f"{len(bad)} Gaussians; first Gaussian {bad[0]}: {net.w_q[bad[0]]}, model "
-                      f"{w_q[bad[0]]}")
-                return 1
-            print("  check: the network's weights equal mlp_fixed (bit-exact)")
-            w_q = net.w_q
-        result = acc.rasterise(bins, fv, w_q, bg_q, region, progress=_Progress("tiles"))
-    print("  " + result.summary())
-    path = save_png(fixed.to_float(result.image_q), args.output)
+              f"camera {args.camera}, {view['gaussians']:,} Gaussians in view", flush=True)
+        record = render_view(acc, view, _Progress("tiles"), _Progress("Gaussians"))
+    if record["network"] is not None:
+        print("  sorter network: " + record["network"].summary())
+        if not record["network_exact"]:
+            print(f"  check: FAILED, {record['mismatch']}")
+            return 1
+        print("  check: the network's weights equal mlp_fixed (bit-exact)")
+    print("  " + record["result"].summary())
+    path = save_png(fixed.to_float(record["result"].image_q), args.output)
     print(f"  frame written to {path}")
-    ref = fixed.render_fixed(bins, fv, w_q, blend, bg_q, tiles=tiles_in(bins, region))
-    ref = ref[y:y + h, x:x + w]
-    sorted_ref = render_sorted(bin_tiles(project(scene, cam)), args.background)[y:y + h, x:x + w]
-    print(f"  PSNR against the sorted float render: "
-          f"{psnr(fixed.to_float(result.image_q), sorted_ref):.2f} dB")
-    if np.array_equal(result.image_q, ref):
+    print(f"  PSNR against the sorted float render: {record['psnr_db']:.2f} dB")
+    if record["bit_exact"]:
         print("  check: the frame equals render_fixed (bit-exact)")
         return 0
-    bad = np.argwhere(result.image_q != ref)
-    r, c, ch = bad[0]
-    print(f"  check: FAILED, {len(bad)} values differ from render_fixed; first pixel "
-          f"({x + c}, {y + r}) channel {ch}: {result.image_q[r, c, ch]}, model {ref[r, c, ch]}")
+    print(f"  check: FAILED, {record['mismatch']}")
     return 1
 
 
@@ -184,7 +151,13 @@ def _cmd_run(args) -> int:
         raise InputError(f"A ({args.a}) is {A.shape[0]}x{A.shape[1]} and B ({args.b}) is "
                          f"{B.shape[0]}x{B.shape[1]}: A's columns must equal B's rows")
     with _accelerator(args, config) as acc:
-        result = acc.gemm(A, B, prune=args.prune, progress=_Progress())
+        if args.check:
+            from accelsmith.flows.workload import run_gemm
+
+            record = run_gemm(acc, A, B, args.prune, _Progress())
+            result = record["result"]
+        else:
+            result = acc.gemm(A, B, prune=args.prune, progress=_Progress())
     where = args.port or "simulation (native Verilator model)"
     print(f"{acc.manifest['top']} on {where}")
     print("  " + result.summary())
@@ -192,15 +165,10 @@ def _cmd_run(args) -> int:
         np.save(args.output, result.C)
         print(f"  C written to {args.output}")
     if args.check:
-        want = acc.golden(A, B, prune=args.prune)
-        if np.array_equal(result.C, want):
-            print("  check: C equals the golden model (bit-exact)")
-        else:
-            bad = np.argwhere(result.C != want)
-            r, c = bad[0]
-            print(f"  check: FAILED, {len(bad)} elements differ; first C[{r}][{c}] = "
-                  f"{result.C[r, c]}, golden {want[r, c]}")
+        if not record["bit_exact"]:
+            print(f"  check: FAILED, {record['mismatch']}")
             return 1
+        print("  check: C equals the golden model (bit-exact)")
     return 0
 
 

@@ -20,6 +20,7 @@ steps run on every point::
       generate: {lint: true, time_limit_min: 5}
       sim: {simulator: verilator, vectors: 200, seed: 1, time_limit_min: 20}
       synth: {targets: [ecp5-85f], clock_ns: 10, seeds: [1], time_limit_min: 60}
+      run: {m: 64, k: 64, n: 64, seed: 1, time_limit_min: 30}   # a GEMM through the driver
     retries: 1                        # further attempts after a failed step
     report: {size: small}             # data for a report script, not read by the engine
 
@@ -61,24 +62,32 @@ from accelsmith.config import ConfigError, load, read_yaml_file, validate
 MAX_SWEEP_BYTES = 256 * 1024
 MAX_SWEEP_DEPTH = 8
 MAX_POINTS = 100_000
-STEP_ORDER = ("generate", "sim", "synth")
+STEP_ORDER = ("generate", "sim", "synth", "run")
 STEP_OPTIONS = {
     "generate": {"lint": bool, "time_limit_min": (int, float)},
     "sim": {"simulator": str, "vectors": int, "seed": int, "time_limit_min": (int, float)},
     # one target or seed, or a list of them (one is what a ``synth.targets`` axis gives)
     "synth": {"targets": (list, str), "clock_ns": (int, float), "seeds": (list, int), "liberty": str,
               "no_dsp": bool, "time_limit_min": (int, float)},
+    # a workload through the driver on the simulated SoC: a random GEMM (m x k times k x n), or
+    # for gaussian configs a view of a scene (crop: "x,y,w,h")
+    "run": {"m": int, "k": int, "n": int, "seed": int, "density": (int, float), "prune": bool,
+            "scene": str, "camera": int, "crop": str, "sorter": str, "time_limit_min": (int, float)},
 }
+RUN_FILES = ("scene", "sorter")       # run options naming files: their content is in the key
 STEP_DEFAULTS = {
     "generate": {"lint": True, "time_limit_min": 10},
     "sim": {"simulator": "verilator", "vectors": 200, "seed": 1, "time_limit_min": 30},
     "synth": {"targets": ["ecp5-85f"], "seeds": [1], "time_limit_min": 60},
+    "run": {"m": 64, "k": 64, "n": 64, "seed": 1, "density": 1.0, "prune": True, "camera": 0,
+            "time_limit_min": 30},
 }
 # What each step's result depends on besides the config and its options.
 STEP_TOOLS = {"generate": ("accelsmith", "amaranth", "verilator"),
               "sim": ("accelsmith", "amaranth", "cocotb", "verilator", "icarus"),
               "synth": ("accelsmith", "amaranth", "yosys", "nextpnr-ecp5", "nextpnr-ice40",
-                        "opensta")}
+                        "opensta"),
+              "run": ("accelsmith", "amaranth", "verilator")}
 SOURCE_DIRS = ("hdl", "generators", "models", "flows", "testbench", "sw_driver")
 
 
@@ -220,8 +229,7 @@ def _steps(source, steps) -> dict:
     out = {}
     for name in steps:
         if name not in STEP_OPTIONS:
-            _fail(source, f"steps.{name}", f"unknown step; allowed: {', '.join(STEP_ORDER)} "
-                                           "('run' comes with the workload sweeps)")
+            _fail(source, f"steps.{name}", f"unknown step; allowed: {', '.join(STEP_ORDER)}")
     for name in STEP_ORDER:
         if name not in steps:
             continue
@@ -256,8 +264,27 @@ def _steps(source, steps) -> dict:
                                              "integers)")
             if "clock_ns" in merged and merged["clock_ns"] <= 0:
                 _fail(source, "steps.synth.clock_ns", f"{merged['clock_ns']}: must be above 0 ns")
+        if name == "run":
+            _check_run(source, merged)
         out[name] = merged
     return out
+
+
+def _check_run(source, options):
+    for key in ("m", "k", "n"):
+        if not 1 <= options[key] <= 65_536:
+            _fail(source, f"steps.run.{key}", f"{options[key]}: allowed 1 to 65,536")
+    if not 0 < options["density"] <= 1:
+        _fail(source, "steps.run.density", f"{options['density']}: a fraction above 0, at most 1")
+    if options["camera"] < 0:
+        _fail(source, "steps.run.camera", f"{options['camera']}: a camera index, 0 or more")
+    crop = options.get("crop")
+    if crop is not None:
+        parts = crop.split(",")
+        if (len(parts) != 4 or not all(p.strip().isdigit() for p in parts)
+                or int(parts[2]) == 0 or int(parts[3]) == 0):
+            _fail(source, "steps.run.crop", f"{crop!r}: X,Y,WIDTH,HEIGHT in pixels (width and "
+                                            "height at least 1)")
 
 
 def _as_list(value) -> list:
@@ -307,6 +334,15 @@ def parse_sweep(raw, source: str, base_dir: Path | None = None) -> Sweep:
         if not path.is_file():
             _fail(source, "steps.synth.liberty", f"{liberty!r}: no such file")
         steps["synth"]["liberty"] = str(path.resolve())
+    for option in RUN_FILES:
+        name = steps.get("run", {}).get(option)
+        if name:
+            path = Path(name)
+            if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+                path = base_dir / path
+            if not path.is_file():
+                _fail(source, f"steps.run.{option}", f"{name!r}: no such file")
+            steps["run"][option] = str(path.resolve())
     for group in groups:
         for key in dict.fromkeys(k for row in group for k in row):    # cases: keys may differ
             if "." in key:
@@ -459,7 +495,21 @@ def sweep_schema() -> dict:
                                              "items": {"type": "integer"}}]},
                                         "liberty": {"type": "string"},
                                         "no_dsp": {"type": "boolean"},
-                                        "time_limit_min": limit}}}}}}
+                                        "time_limit_min": limit}},
+                          "run": {"type": ["object", "null"], "additionalProperties": False,
+                                  "properties": {
+                                      **{k: {"type": "integer", "minimum": 1, "maximum": 65536}
+                                         for k in ("m", "k", "n")},
+                                      "seed": {"type": "integer"},
+                                      "density": {"type": "number", "exclusiveMinimum": 0,
+                                                  "maximum": 1},
+                                      "prune": {"type": "boolean"},
+                                      "scene": {"type": "string"},
+                                      "camera": {"type": "integer", "minimum": 0},
+                                      "crop": {"type": "string",
+                                               "pattern": "^ *[0-9]+ *(, *[0-9]+ *){3}$"},
+                                      "sorter": {"type": "string"},
+                                      "time_limit_min": limit}}}}}}
 
 
 # --- keys and versions ------------------------------------------------------------------------
@@ -509,6 +559,9 @@ def step_key(values: dict, step: str, options: dict, versions: dict) -> str:
         liberty = find_liberty(options.get("liberty"))
         options["liberty"] = None
         options["liberty_sha256"] = liberty and _file_digest(liberty)
+    for option in RUN_FILES if step == "run" else ():
+        if options.get(option):
+            options[option] = _file_digest(options[option])
     canonical = json.dumps({"config": values, "step": step, "options": options,
                             "tools": {t: versions.get(t) for t in STEP_TOOLS[step]}},
                            sort_keys=True, separators=(",", ":"))
@@ -669,7 +722,48 @@ def _synth(config, options, workdir: Path) -> dict:
     return out
 
 
-STEPS = {"generate": _generate, "sim": _sim, "synth": _synth}
+def _run(config, options, workdir: Path) -> dict:
+    """A workload through the driver on the SoC's native Verilator model (``flows.workload``)."""
+    from accelsmith.flows import workload
+    from accelsmith.sw_driver.accelerator import Accelerator
+
+    with Accelerator.simulated(config, quiet=True) as acc:
+        if config.family == "gaussian":
+            if not options.get("scene"):
+                return {"ok": False, "error": "a gaussian config's run step renders a view: give "
+                                              "steps.run.scene (and camera, crop, sorter)"}
+            crop = tuple(int(v) for v in options["crop"].split(",")) if options.get("crop") else None
+            view = workload.prepare_view(config, options["scene"], options["camera"], crop,
+                                         options.get("sorter"))
+            record = workload.render_view(acc, view)
+            out = {"bit_exact": record["bit_exact"], "gaussians": record["gaussians"]}
+            if record["network"] is not None:
+                out.update(network_exact=record["network_exact"],
+                           network_cycles=record["network"].engine_cycles)
+            if "result" in record:
+                r = record["result"]
+                out.update(tiles=r.tiles, entries=r.entries, fetches=r.fetches,
+                           engine_cycles=r.engine_cycles, model_cycles=r.model_cycles,
+                           bound_cycles=r.bound_cycles, cycles=r.cycles, runs=r.runs,
+                           psnr_db=round(record["psnr_db"], 3), wall_seconds=round(r.wall_seconds, 3),
+                           link_bytes=r.bytes_sent + r.bytes_received)
+        else:
+            A, B = workload.random_operands(acc.geometry, options["m"], options["k"], options["n"],
+                                            options["seed"], options["density"])
+            record = workload.run_gemm(acc, A, B, options["prune"])
+            r = record["result"]
+            out = {"bit_exact": record["bit_exact"], "m": options["m"], "k": options["k"],
+                   "n": options["n"], "engine_cycles": r.engine_cycles, "model_cycles": r.model_cycles,
+                   "cycles": r.cycles, "macs_per_cycle": round(r.macs_per_cycle, 3),
+                   "utilisation": round(r.macs_per_cycle / r.peak_macs_per_cycle, 4),
+                   "jobs": r.jobs, "runs": r.runs, "wall_seconds": round(r.wall_seconds, 3),
+                   "link_bytes": r.bytes_sent + r.bytes_received}
+    if not record["bit_exact"]:
+        out.update(ok=False, error="not bit-exact: " + record["mismatch"])
+    return out
+
+
+STEPS = {"generate": _generate, "sim": _sim, "synth": _synth, "run": _run}
 
 
 # --- the engine ---------------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def test_run_renders_a_cropped_frame_from_the_command_line(soc, tmp_path):
     ((CONFIG, "--scene", str(GARDEN), "--crop", "0,0,0,5", "-o", "x.png"), "expected X,Y,WIDTH,HEIGHT"),
     ((CONFIG, "--scene", str(GARDEN), "--crop", "640,400,32,32", "-o", "x.png"),
      "reaches beyond the 648x420 image"),
-    ((CONFIG, "--scene", str(GARDEN), "--camera", "99", "-o", "x.png"), "--camera 99 does not exist"),
+    ((CONFIG, "--scene", str(GARDEN), "--camera", "99", "-o", "x.png"), "camera 99 does not exist; allowed 0..2"),
     ((CONFIG, "--scene", str(GARDEN), "--sorter", "missing.npz", "-o", "x.png"), "missing.npz"),
 ], ids=["no-scene", "gemm-operands", "scene-on-gemm", "empty-crop", "crop-outside", "camera",
         "sorter-missing"])
@@ -207,3 +207,22 @@ def test_run_frame_bad_input_is_one_clear_error(args, pattern):
     assert code != 0
     assert pattern in stderr, stderr
     assert "Traceback" not in stderr
+
+
+@needs_garden
+def test_a_sweep_run_step_renders_the_same_checked_crop(soc, tmp_path):
+    """The sweep's ``run`` step on a gaussian config: the same driver path as ``accelsmith run``
+    (network mode, then the tiles), bit-exact, its cycles equal to the cycle model's."""
+    from accelsmith.flows.sweep import parse_sweep, run_sweep
+
+    sorter = Path(__file__).resolve().parents[1] / "docs" / "results" / "gaussian_sorter_coverage_mlp.npz"
+    sweep = parse_sweep({"base": CONFIG, "steps": {"run": {
+        "scene": str(GARDEN), "camera": 2, "crop": "320,208,32,16", "sorter": str(sorter),
+        "time_limit_min": 15}}}, "<test>")
+    run = run_sweep(sweep, tmp_path, workers=1, quiet=True)
+    record = run.records[0]["run"]
+    assert record["ok"], record
+    result = record["result"]
+    assert result["bit_exact"] is True and result["network_exact"] is True
+    assert result["tiles"] == 2 * 1 and result["engine_cycles"] == result["model_cycles"] > 0
+    assert result["bound_cycles"] >= result["model_cycles"] and result["psnr_db"] > 10

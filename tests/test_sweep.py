@@ -153,6 +153,10 @@ def test_asic_keys_follow_the_liberty_content_not_its_path(tmp_path):
      "axes: base = 'no_such_config'", "no_such_config"),
     ({"base": "os_4x4_int8", "steps": {"synth": {"targets": "xc7"}}}, "steps.synth.targets", "ecp5-85f"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "report": [1]}, "report", "a mapping"),
+    ({"base": "os_4x4_int8", "steps": {"run": {"m": 0}}}, "steps.run.m", "1 to 65,536"),
+    ({"base": "os_4x4_int8", "steps": {"run": {"density": 1.5}}}, "steps.run.density", "at most 1"),
+    ({"base": "os_4x4_int8", "steps": {"run": {"crop": "0,0,16"}}}, "steps.run.crop", "X,Y,WIDTH,HEIGHT"),
+    ({"base": "os_4x4_int8", "steps": {"run": {"scene": "nowhere.npz"}}}, "steps.run.scene", "no such file"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "name": 5}, "name", "a name"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "retries": 99}, "retries", "0 to 10"),
     ({"base": "os_4x4_int8", "steps": GENERATE, "workers": 4}, "workers", "allowed: base"),
@@ -216,6 +220,24 @@ def test_small_sweep_on_two_workers_then_all_from_the_cache(tmp_path, client):
     assert report.count("| ok |") == 8
     # the sweep file's plot: its front listed (a row per front point) and drawn
     assert "## Pareto front: sim.cycles" in report and (tmp_path / "pareto_generate.macs_per_cycle_sim.cycles.png").stat().st_size > 5000
+
+
+def test_run_step_drives_a_gemm_through_the_driver(tmp_path, client):
+    """A GEMM on each point's SoC (native Verilator model), bit-exact against the golden model
+    and cycle-exact against the engine's cycle model; an N:M engine gets its A pruned."""
+    sweep = parse_sweep({"base": {}, "axes": [{"cases": [
+        {"family": "bitweight", "architecture": "systolic_os", "rows": 2, "cols": 2},
+        {"family": "sparse", "format": "nm", "n": 2, "m": 4, "groups": 1, "rows": 2, "cols": 2}]}],
+        "steps": {"run": {"m": 8, "k": 16, "n": 8, "seed": 5, "time_limit_min": 10}}}, "<test>")
+    run = run_sweep(sweep, tmp_path, client=client, quiet=True)
+    assert run.failed == 0 and run.computed == 2
+    for records in run.records.values():
+        result = records["run"]["result"]
+        assert result["bit_exact"] is True and (result["m"], result["k"], result["n"]) == (8, 16, 8)
+        assert result["engine_cycles"] == result["model_cycles"] > 0
+        assert 0 < result["utilisation"] <= 1
+    dense, nm = (run.records[p.index]["run"]["result"] for p in sweep.points)
+    assert nm["engine_cycles"] < dense["engine_cycles"]       # half of A's K is skipped
 
 
 def test_pareto_front():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import platform
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
 RESULTS = ROOT / "docs" / "results"
 SKY130 = ROOT.parent / "shared" / "data" / "sky130hd_tt.lib.gz"
 
@@ -34,61 +34,101 @@ def write(name: str, data: dict, table: str, command: str):
     progress(f"wrote {RESULTS / (name + '.md')}")
 
 
-def other_target_rows(path: Path, key: str, targets) -> list[dict]:
-    """The rows under ``key`` of an earlier results file whose target this run does not measure,
-    each marked with the date it was measured (``kept_from``): re-measuring one target keeps the
-    others' rows."""
-    if not path.exists():
-        return []
-    old = json.loads(path.read_text())
-    date = old.get("machine", {}).get("date")
-    return [{**r, "kept_from": r.get("kept_from", date)} for r in old.get(key, [])
-            if r.get("target") not in targets]
+# --- synthesis benchmarks as sweeps (``accelsmith.flows.sweep``): a sweep file names the designs
+# and targets; the script runs the sweep (the cache makes a repeated run free) and reports.
+
+def sweep_arguments(parser, default: str):
+    """The command line of a sweep-backed benchmark: the sweep file and where to run it."""
+    parser.add_argument("sweep", nargs="?", default=str(ROOT / "sweeps" / default),
+                        help=f"the sweep file (default: sweeps/{default})")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local Dask workers (default: one per CPU)")
+    parser.add_argument("--scheduler", default=None, help="an existing Dask scheduler's address")
+    parser.add_argument("-o", "--out", default=None,
+                        help="the sweep's folder: results cache, logs, sweep.md (default: "
+                             "build/sweeps/NAME)")
 
 
-def kept_note(rows: list[dict]) -> str:
-    """A sentence naming the targets whose rows come from an earlier run, or ''."""
-    kept = {}
+def run_benchmark_sweep(args, sweep=None):
+    """Run ``sweep`` (default: load ``args.sweep``); returns the sweep and its :class:`SweepRun`. Synthesis steps
+    that name no Liberty map to the sky130 HD one beside the project, as the published tables do."""
+    from accelsmith.flows.sweep import load_sweep, run_sweep
+
+    sweep = sweep or load_sweep(args.sweep)
+    if SKY130.exists():
+        for p in sweep.points:
+            if "synth" in p.steps and not p.steps["synth"].get("liberty"):
+                p.steps["synth"] = {**p.steps["synth"], "liberty": str(SKY130)}
+    name = sweep.name or Path(args.sweep).stem
+    out = Path(args.out) if args.out else ROOT / "build" / "sweeps" / name
+    run = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler)
+    progress(f"sweep {name}: {run.computed} points computed, {run.cached} from the cache, "
+             f"{run.failed} failed, in {run.seconds:.0f} s ({out})")
+    return sweep, run
+
+
+def sweep_command(script: str, args) -> str:
+    path = Path(args.sweep).resolve()
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    return f"python benchmarks/{script} {shown}"
+
+
+def variant_of(target: str, options: dict) -> str:
+    return f"{target}-nodsp" if target != "asic" and options.get("no_dsp") else target
+
+
+def synth_rows(point, records: dict, **labels) -> list[dict]:
+    """The rows of one sweep point's synthesis, one per target (variant): ``labels``, the flow's
+    figures, or the error (an excluded point: its reason). With several nextpnr seeds, the Fmax
+    is their median and ``fmax_by_seed`` has each (placement moves an engine's clock by 10-15 %
+    from one seed to the next; the LUT and FF counts are the packer's, the same for all)."""
+    options = point.steps["synth"]
+    rows = []
+    for target in options["targets"]:
+        row = {**labels, "target": variant_of(target, options)}
+        record = records.get("synth") or {}
+        result = record.get("result", {}) if record.get("ok") else {}
+        seeds = options["seeds"] if target != "asic" else options["seeds"][:1]
+        runs = [result[target if len(seeds) == 1 else f"{target}@seed{s}"] for s in seeds
+                if (target if len(seeds) == 1 else f"{target}@seed{s}") in result]
+        if point.filtered:
+            row["error"] = point.filtered
+        elif not runs:
+            failed = next((r for r in records.values() if not r.get("ok")), {})
+            lines = str(failed.get("error", "not run")).splitlines() or ["not run"]
+            row["error"] = " ".join([lines[0]] + [line.strip() for line in lines[1:3]])
+        elif len(runs) == 1:
+            row.update(runs[0])
+        else:
+            placed = [r for r in runs if r.get("fmax_mhz")]
+            row.update(placed[0] if placed else runs[0])
+            if placed:
+                row["fmax_mhz"] = round(statistics.median(r["fmax_mhz"] for r in placed), 1)
+            row["fmax_by_seed"] = {str(s): r.get("fmax_mhz") or "no route" for s, r in zip(seeds, runs)}
+            # The constraint note without its one seed ("constraint 166.667 MHz, nextpnr seed 1").
+            row["notes"] = [n.split(", nextpnr seed")[0] for n in row.get("notes", [])] + [
+                f"Fmax: median over nextpnr seeds {', '.join(map(str, seeds))} of those that "
+                f"routed ({len(placed)})"]
+        rows.append(row)
+    return rows
+
+
+def synthesised_points(sweep, run):
+    """(point, records) of every point the sweep synthesised or excluded, in sweep order; the
+    points the config schema rejects are combinations that do not exist and are left out."""
+    return [(p, run.records.get(p.index, {})) for p in sweep.points
+            if "synth" in p.steps and not (p.filtered or "").startswith("rejected")]
+
+
+def without_excluded(rows: list[dict], name) -> tuple[list[dict], str]:
+    """The rows the sweep measured, and a sentence naming the designs its exclude rules kept out
+    (grouped by reason; ``name(row)`` names a design), or ''."""
+    reasons: dict = {}
     for r in rows:
-        if "kept_from" in r:
-            kept.setdefault(r["target"], r["kept_from"])
-    return "" if not kept else ("Rows of " + ", ".join(f"{t} (measured {d})" for t, d in kept.items())
-                                + " are kept from an earlier run of this script: this run measured "
-                                "the other targets only.")
-
-
-# ECP5 runs twice: with DSP blocks and with multipliers in LUTs (-nodsp).
-VARIANTS = {"asic": ("asic", False), "ecp5-85f": ("ecp5-85f", False),
-            "ecp5-85f-nodsp": ("ecp5-85f", True)}
-# A with-DSP variant's netlist equals its LUT-only twin's when the core has no multipliers.
-LUT_ONLY_TWIN = {"ecp5-85f": "ecp5-85f-nodsp"}
-
-
-def synth_row(config, variant: str, workdir, /, clock_ns: float = 5.0,
-              timeout_min: float | None = None, place: bool = True, fpga_clock_ns: float | None = None,
-              seed: int = 1, **labels) -> dict:
-    """Synthesise one config for one variant; the row holds ``labels``, the figures or the first
-    lines of the error (a tool stopped by ``timeout_min`` says so). ``clock_ns``: the ASIC
-    clock; ``fpga_clock_ns``: nextpnr's constraint (default: the flow's), ``seed`` its placement
-    seed. ``place=False``: FPGA netlist only (see :func:`~accelsmith.flows.synth.synthesize`).
-    The first three are positional-only, so a label may be called ``config``."""
-    from accelsmith.flows import tools
-    from accelsmith.flows.synth import synthesize
-
-    target, no_dsp = VARIANTS[variant]
-    row = {**labels, "target": variant}
-    progress(f"{labels} -> {variant} ...")
-    try:
-        with tools.time_limit(None if timeout_min is None else timeout_min * 60):
-            report = synthesize(config, target, workdir,
-                                liberty=str(SKY130) if SKY130.exists() else None,
-                                clock_ns=clock_ns if target == "asic" else fpga_clock_ns, no_dsp=no_dsp,
-                                quiet=True, place=place, seed=seed)
-        row.update({k: v for k, v in report.figures.items() if not isinstance(v, dict)},
-                   seconds=report.seconds, top=report.top, notes=report.notes)
-    except tools.ToolError as exc:
-        lines = str(exc).splitlines()
-        row["error"] = " ".join([lines[0]] + [line.strip() for line in lines[1:3]])
-    progress(f"  done {labels} -> {variant}: "
-             f"{ {k: v for k, v in row.items() if k not in ('notes', 'top')} }")
-    return row
+        if str(r.get("error", "")).startswith("excluded: "):
+            reasons.setdefault(r["error"].removeprefix("excluded: "), []).append(f"{name(r)} ({r['target']})")
+    if not reasons:
+        return rows, ""
+    return ([r for r in rows if not str(r.get("error", "")).startswith("excluded: ")],
+            "Not measured (the sweep file's exclude rules): " + "; ".join(
+                f"{', '.join(designs)}: {reason}" for reason, designs in reasons.items()) + ".")

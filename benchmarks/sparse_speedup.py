@@ -1,6 +1,6 @@
 """Sparse engines against the dense engines with the same multipliers: GEMM speedup, area, Fmax.
 
-Usage: python benchmarks/sparse_speedup.py [--targets asic ecp5-85f ...] [--jobs N]
+Usage: python benchmarks/sparse_speedup.py [SWEEP] [--workers N] [--scheduler ADDRESS] [-o DIR]
                                            [--skip-synth] [--gemm 256]
 
 N:M: 4x4 PEs with 4 multipliers each (2:4 and 2:8 take 2 groups per step, 1:4 and 1:8 take 4,
@@ -8,7 +8,9 @@ N:M: 4x4 PEs with 4 multipliers each (2:4 and 2:8 take 2 groups per step, 1:4 an
 step), built with the same result buffer (``result_buffer: true``: readout overlapped with the
 next tile, as the N:M engines do) and, for reference, without. A GEMM is one job of all its
 output tiles (the TILES register). Cycles from the cycle models the simulations check exactly;
-area and critical path (sky130) and LUT/FF/DSP/Fmax (ECP5-85F) of each design in one run.
+area and critical path (sky130) and LUT/FF/DSP/Fmax (ECP5-85F) of the designs and targets SWEEP
+(default ``sweeps/sparse.yaml``) names, synthesised by ``accelsmith sweep``'s engine (results
+cached under ``build/sweeps/sparse``).
 
 Dual-side: a 4x4 multiplier grid with a 32x32 output tile against the foundation's 4x4
 2D-Matrix (16 multipliers), over a grid of densities of A and B (uniform random INT8 values,
@@ -21,13 +23,10 @@ Writes docs/results/sparse.{json,md} and docs/results/sparse_dualside.png; progr
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
-from _common import (RESULTS, VARIANTS, kept_note, machine, other_target_rows, progress, synth_row,
-                     write)
+from _common import (RESULTS, machine, progress, run_benchmark_sweep, sweep_arguments, sweep_command,
+                     synth_rows, synthesised_points, without_excluded, write)
 
 from accelsmith.config import validate
 from accelsmith.generators import bitweight, sparse
@@ -167,16 +166,11 @@ def plot(grid: list[dict], path):
     progress(f"wrote {path}")
 
 
-def synth_jobs(targets):
-    designs = [("dense 3D-Cube n=4, result buffer", DENSE_NM),
-               ("dense 3D-Cube n=4, foundation shell", FOUNDATION_CUBE)] + \
-        [(f"N:M {n}:{m}", nm_config(n, m)) for n, m in NM_PATTERNS]
-    return [(name, raw, variant) for variant in targets for name, raw in designs]
-
-
-def _synth(job):
-    name, raw, variant, workdir = job
-    return synth_row(validate(raw, name), variant, workdir, 5.0, 45, design=name)
+def design_name(values: dict) -> str:
+    """A synthesised design's row name (the names the cycle tables use)."""
+    if values["family"] == "sparse":
+        return f"N:M {values['n']}:{values['m']}"
+    return "dense 3D-Cube n=4, " + ("result buffer" if values.get("result_buffer") else "foundation shell")
 
 
 def write_all(data, args):
@@ -238,50 +232,33 @@ def write_all(data, args):
     out += ["", "Cycle counts come from the engines' cycle models (`NMGeometry`, `BitmapGeometry`), "
             "which the cocotb simulations check against the CYCLES register exactly; each tile job "
             "includes its readout. ASIC: sky130 HD, `abc -D 5000`, OpenSTA; ECP5: LFE5U-85F via "
-            "nextpnr (scan harness included).", "", kept_note(synth)]
-    targets = " ".join(args.targets) if not args.skip_synth else "(none)"
+            "nextpnr (scan harness included)."]
+    if data.get("not_measured"):
+        out += ["", data["not_measured"]]
     write("sparse", data, "\n".join(out),
-          f"python benchmarks/sparse_speedup.py --gemm {args.gemm} --targets {targets}"
-          + (" --resume" if args.resume else ""))
+          (sweep_command("sparse_speedup.py", args) if not args.skip_synth
+           else "python benchmarks/sparse_speedup.py --skip-synth") + f" --gemm {args.gemm}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", nargs="+", default=["asic", "ecp5-85f"], choices=list(VARIANTS))
-    parser.add_argument("--jobs", type=int, default=2)
+    sweep_arguments(parser, "sparse.yaml")
     parser.add_argument("--gemm", type=int, default=256, help="M = N = K of the GEMMs (>= 256)")
-    parser.add_argument("--skip-synth", action="store_true", help="cycle figures only")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the synthesis rows of docs/results/sparse.json that finished "
-                             "without error; synthesise only the others")
+    parser.add_argument("--skip-synth", action="store_true",
+                        help="cycle figures only (the sweep is not run)")
     args = parser.parse_args()
-    # Rows of targets this run does not measure are kept (read before this run writes anything);
-    # with --resume also the rows of the last run that finished without error.
-    others = other_target_rows(RESULTS / "sparse.json", "synth", args.targets)
-    kept = {}
-    if args.resume:
-        old = json.loads((RESULTS / "sparse.json").read_text())
-        kept = {(r["design"], r["target"]): r for r in old.get("synth", []) if "error" not in r}
     rng = np.random.default_rng(2021)
     data = {"title": "Sparse engines vs dense engines", "machine": machine(),
             "nm": nm_table(args.gemm, rng), "dual": dual_grid(args.gemm, rng),
             "tile_sweep": tile_sweep(args.gemm, rng)}
     plot(data["dual"], RESULTS / "sparse_dualside.png")
-    jobs = [] if args.skip_synth else synth_jobs(args.targets)
-    done = {n: kept[job[0], job[2]] for n, job in enumerate(jobs) if (job[0], job[2]) in kept}
-    done.update({len(jobs) + i: row for i, row in enumerate(others)})
-    if args.resume:
-        progress(f"--resume: {len(done)} of {len(jobs)} synthesis rows kept")
-    data["synth"] = [done[n] for n in sorted(done)]
+    if not args.skip_synth:
+        sweep, run = run_benchmark_sweep(args)
+        rows = []
+        for p, records in synthesised_points(sweep, run):
+            rows += synth_rows(p, records, design=design_name(p.values or {**sweep.base, **p.axes}))
+        data["synth"], data["not_measured"] = without_excluded(rows, lambda r: r["design"])
     write_all(data, args)
-    if any(n not in done for n in range(len(jobs))):
-        with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {pool.submit(_synth, (*job, f"{tmp}/{n}")): n
-                       for n, job in enumerate(jobs) if n not in done}
-            for future in as_completed(futures):
-                done[futures[future]] = future.result()
-                data["synth"] = [done[n] for n in sorted(done)]
-                write_all(data, args)
 
 
 if __name__ == "__main__":

@@ -1,56 +1,41 @@
 """Synthesis figures of the baseline engines at their standard sizes, ASIC (sky130) and ECP5-85F.
 
-Usage: python benchmarks/synth_baselines.py [--configs NAME ...] [--targets asic ecp5-85f ...]
-Writes docs/results/synth_baselines.{json,md}, updated as rows complete (``--jobs`` runs in
-parallel); rows of targets not measured in this run are kept from the existing file, so
-``--targets asic`` re-measures the ASIC rows only. ECP5 runs twice: with DSP blocks and with multipliers in LUTs (-nodsp); a design that
-does not fit the device is recorded with Yosys's counts and nextpnr's reason.
+Usage: python benchmarks/synth_baselines.py [SWEEP] [--workers N] [--scheduler ADDRESS] [-o DIR]
+
+SWEEP (default ``sweeps/synth_baselines.yaml``) names the reference configs and the targets;
+``accelsmith sweep``'s engine synthesises them (results cached under ``build/sweeps/NAME``).
+ECP5 runs twice: with DSP blocks and with multipliers in LUTs (-nodsp); a design that does not
+fit the device is recorded with Yosys's counts and nextpnr's reason.
+Writes docs/results/NAME.{json,md} (NAME: the sweep's ``name``).
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
-from _common import CONFIGS, RESULTS, VARIANTS, machine, kept_note, other_target_rows, synth_row, write
-
-from accelsmith.config import load
-
-STANDARD = ["os_8x8_int8", "os_16x16_int8", "ws_16x16_int8", "matrix2d_16x16_int8",
-            "tree_16x16_int8", "cube_8_int8"]
-
-
-def _measure(job) -> dict:
-    name, variant, clock_ns, workdir = job
-    return synth_row(load(CONFIGS / f"{name}.yaml"), variant, workdir, clock_ns, config=name)
+from _common import (machine, run_benchmark_sweep, sweep_arguments, sweep_command, synth_rows,
+                     synthesised_points, without_excluded, write)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", default=STANDARD)
-    parser.add_argument("--targets", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--clock-ns", type=float, default=5.0, help="ASIC: ABC/STA target period")
-    parser.add_argument("--jobs", type=int, default=2, help="synthesis runs in parallel")
-    parser.add_argument("--name", default="synth_baselines",
-                        help="output name under docs/results")
+    sweep_arguments(parser, "synth_baselines.yaml")
     args = parser.parse_args()
-    kept = other_target_rows(RESULTS / f"{args.name}.json", "rows", args.targets)
-    with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(name, variant, args.clock_ns, f"{tmp}/{len(args.configs) * i + j}")
-                for i, variant in enumerate(args.targets) for j, name in enumerate(args.configs)]
-        rows = []
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            for row in pool.map(_measure, jobs):   # in job order, so the table's order is stable
-                rows.append(row)
-                _write(_in_target_order(rows + kept), args.clock_ns, args.name, args.targets)
+    sweep, run = run_benchmark_sweep(args)
+    rows = []
+    for p, records in synthesised_points(sweep, run):
+        rows += synth_rows(p, records, config=p.axes.get("base", Path(sweep.source).stem))
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    rows, not_measured = without_excluded(sorted(rows, key=lambda r: targets.index(r["target"])),
+                                          lambda r: r["config"])
+    clocks = {p.steps["synth"].get("clock_ns") or 5.0 for p in sweep.points
+              if "asic" in p.steps["synth"]["targets"]}
+    _write(rows, min(clocks, default=5.0), sweep.name or Path(args.sweep).stem, not_measured,
+           sweep_command("synth_baselines.py", args))
 
 
-def _in_target_order(rows):
-    return sorted(rows, key=lambda r: list(VARIANTS).index(r["target"]))
-
-
-def _write(rows, clock_ns, name, measured):
+def _write(rows, clock_ns, name, not_measured, command):
     table = ["| config | target | area um^2 | cells | FFs | LUTs | DSPs | critical path ns | "
              f"slack at {clock_ns:g} ns | Fmax MHz | placed | s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -70,12 +55,8 @@ def _write(rows, clock_ns, name, measured):
                  "via nextpnr (seed 1), core behind the 5-pin scan harness whose flip-flops are "
                  "included in FFs and LUTs; for designs that do not fit the device, the counts are "
                  "Yosys's mapping and nextpnr's reason is in the JSON notes.")
-    table += ["", kept_note(rows)]
-    command = "python benchmarks/synth_baselines.py"
-    if list(measured) != list(VARIANTS):
-        command += f" --targets {' '.join(measured)}"
-    if name != "synth_baselines":
-        command += f" --name {name}"
+    if not_measured:
+        table += ["", not_measured]
     write(name, {"title": "Baseline engines: synthesis", "machine": machine(), "clock_ns": clock_ns,
                  "rows": rows}, "\n".join(table), command)
 

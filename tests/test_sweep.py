@@ -104,6 +104,22 @@ def test_keys_follow_config_options_and_tools():
     assert key != step_key(values, "generate", {"lint": True}, {**versions, "amaranth": "9.9"})
     # a new nextpnr touches synth only
     assert key == step_key(values, "generate", {"lint": True}, {**versions, "nextpnr-ecp5": "0"})
+    # an edit to the driver re-runs workloads, not synthesis; one to the hardware both
+    synth = step_key(values, "synth", {"targets": ["ecp5-85f"]}, versions)
+    run = step_key(values, "run", {"m": 8}, versions)
+    edited = {**versions, "accelsmith:run": "edited"}
+    assert step_key(values, "synth", {"targets": ["ecp5-85f"]}, edited) == synth
+    assert step_key(values, "run", {"m": 8}, edited) != run
+    assert versions["accelsmith:synth"] != versions["accelsmith:run"]
+
+
+def test_source_digests_cover_the_design_not_the_properties_or_the_engine():
+    from accelsmith.flows import sweep as sweep_module
+
+    root = Path(sweep_module.__file__).resolve().parents[1]
+    for step, sources in sweep_module.STEP_SOURCES.items():
+        assert all((root / s).exists() for s in sources), step
+        assert "hdl" in sources and "flows/sweep.py" not in sources and "flows/prove.py" not in sources
 
 
 def test_asic_keys_follow_the_liberty_content_not_its_path(tmp_path):

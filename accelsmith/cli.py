@@ -86,6 +86,27 @@ def _cmd_sweep(args) -> int:
     return 1 if run.failed else 0
 
 
+def _cmd_prove(args) -> int:
+    from accelsmith.flows.prove import groups_for, prove
+
+    config = load(args.config)
+    known = groups_for(config)
+    if not known:
+        raise ConfigError(f"{args.config}: no formal properties for family {config.family!r} yet "
+                          "(bitweight and sparse engines have them)")
+    if unknown := [g for g in args.group or () if g not in known]:
+        raise ConfigError(f"prove --group {', '.join(unknown)}: not a property group of "
+                          f"{args.config}; its groups: {', '.join(known)}")
+    out = args.output or str(Path("build") / "prove")
+    print(f"{args.config}: {len(args.group or known)} property groups, depth {args.depth} "
+          f"(k-induction where it closes), in {out}")
+    results = prove(config, out, args.depth, args.group)
+    failed = [r for r in results if r.status in ("failed", "vacuous", "error")]
+    print(f"{len(results) - len(failed)} of {len(results)} groups hold"
+          + (f"; failed: {', '.join(r.group for r in failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -342,6 +363,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an existing Dask scheduler, e.g. tcp://head:8786 (workers are its own)")
     p.add_argument("--schema", action="store_true", help="print the sweep file JSON Schema")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("prove", help="SymbiYosys proofs of a config's stream, register and job "
+                                     "properties")
+    p.add_argument("config", help=config_help)
+    p.add_argument("--depth", type=_positive_int, default=24,
+                   help="cycles from reset for bounded checks and k-induction (default 24)")
+    p.add_argument("--group", action="append", metavar="GROUP",
+                   help="prove only this property group (repeatable; default: all of the family's)")
+    p.add_argument("-o", "--output", help="work folder (default build/prove): harness, logs, traces")
+    p.set_defaults(func=_cmd_prove)
 
     p = sub.add_parser("list", help="families, architectures and reference configs")
     p.set_defaults(func=_cmd_list)

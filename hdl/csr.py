@@ -8,7 +8,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Field", "Register", "RegisterBusSignature", "RegisterFile"]
+__all__ = ["Field", "Register", "RegisterBusSignature", "RegisterFile", "register_properties"]
 
 DATA_WIDTH = 32
 
@@ -99,3 +99,35 @@ class RegisterFile(wiring.Component):
                 m.d.comb += [port.eq(Mux(hit, bus.w_data, 0)),
                              getattr(self, reg.name.lower() + "_stb").eq(hit)]
         return m
+
+
+def register_properties(check, regs: RegisterFile, group: str = "registers"):
+    """The formal properties of a register file (:mod:`accelsmith.hdl.formal`): a ``rw``
+    register holds and reads back the last word written to it; reading a ``ro`` register gives
+    the hardware's value whatever was written; a ``wo`` register's strobe is high exactly in the
+    cycle of a write to it, its word presented then and zero otherwise, and it reads as 0."""
+    if not check.proving(group):
+        return
+    m, bus = check.m, regs.bus
+    for addr, reg in enumerate(regs.registers):
+        port = getattr(regs, reg.name.lower())
+        hit = bus.w_en & (bus.addr == addr)
+        read = bus.addr == addr
+        if reg.access == "rw":
+            shadow = Signal(reg.width, name=f"f_{reg.name}_written")
+            known = Signal(name=f"f_{reg.name}_known")
+            with m.If(hit):
+                m.d.sync += [shadow.eq(bus.w_data), known.eq(1)]
+            check.require(group, f"{reg.name} (rw) holds the last word written",
+                          ~known | (port == shadow))
+            check.require(group, f"{reg.name} (rw) reads back", ~read | (bus.r_data == port))
+            check.cover(group, f"{reg.name} (rw) written twice", known & hit & (bus.w_data != shadow))
+        elif reg.access == "ro":
+            check.require(group, f"{reg.name} (ro) reads the hardware's value",
+                          ~read | (bus.r_data == port))
+        else:
+            strobe = getattr(regs, reg.name.lower() + "_stb")
+            check.require(group, f"{reg.name} (wo) strobes once per write", strobe == hit)
+            check.require(group, f"{reg.name} (wo) presents the word only then",
+                          port == Mux(hit, bus.w_data, 0))
+            check.require(group, f"{reg.name} (wo) reads as 0", ~read | (bus.r_data == 0))

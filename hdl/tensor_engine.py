@@ -16,7 +16,7 @@ from .csr import Field, Register, RegisterBusSignature, RegisterFile
 
 __all__ = ["registers", "OutputStationaryEngine", "BufferedOutputStationaryEngine",
            "WeightStationaryEngine", "VariableStepEngine",
-           "result_layout"]
+           "result_layout", "shell_properties"]
 
 _STATUS_FIELDS = (
     Field("BUSY", 0, 1, "A job is running (from START until its last result row is accepted)."),
@@ -80,7 +80,7 @@ class _Shell(wiring.Component):
         wiring.connect(m, wiring.flipped(self.csr), regs.bus)
         m.submodules.core = self.core
         busy, done, cycles = Signal(), Signal(), Signal(32)
-        start = regs.ctrl_stb & regs.ctrl[0] & ~busy
+        start = self._takes_start(regs, busy)
         status = [busy, done]
         with m.If(start):
             m.d.sync += [done.eq(0), cycles.eq(0)]
@@ -95,6 +95,11 @@ class _Shell(wiring.Component):
                 m.d.sync += error.eq(1)
         m.d.comb += [regs.status.eq(Cat(*status)), regs.cycles.eq(cycles)]
         return start, busy, done
+
+    @staticmethod
+    def _takes_start(regs, busy):
+        """A START write that starts a job: one while BUSY is ignored."""
+        return regs.ctrl_stb & regs.ctrl[0] & ~busy
 
     def _carry_save_row(self, row):
         """Result row ``row`` of a core with carry-save accumulators: the core's carry-propagate
@@ -507,3 +512,53 @@ class VariableStepEngine(OutputStationaryEngine):
                 self._readout(m, self._carry_save_row(row), row, done)
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
         return m
+
+
+def shell_properties(check, shell):
+    """The formal properties of a shell (:mod:`accelsmith.hdl.formal`), over its ports and its
+    register file's, for ``check`` (a :class:`~accelsmith.hdl.formal.Checker`):
+
+    - ``streams``: ``a`` and ``b`` obey the stream rules (assumed), ``c`` does (asserted);
+    - ``start``: a START written while BUSY is ignored (the job goes on, CYCLES keeps counting),
+      one written while idle starts a job;
+    - ``results``: no row leaves on ``c`` and no operand is taken outside a job; a job sends
+      ``m_tile`` rows per tile (TILES, 0 counting as 1), ``last`` on each tile's final row and
+      only there.
+    """
+    regs = shell.regs
+    busy, done = regs.status[0], regs.status[1]
+    check.stream("streams", shell.a, False, name="a")
+    check.stream("streams", shell.b, False, name="b")
+    check.stream("streams", shell.c, True, name="c")
+    check.cover("streams", "a result row held back, then taken",
+                check.started & check.past(shell.c.valid & ~shell.c.ready, "f_c_held") & shell.c.ready)
+    start_write = regs.ctrl_stb & regs.ctrl[0]
+    m = check.m
+    if check.proving("start"):
+        was_busy, was_started = check.past(busy, "f_was_busy"), check.past(start_write, "f_was_start")
+        was_cycles = check.past(regs.cycles, "f_was_cycles")
+        check.require("start", "START while BUSY does not restart the job",
+                      ~(check.started & was_busy & was_started & busy) | (regs.cycles == was_cycles + 1))
+        check.require("start", "START while idle starts a job",
+                      ~(check.started & ~was_busy & was_started) | busy)
+        check.cover("start", "a job ends", check.started & was_busy & ~busy)
+    if check.proving("results"):
+        tiles = Signal(32, name="f_tiles")          # the job's tiles, latched at its START
+        job_rows = Signal(16, name="f_job_rows")
+        row_in_tile = Signal(range(max(shell.m_tile, 2)), name="f_row_in_tile")
+        with m.If(start_write & ~busy):
+            m.d.sync += [tiles.eq(Mux(getattr(regs, "tiles", C(1, 32)) == 0, 1,
+                                      getattr(regs, "tiles", C(1, 32)))),
+                         job_rows.eq(0), row_in_tile.eq(0)]
+        with m.Elif(shell.c.valid & shell.c.ready):
+            m.d.sync += [job_rows.eq(job_rows + 1),
+                         row_in_tile.eq(Mux(row_in_tile == shell.m_tile - 1, 0, row_in_tile + 1))]
+        check.require("results", "no result row outside a job", ~shell.c.valid | busy)
+        check.require("results", "no operand taken outside a job",
+                      ~(shell.a.valid & shell.a.ready | shell.b.valid & shell.b.ready) | busy)
+        check.require("results", "last on each tile's final row, only there",
+                      ~shell.c.valid | (shell.c.payload.last == (row_in_tile == shell.m_tile - 1)))
+        ended = check.started & check.past(busy, "f_busy_before") & ~busy
+        check.require("results", "a job sends m_tile rows per tile",
+                      ~ended | (job_rows == (tiles * shell.m_tile)[:16]))
+        check.cover("results", "a job ends", ended)

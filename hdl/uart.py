@@ -11,7 +11,7 @@ from amaranth import *
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["uart_divisor", "UARTTransmitter", "UARTReceiver", "UARTPHY"]
+__all__ = ["uart_divisor", "UARTTransmitter", "UARTReceiver", "UARTPHY", "receiver_properties"]
 
 
 def uart_divisor(clock_hz: int, baud: int, tolerance: float = 0.01) -> int:
@@ -168,3 +168,54 @@ class UARTPHY(wiring.Component):
         wiring.connect(m, rx.data, wiring.flipped(self.rx_data))
         wiring.connect(m, wiring.flipped(self.tx_data), tx.data)
         return m
+
+
+def receiver_properties(check, receiver: UARTReceiver):
+    """The formal properties of a :class:`UARTReceiver` (:mod:`accelsmith.hdl.formal`); the
+    harness drives ``rx``:
+
+    - ``uart-stream``: with any bits on ``rx`` and any backpressure, ``data`` keeps the stream
+      rules;
+    - ``uart-recovery``: whatever came before (glitches, frames cut short, framing errors, a
+      line held low), once the line has been high for 11 bit times a well-formed frame of any
+      byte is received as that byte, within ``10 * divisor + 6`` cycles of its start edge.
+    """
+    from amaranth.asserts import AnyConst, AnySeq
+
+    m, d = check.m, receiver.divisor
+    noise = AnySeq(1)
+    if check.proving("uart-stream"):
+        m.d.comb += receiver.rx.eq(noise)
+        check.stream("uart-stream", receiver.data, True, name="data")
+        check.cover("uart-stream", "a byte received", receiver.data.valid)
+    if not check.proving("uart-recovery"):
+        return
+    byte = AnyConst(8)
+    go = AnySeq(1)
+    # A frame on a line held idle for 11 bit times: long enough for a frame the noise started
+    # to end (its remaining bits read as ones) before this one's start edge.
+    idle = 11 * d
+    high = C(1, 1)
+    frame = Cat(high.replicate(idle), C(0, d), *[bit.replicate(d) for bit in byte], high.replicate(d))
+    deadline = idle + 10 * d + 6
+    at = Signal(range(deadline + 2), name="f_at")      # cycles since the idle line began
+    sending = Signal(name="f_sending")
+    got = Signal(name="f_got")
+    # The frame comes after at least 11 bit times of noise: room for a whole frame of it, a
+    # framing error and a break (both are among the behaviours the cover statements reach).
+    noise_cycles = Signal(range(idle + 1), name="f_noise_cycles")
+    with m.If(noise_cycles < idle):
+        m.d.sync += noise_cycles.eq(noise_cycles + 1)
+    check.assume(~go | (noise_cycles == idle))
+    with m.If(~sending & go):
+        m.d.sync += sending.eq(1)
+    with m.Elif(sending & (at <= deadline)):
+        m.d.sync += at.eq(at + 1)
+    m.d.comb += receiver.rx.eq(Mux(sending, Mux(at < len(frame), frame.bit_select(at, 1), 1), noise))
+    check.assume(receiver.data.ready)
+    with m.If(sending & (at > idle) & receiver.data.valid & (receiver.data.payload == byte)):
+        m.d.sync += got.eq(1)
+    check.require("uart-recovery", "after 11 idle bit times a frame is received as sent",
+                  ~(sending & (at == deadline)) | got)
+    check.cover("uart-recovery", "a frame after a framing error is received",
+                sending & got & (at == deadline) & (receiver.framing_errors != 0))

@@ -193,6 +193,23 @@ class EngineGeometry:
             return steps + self.pipeline_latency + self.m_tile + self.readout_latency
         return steps * (self.k_per_step + self.m_tile + self.pipeline_latency) + self.m_tile
 
+    def worst_step_cycles(self) -> int:
+        """The most cycles one step can take, over all operand data (1 for fixed schedules)."""
+        if self.schedule == "fixed":
+            return 1
+        digits = digit_count(self.a_fmt, self.encoding)
+        if self.schedule == "bitslice":
+            return digits * digit_count(self.b_fmt, self.encoding)
+        # opt3/opt4c: every bit weight of the step's k values; opt4e: all weights at once
+        return digits * self.k_per_step if self.schedule in ("opt3", "opt4c") else self.k_per_step
+
+    def job_cycle_bound(self, steps: int, tiles: int = 1) -> int:
+        """The most cycles from START to the last result accepted, over all operand data, with
+        no stalls on any stream (what ``accelsmith prove`` proves a job finishes within)."""
+        if self.schedule == "fixed":
+            return self.job_cycles(steps, tiles)
+        return variable_step_job_cycles([self.worst_step_cycles()] * steps, self.m_tile)
+
     def macs_per_cycle(self) -> float:
         """Peak multiply-accumulates per cycle while operands stream (digit-serial engines: at
         their fastest step, every bit weight at its minimum of one cycle for opt3/opt4c)."""

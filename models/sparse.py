@@ -632,6 +632,11 @@ class BitmapGeometry(EngineGeometry):
     def job_cycles_for(self, job: OuterProductJob) -> int:
         return variable_step_job_cycles(self.step_cycles(job).tolist(), self.m_tile)
 
+    def job_cycle_bound(self, steps: int, tiles: int = 1) -> int:
+        """The most cycles a job of ``steps`` steps can take: every step with full bitmaps."""
+        passes = -(-self.m_tile // self.rows) * -(-self.n_tile // self.cols)
+        return variable_step_job_cycles([passes] * steps, self.m_tile)
+
     def expected(self, job: OuterProductJob) -> np.ndarray:
         """The tile the hardware produces: malformed steps contribute nothing."""
         A = np.zeros((self.m_tile, job.steps), dtype=np.int64)

@@ -33,7 +33,7 @@ def _config(name):
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_small_engines_hold_every_property(name, tmp_path):
-    results = prove(_config(name), tmp_path, DEPTH, say=lambda line: None)
+    results = prove(_config(name), tmp_path, DEPTH, GROUPS["shell"], say=lambda line: None)
     assert [r.group for r in results] == list(GROUPS["shell"])
     for r in results:
         assert r.status in ("proved", "bounded"), (r.group, r.status, r.where, r.log)
@@ -44,6 +44,14 @@ def test_small_engines_hold_every_property(name, tmp_path):
     assert by_group["registers"].status == "proved"
     if name in ("os", "ws"):
         assert by_group["streams"].status == "proved"
+
+
+def test_the_uart_receiver_keeps_the_stream_rules_and_recovers(tmp_path):
+    results = prove(_config("os"), tmp_path, DEPTH, GROUPS["uart"], say=lambda line: None)
+    stream, recovery = results
+    assert stream.status == "proved", (stream.status, stream.where, stream.log)
+    # bounded: 11 bit times of noise, 11 idle, the frame and its deadline, all within the depth
+    assert recovery.status == "bounded" and recovery.depth >= 140, (recovery.status, recovery.where)
 
 
 def _start_while_busy(monkeypatch):
@@ -83,12 +91,58 @@ def _register_clobbered(monkeypatch):
     monkeypatch.setattr(csr.RegisterFile, "elaborate", clobbering)
 
 
+def _never_reads_out(monkeypatch):
+    monkeypatch.setattr(tensor_engine._Shell, "_readout",
+                        lambda self, m, value, row, done: m.d.comb.__iadd__(self.c.valid.eq(0)))
+
+
+def _bound_one_less(monkeypatch):
+    """Not a broken design: a bound one cycle tighter than the model's, which must not hold
+    (the proven bound is exact, not loose)."""
+    from accelsmith.models.bitweight import EngineGeometry
+
+    bound = EngineGeometry.job_cycle_bound
+    monkeypatch.setattr(EngineGeometry, "job_cycle_bound",
+                        lambda self, steps, tiles=1: bound(self, steps, tiles) - 1)
+
+
+def _receiver_dead_after_framing_error(monkeypatch):
+    from accelsmith.hdl import uart
+
+    elaborate = uart.UARTReceiver.elaborate
+
+    def dead(self, platform):
+        m = elaborate(self, platform)
+        with m.If(self.framing_errors != 0):
+            m.d.sync += self.data.valid.eq(0)      # no byte is offered after a framing error
+        return m
+    monkeypatch.setattr(uart.UARTReceiver, "elaborate", dead)
+
+
+def _receiver_valid_one_cycle(monkeypatch):
+    from accelsmith.hdl import uart
+
+    elaborate = uart.UARTReceiver.elaborate
+
+    def brief(self, platform):
+        m = elaborate(self, platform)
+        with m.If(self.data.valid):
+            m.d.sync += self.data.valid.eq(0)        # withdrawn whether taken or not
+        return m
+    monkeypatch.setattr(uart.UARTReceiver, "elaborate", brief)
+
+
 @pytest.mark.parametrize("group, mutate, words", [
     ("start", _start_while_busy, "START while BUSY does not restart the job"),
     ("streams", _valid_dropped, "c: valid and payload held until ready"),
     ("results", _last_early, "last on each tile's final row"),
     ("registers", _register_clobbered, "holds the last word written"),
-], ids=["start-while-busy", "valid-dropped", "last-early", "register-clobbered"])
+    ("liveness", _never_reads_out, "ends within the model's bound"),
+    ("liveness", _bound_one_less, "ends within the model's bound"),
+    ("uart-recovery", _receiver_dead_after_framing_error, "a frame is received as sent"),
+    ("uart-stream", _receiver_valid_one_cycle, "data: valid and payload held until ready"),
+], ids=["start-while-busy", "valid-dropped", "last-early", "register-clobbered", "job-never-ends",
+        "bound-one-less", "uart-dead-after-framing-error", "uart-valid-one-cycle"])
 def test_each_mutation_is_caught_with_a_trace(group, mutate, words, monkeypatch, tmp_path):
     mutate(monkeypatch)
     (result,) = prove(_config("os"), tmp_path, DEPTH, [group], say=lambda line: None)

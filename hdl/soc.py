@@ -23,7 +23,7 @@ from .csr import Field, Register, RegisterBusSignature, RegisterFile
 from .uart import UARTPHY
 
 __all__ = ["SoCBusSignature", "UARTBoneBridge", "BufferReader", "JobSequencer", "MemoryMap",
-           "SoC", "MAGIC", "FORMAT_VERSION", "CRC32"]
+           "SoC", "MAGIC", "FORMAT_VERSION", "CRC32", "bridge_properties"]
 
 MAGIC = 0x6163736D          # "acsm"
 FORMAT_VERSION = 1
@@ -160,6 +160,37 @@ class UARTBoneBridge(wiring.Component):
             m.d.sync += [watchdog.eq(watchdog + 1), expired.eq(watchdog == self.watchdog_cycles - 2)]
         m.d.comb += self.idle.eq(fsm.ongoing("CMD") & ~rx.valid)
         return m
+
+
+def bridge_properties(check, bridge: UARTBoneBridge):
+    """The formal properties of a :class:`UARTBoneBridge` (:mod:`accelsmith.hdl.formal`), with
+    any bytes on ``rx`` (keeping the stream rules) and any read data on the bus:
+
+    - ``bridge-stream``: reply bytes on ``tx`` keep the stream rules, whatever the host's
+      backpressure;
+    - ``bridge-watchdog``: while the host takes reply bytes as they come, once no byte has
+      arrived for ``watchdog_cycles + 2`` cycles the bridge is waiting for a command (``idle``),
+      whatever came before: a frame cut short never wedges it.
+    """
+    watchdog = bridge.watchdog_cycles
+    check.stream("bridge-stream", bridge.rx, False, name="rx")
+    check.stream("bridge-stream", bridge.tx, True, name="tx")
+    check.cover("bridge-stream", "a reply byte held back, then taken",
+                check.started & check.past(bridge.tx.valid & ~bridge.tx.ready, "f_tx_held")
+                & bridge.tx.ready)
+    if not check.proving("bridge-watchdog"):
+        return
+    m = check.m
+    check.assume(bridge.tx.ready)
+    silent = Signal(range(watchdog + 3), name="f_silent")     # cycles without a byte, saturating
+    with m.If(bridge.rx.valid):
+        m.d.sync += silent.eq(0)
+    with m.Elif(silent < watchdog + 2):
+        m.d.sync += silent.eq(silent + 1)
+    check.require("bridge-watchdog", "idle within the watchdog time after the last byte",
+                  ~((silent == watchdog + 2) & ~bridge.rx.valid) | bridge.idle)
+    check.cover("bridge-watchdog", "a frame cut short is dropped",
+                (bridge.timeouts != 0) & (silent == watchdog + 2))
 
 
 class BufferReader(wiring.Component):

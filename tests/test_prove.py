@@ -1,6 +1,7 @@
 """`accelsmith prove`: SymbiYosys proofs of the stream, register and job properties of small
-engines of every GEMM family, and for each property group a deliberately broken design
-(a mutation, patched in for the test) that the prover must catch with a trace."""
+engines of every GEMM family, of the UART receiver and of the host bridge, and for each
+property group a deliberately broken design (a mutation, patched in for the test) that the
+prover must catch with a trace."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def test_small_engines_hold_every_property(name, tmp_path):
     assert by_group["registers"].status == "proved"
     if name in ("os", "ws"):
         assert by_group["streams"].status == "proved"
+
+
+def test_the_host_bridge_keeps_the_stream_rules_and_never_wedges(tmp_path):
+    results = prove(_config("os"), tmp_path, DEPTH, GROUPS["bridge"], say=lambda line: None)
+    assert [(r.group, r.status) for r in results] == [("bridge-stream", "proved"),
+                                                      ("bridge-watchdog", "proved")], results
 
 
 def test_the_uart_receiver_keeps_the_stream_rules_and_recovers(tmp_path):
@@ -132,6 +139,36 @@ def _receiver_valid_one_cycle(monkeypatch):
     monkeypatch.setattr(uart.UARTReceiver, "elaborate", brief)
 
 
+def _bridge_watchdog_slow(monkeypatch):
+    from accelsmith.hdl import soc
+
+    elaborate = soc.UARTBoneBridge.elaborate
+
+    def slow(self, platform):
+        # the hardware's watchdog ten times the one it is specified with
+        specified, self.watchdog_cycles = self.watchdog_cycles, 10 * self.watchdog_cycles
+        try:
+            return elaborate(self, platform)
+        finally:
+            self.watchdog_cycles = specified
+    monkeypatch.setattr(soc.UARTBoneBridge, "elaborate", slow)
+
+
+def _bridge_reply_withdrawn(monkeypatch):
+    from accelsmith.hdl import soc
+
+    elaborate = soc.UARTBoneBridge.elaborate
+
+    def withdrawing(self, platform):
+        m = elaborate(self, platform)
+        blink = Signal(name="blink")
+        m.d.sync += blink.eq(~blink)
+        with m.If(blink):
+            m.d.comb += self.tx.valid.eq(0)
+        return m
+    monkeypatch.setattr(soc.UARTBoneBridge, "elaborate", withdrawing)
+
+
 @pytest.mark.parametrize("group, mutate, words", [
     ("start", _start_while_busy, "START while BUSY does not restart the job"),
     ("streams", _valid_dropped, "c: valid and payload held until ready"),
@@ -141,8 +178,11 @@ def _receiver_valid_one_cycle(monkeypatch):
     ("liveness", _bound_one_less, "ends within the model's bound"),
     ("uart-recovery", _receiver_dead_after_framing_error, "a frame is received as sent"),
     ("uart-stream", _receiver_valid_one_cycle, "data: valid and payload held until ready"),
+    ("bridge-watchdog", _bridge_watchdog_slow, "idle within the watchdog time"),
+    ("bridge-stream", _bridge_reply_withdrawn, "tx: valid and payload held until ready"),
 ], ids=["start-while-busy", "valid-dropped", "last-early", "register-clobbered", "job-never-ends",
-        "bound-one-less", "uart-dead-after-framing-error", "uart-valid-one-cycle"])
+        "bound-one-less", "uart-dead-after-framing-error", "uart-valid-one-cycle",
+        "bridge-watchdog-slow", "bridge-reply-withdrawn"])
 def test_each_mutation_is_caught_with_a_trace(group, mutate, words, monkeypatch, tmp_path):
     mutate(monkeypatch)
     (result,) = prove(_config("os"), tmp_path, DEPTH, [group], say=lambda line: None)

@@ -52,9 +52,9 @@ def sweep_arguments(parser, default: str):
 def run_benchmark_sweep(args, sweep=None):
     """Run ``sweep`` (default: load ``args.sweep``); returns the sweep and its :class:`SweepRun`. Synthesis steps
     that name no Liberty map to the sky130 HD one beside the project, as the published tables do."""
-    from accelsmith.flows.sweep import load_sweep, run_sweep
+    from accelsmith.flows.sweep import run_sweep
 
-    sweep = sweep or load_sweep(args.sweep)
+    sweep = sweep or load_benchmark_sweep(args.sweep)
     if SKY130.exists():
         for p in sweep.points:
             if "synth" in p.steps and not p.steps["synth"].get("liberty"):
@@ -65,6 +65,17 @@ def run_benchmark_sweep(args, sweep=None):
     progress(f"sweep {name}: {run.computed} points computed, {run.cached} from the cache, "
              f"{run.failed} failed, in {run.seconds:.0f} s ({out})")
     return sweep, run
+
+
+def load_benchmark_sweep(path):
+    """The sweep file at ``path``; a bad one ends the script with its one-line error."""
+    from accelsmith.config import ConfigError
+    from accelsmith.flows.sweep import load_sweep
+
+    try:
+        return load_sweep(path)
+    except ConfigError as exc:          # sweep files' errors name the file, key and value
+        raise SystemExit(f"error: {exc}") from None
 
 
 def sweep_command(script: str, args) -> str:

@@ -27,11 +27,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from _common import (machine, progress, run_benchmark_sweep, sweep_arguments, sweep_command,
-                     synth_rows, synthesised_points, without_excluded, write)
+from _common import (load_benchmark_sweep, machine, progress, run_benchmark_sweep, sweep_arguments,
+                     sweep_command, synth_rows, synthesised_points, without_excluded, write)
 
 from accelsmith.config import validate
-from accelsmith.flows.sweep import SweepError, load_sweep
 from accelsmith.generators.bitweight import MACS_BY_ARCHITECTURE, build
 from accelsmith.models.bitweight import DIGIT_SERIAL, EngineGeometry
 from accelsmith.models.digits import nonzero_digits
@@ -147,10 +146,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sweep_arguments(parser, "bitweight.yaml")
     args = parser.parse_args()
-    try:
-        sweep = load_sweep(args.sweep)
-    except SweepError as exc:
-        raise SystemExit(f"error: {exc}")
+    sweep = load_benchmark_sweep(args.sweep)
     size = sweep.report.get("size")
     if size not in SIZES:
         raise SystemExit(f"error: {args.sweep}: report.size = {size!r}; allowed: {', '.join(SIZES)}")

@@ -25,8 +25,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _common import (RESULTS, machine, progress, run_benchmark_sweep, sweep_arguments, sweep_command,
-                     synth_rows, synthesised_points, without_excluded, write)
+from _common import (RESULTS, load_benchmark_sweep, machine, progress, run_benchmark_sweep,
+                     sweep_arguments, sweep_command, synth_rows, synthesised_points, without_excluded,
+                     write)
 
 from accelsmith.config import validate
 from accelsmith.generators import bitweight, sparse
@@ -247,13 +248,14 @@ def main():
     parser.add_argument("--skip-synth", action="store_true",
                         help="cycle figures only (the sweep is not run)")
     args = parser.parse_args()
+    sweep = None if args.skip_synth else load_benchmark_sweep(args.sweep)
     rng = np.random.default_rng(2021)
     data = {"title": "Sparse engines vs dense engines", "machine": machine(),
             "nm": nm_table(args.gemm, rng), "dual": dual_grid(args.gemm, rng),
             "tile_sweep": tile_sweep(args.gemm, rng)}
     plot(data["dual"], RESULTS / "sparse_dualside.png")
     if not args.skip_synth:
-        sweep, run = run_benchmark_sweep(args)
+        sweep, run = run_benchmark_sweep(args, sweep)
         rows = []
         for p, records in synthesised_points(sweep, run):
             rows += synth_rows(p, records, design=design_name(p.values or {**sweep.base, **p.axes}))

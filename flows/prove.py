@@ -32,6 +32,7 @@ GROUPS = {
     "shell": ("streams", "registers", "start", "results", "liveness"),
     "uart": ("uart-stream", "uart-recovery"),
     "bridge": ("bridge-stream", "bridge-watchdog"),
+    "reader": ("buffer-reader",),
 }
 # The bridge is proved with a watchdog of 16 cycles (the SoC's is soc_watchdog_us long): the same
 # logic, with frames the watchdog cuts short within the depth.
@@ -196,7 +197,16 @@ def bridge_harness(watchdog_cycles: int, groups) -> Harness:
     return Harness(UARTBoneBridge(watchdog_cycles), bridge_properties, groups)
 
 
+def reader_harness(groups) -> Harness:
+    from accelsmith.hdl.soc import BufferReader, reader_properties
+
+    # 8-bit words, 4 deep: the same logic as the SoC's operand readers, small enough to prove
+    return Harness(BufferReader(8, 4), reader_properties, groups, drives=("rd_data",))
+
+
 def harness_for(design, group: str) -> Harness:
+    if group in GROUPS["reader"]:
+        return reader_harness([group])
     if group in GROUPS["uart"]:
         return uart_harness(UART_PROOF_DIVISOR, [group])
     if group in GROUPS["bridge"]:
@@ -208,11 +218,11 @@ def harness_for(design, group: str) -> Harness:
 
 
 def groups_for(config) -> tuple[str, ...]:
-    """The property groups of ``config``: its engine shell's, then the UART and the host
-    bridge of its SoC (the same for every config)."""
+    """The property groups of ``config``: its engine shell's, then the UART, the host bridge
+    and the operand buffers' readers of its SoC (the same for every config)."""
     if config.family not in ("bitweight", "sparse"):
         return ()
-    return GROUPS["shell"] + GROUPS["uart"] + GROUPS["bridge"]
+    return GROUPS["shell"] + GROUPS["uart"] + GROUPS["bridge"] + GROUPS["reader"]
 
 
 def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None,

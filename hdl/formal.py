@@ -77,12 +77,16 @@ class Checker:
             self.covers.append((f"{group}: {name}", f"{frame.f_code.co_filename}:{frame.f_lineno}"))
             self.m.d.comb += Cover(cond, f"{group}: {name}", src_loc_at=1)
 
-    def stream(self, group: str, port, driven_by_design: bool, *, name: str, count_width=8):
+    def stream(self, group: str, port, driven_by_design: bool, *, name: str, count_width=8,
+               restart=None):
         """The stream rules on ``port`` (``valid``, ``ready``, ``payload``; Amaranth's
         ``lib.stream``): once ``valid`` is high it stays high, with the same payload, until the
         cycle ``ready`` takes it. Asserted on a stream the design drives, assumed on one its
-        environment drives. Returns the beat counter (transfers so far, wrapping)."""
+        environment drives. ``restart``: a signal after which the stream starts over (the beat
+        on offer is withdrawn by design). Returns the beat counter (transfers so far, wrapping)."""
         held = self.started & self.past(port.valid, f"f_{name}_valid") & ~self.past(port.ready, f"f_{name}_ready")
+        if restart is not None:
+            held &= ~self.past(restart, f"f_{name}_restart")
         payload = Value.cast(port.payload)
         keep = port.valid & (payload == self.past(payload, f"f_{name}_payload"))
         if driven_by_design:

@@ -23,7 +23,7 @@ from .csr import Field, Register, RegisterBusSignature, RegisterFile
 from .uart import UARTPHY
 
 __all__ = ["SoCBusSignature", "UARTBoneBridge", "BufferReader", "JobSequencer", "MemoryMap",
-           "SoC", "MAGIC", "FORMAT_VERSION", "CRC32", "bridge_properties"]
+           "SoC", "MAGIC", "FORMAT_VERSION", "CRC32", "bridge_properties", "reader_properties"]
 
 MAGIC = 0x6163736D          # "acsm"
 FORMAT_VERSION = 1
@@ -222,6 +222,40 @@ class BufferReader(wiring.Component):
             with m.If(left != 0):
                 m.d.sync += [index.eq(index + 1), left.eq(left - 1)]
         return m
+
+
+def reader_properties(check, reader: BufferReader):
+    """The formal properties of a :class:`BufferReader` (``buffer-reader``,
+    :mod:`accelsmith.hdl.formal`) over a memory whose word at each address is the address (a
+    synchronous read port the harness drives), with any ``start``, ``count`` and backpressure:
+    ``out`` keeps the stream rules between starts (a ``start`` withdraws the beat on offer and
+    restarts from word 0); after a ``start`` the i-th beat carries word i, and no more than
+    ``count`` beats leave."""
+    group = "buffer-reader"
+    check.stream(group, reader.out, True, name="out", restart=reader.start)
+    if not check.proving(group):
+        return
+    m = check.m
+    check.assume(reader.count <= reader.depth)        # the SoC refuses a START beyond its buffers
+    word = Signal.like(reader.rd_data, name="f_word")
+    with m.If(reader.rd_en):
+        m.d.sync += word.eq(reader.rd_addr)
+    m.d.comb += reader.rd_data.eq(word)
+    beats = Signal(range(reader.depth + 2), name="f_beats")
+    count = Signal.like(reader.count, name="f_count")
+    with m.If(reader.start):
+        m.d.sync += [beats.eq(0), count.eq(reader.count)]
+    with m.Elif(reader.out.valid & reader.out.ready):
+        m.d.sync += beats.eq(beats + 1)
+    started = Signal(name="f_reader_started")
+    with m.If(reader.start):
+        m.d.sync += started.eq(1)
+    check.require(group, "the i-th beat after a start carries word i",
+                  ~(started & reader.out.valid) | (reader.out.payload == beats[:len(reader.out.payload)]))
+    check.require(group, "no more beats than count", ~started | (beats <= count))
+    check.require(group, "no beat before the first start", started | ~reader.out.valid)
+    check.cover(group, "a full buffer streamed with a stall", started & (beats == reader.depth)
+                & (count == reader.depth))
 
 
 class JobSequencer(wiring.Component):

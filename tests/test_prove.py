@@ -1,5 +1,5 @@
 """`accelsmith prove`: SymbiYosys proofs of the stream, register and job properties of small
-engines of every GEMM family, of the UART receiver and of the host bridge, and for each
+engines of every GEMM family, of the UART receiver, the host bridge and the buffer readers, and for each
 property group a deliberately broken design (a mutation, patched in for the test) that the
 prover must catch with a trace."""
 
@@ -51,6 +51,12 @@ def test_the_host_bridge_keeps_the_stream_rules_and_never_wedges(tmp_path):
     results = prove(_config("os"), tmp_path, DEPTH, GROUPS["bridge"], say=lambda line: None)
     assert [(r.group, r.status) for r in results] == [("bridge-stream", "proved"),
                                                       ("bridge-watchdog", "proved")], results
+
+
+def test_the_buffer_reader_streams_its_words_in_order(tmp_path):
+    (result,) = prove(_config("os"), tmp_path, DEPTH, GROUPS["reader"], say=lambda line: None)
+    assert result.status in ("proved", "bounded"), (result.status, result.where, result.log)
+    assert len(result.properties) == 4
 
 
 def test_the_uart_receiver_keeps_the_stream_rules_and_recovers(tmp_path):
@@ -169,6 +175,19 @@ def _bridge_reply_withdrawn(monkeypatch):
     monkeypatch.setattr(soc.UARTBoneBridge, "elaborate", withdrawing)
 
 
+def _reader_word_replaced(monkeypatch):
+    from accelsmith.hdl import soc
+
+    elaborate = soc.BufferReader.elaborate
+
+    def replacing(self, platform):
+        m = elaborate(self, platform)
+        with m.If(self.rd_data == 2):
+            m.d.comb += self.out.payload.eq(3)       # word 2 goes out as word 3
+        return m
+    monkeypatch.setattr(soc.BufferReader, "elaborate", replacing)
+
+
 @pytest.mark.parametrize("group, mutate, words", [
     ("start", _start_while_busy, "START while BUSY does not restart the job"),
     ("streams", _valid_dropped, "c: valid and payload held until ready"),
@@ -180,9 +199,10 @@ def _bridge_reply_withdrawn(monkeypatch):
     ("uart-stream", _receiver_valid_one_cycle, "data: valid and payload held until ready"),
     ("bridge-watchdog", _bridge_watchdog_slow, "idle within the watchdog time"),
     ("bridge-stream", _bridge_reply_withdrawn, "tx: valid and payload held until ready"),
+    ("buffer-reader", _reader_word_replaced, "the i-th beat after a start carries word i"),
 ], ids=["start-while-busy", "valid-dropped", "last-early", "register-clobbered", "job-never-ends",
         "bound-one-less", "uart-dead-after-framing-error", "uart-valid-one-cycle",
-        "bridge-watchdog-slow", "bridge-reply-withdrawn"])
+        "bridge-watchdog-slow", "bridge-reply-withdrawn", "reader-word-replaced"])
 def test_each_mutation_is_caught_with_a_trace(group, mutate, words, monkeypatch, tmp_path):
     mutate(monkeypatch)
     (result,) = prove(_config("os"), tmp_path, DEPTH, [group], say=lambda line: None)

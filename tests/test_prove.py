@@ -92,16 +92,23 @@ def _last_early(monkeypatch):
     monkeypatch.setattr(tensor_engine._Shell, "_readout", early)
 
 
-def _register_clobbered(monkeypatch):
-    elaborate = csr.RegisterFile.elaborate
+def _after_elaborate(monkeypatch, cls, mutation):
+    """Patch ``cls`` so ``mutation(self, m)`` adds to the module its ``elaborate`` returns."""
+    elaborate = cls.elaborate
 
-    def clobbering(self, platform):
+    def mutated(self, platform):
         m = elaborate(self, platform)
+        mutation(self, m)
+        return m
+    monkeypatch.setattr(cls, "elaborate", mutated)
+
+
+def _register_clobbered(monkeypatch):
+    def clobber(self, m):
         addr, reg = next((a, r) for a, r in enumerate(self.registers) if r.access == "rw")
         with m.If(self.bus.w_en & (self.bus.addr != addr)):   # a write elsewhere lands here too
             m.d.sync += getattr(self, reg.name.lower()).eq(self.bus.w_data)
-        return m
-    monkeypatch.setattr(csr.RegisterFile, "elaborate", clobbering)
+    _after_elaborate(monkeypatch, csr.RegisterFile, clobber)
 
 
 def _never_reads_out(monkeypatch):
@@ -122,27 +129,19 @@ def _bound_one_less(monkeypatch):
 def _receiver_dead_after_framing_error(monkeypatch):
     from accelsmith.hdl import uart
 
-    elaborate = uart.UARTReceiver.elaborate
-
-    def dead(self, platform):
-        m = elaborate(self, platform)
+    def dead(self, m):
         with m.If(self.framing_errors != 0):
             m.d.sync += self.data.valid.eq(0)      # no byte is offered after a framing error
-        return m
-    monkeypatch.setattr(uart.UARTReceiver, "elaborate", dead)
+    _after_elaborate(monkeypatch, uart.UARTReceiver, dead)
 
 
 def _receiver_valid_one_cycle(monkeypatch):
     from accelsmith.hdl import uart
 
-    elaborate = uart.UARTReceiver.elaborate
-
-    def brief(self, platform):
-        m = elaborate(self, platform)
+    def brief(self, m):
         with m.If(self.data.valid):
             m.d.sync += self.data.valid.eq(0)        # withdrawn whether taken or not
-        return m
-    monkeypatch.setattr(uart.UARTReceiver, "elaborate", brief)
+    _after_elaborate(monkeypatch, uart.UARTReceiver, brief)
 
 
 def _bridge_watchdog_slow(monkeypatch):
@@ -163,29 +162,21 @@ def _bridge_watchdog_slow(monkeypatch):
 def _bridge_reply_withdrawn(monkeypatch):
     from accelsmith.hdl import soc
 
-    elaborate = soc.UARTBoneBridge.elaborate
-
-    def withdrawing(self, platform):
-        m = elaborate(self, platform)
+    def withdrawing(self, m):
         blink = Signal(name="blink")
         m.d.sync += blink.eq(~blink)
         with m.If(blink):
             m.d.comb += self.tx.valid.eq(0)
-        return m
-    monkeypatch.setattr(soc.UARTBoneBridge, "elaborate", withdrawing)
+    _after_elaborate(monkeypatch, soc.UARTBoneBridge, withdrawing)
 
 
 def _reader_word_replaced(monkeypatch):
     from accelsmith.hdl import soc
 
-    elaborate = soc.BufferReader.elaborate
-
-    def replacing(self, platform):
-        m = elaborate(self, platform)
+    def replacing(self, m):
         with m.If(self.rd_data == 2):
             m.d.comb += self.out.payload.eq(3)       # word 2 goes out as word 3
-        return m
-    monkeypatch.setattr(soc.BufferReader, "elaborate", replacing)
+    _after_elaborate(monkeypatch, soc.BufferReader, replacing)
 
 
 @pytest.mark.parametrize("group, mutate, words", [

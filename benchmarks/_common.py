@@ -93,15 +93,17 @@ def synth_rows(point, records: dict, **labels) -> list[dict]:
     figures, or the error (an excluded point: its reason). With several nextpnr seeds, the Fmax
     is their median and ``fmax_by_seed`` has each (placement moves an engine's clock by 10-15 %
     from one seed to the next; the LUT and FF counts are the packer's, the same for all)."""
+    from accelsmith.flows.sweep import synth_label
+
     options = point.steps["synth"]
     rows = []
     for target in options["targets"]:
         row = {**labels, "target": variant_of(target, options)}
         record = records.get("synth") or {}
         result = record.get("result", {}) if record.get("ok") else {}
-        seeds = options["seeds"] if target != "asic" else options["seeds"][:1]
-        runs = [result[target if len(seeds) == 1 else f"{target}@seed{s}"] for s in seeds
-                if (target if len(seeds) == 1 else f"{target}@seed{s}") in result]
+        placements = synth_label(target, options["seeds"])
+        seeds = [seed for seed, _ in placements]
+        runs = [result[label] for _, label in placements if label in result]
         if point.filtered:
             row["error"] = point.filtered
         elif not runs:

@@ -171,10 +171,10 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
         trace = workdir / "proof_prove" / "engine_0" / "trace.vcd"
         proof.trace = str(trace) if trace.exists() else None
         return proof
-    if done.get("prove") not in ("PASS", "UNKNOWN") and "induction" not in text:
+    if done.get("prove") not in ("PASS", "UNKNOWN"):
         proof.where = " | ".join(line.strip() for line in tools.error_lines(text, 4))
         return proof
-    # PASS: by induction, or bounded; UNKNOWN / FAIL of the induction step alone: bounded
+    # PASS: by induction, or bounded; UNKNOWN: the base case held, induction did not close
     proof.status = "proved" if "successful proof by k-induction" in text else "bounded"
     unreached = re.findall(r"\[proof_cover\].*Unreached cover statement at \S+: (\S+)", text)
     if harness.covers and (done.get("cover") != "PASS" or unreached):
@@ -204,17 +204,21 @@ def reader_harness(groups) -> Harness:
     return Harness(BufferReader(8, 4), reader_properties, groups, drives=("rd_data",))
 
 
-def harness_for(design, group: str) -> Harness:
+def harness_for(config, group: str) -> tuple[Harness, str]:
+    """The harness of ``group`` and its work folder's name: the SoC's components (the same for
+    every config) under ``soc``, the engine shell under its top's name."""
     if group in GROUPS["reader"]:
-        return reader_harness([group])
+        return reader_harness([group]), "soc"
     if group in GROUPS["uart"]:
-        return uart_harness(UART_PROOF_DIVISOR, [group])
+        return uart_harness(UART_PROOF_DIVISOR, [group]), "soc"
     if group in GROUPS["bridge"]:
-        return bridge_harness(BRIDGE_PROOF_WATCHDOG, [group])
-    family = design.manifest.get("family")
-    if family in ("bitweight", "sparse"):
-        return shell_harness(design, [group])
-    raise tools.ToolError(f"no formal properties for family {family!r} yet")
+        return bridge_harness(BRIDGE_PROOF_WATCHDOG, [group]), "soc"
+    if config.family in ("bitweight", "sparse"):
+        from accelsmith.registry import generator
+
+        design = generator(config.family).build(config)       # a fresh component per harness
+        return shell_harness(design, [group]), design.top
+    raise tools.ToolError(f"no formal properties for family {config.family!r} yet")
 
 
 def groups_for(config) -> tuple[str, ...]:
@@ -228,12 +232,10 @@ def groups_for(config) -> tuple[str, ...]:
 def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None,
           say=print) -> list[Proof]:
     """Every property group of ``config``'s component (or ``groups``), one after another."""
-    from accelsmith.registry import generator
-
     results = []
     for group in groups or groups_for(config):
-        design = generator(config.family).build(config)       # a fresh component per harness
-        proof = run_group(harness_for(design, group), group, Path(workdir) / design.top / group,
+        harness, folder = harness_for(config, group)
+        proof = run_group(harness, group, Path(workdir) / folder / group,
                           max(depth, MIN_DEPTH.get(group, 0)))
         say(proof.line())
         results.append(proof)

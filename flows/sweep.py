@@ -720,17 +720,22 @@ def _sim(config, options, workdir: Path) -> dict:
     return out
 
 
+def synth_label(target: str, seeds: list) -> list[tuple[int, str]]:
+    """(seed, result label) of each placement of ``target`` in a synth step: the target's name,
+    or ``target@seedN`` with several seeds (ASIC: one run)."""
+    seeds = seeds if target != "asic" else seeds[:1]
+    return [(s, target if len(seeds) == 1 else f"{target}@seed{s}") for s in seeds]
+
+
 def _synth(config, options, workdir: Path) -> dict:
     from accelsmith.flows.synth import synthesize
 
     out = {}
     for target in options["targets"]:
-        seeds = options["seeds"] if target != "asic" else options["seeds"][:1]
-        for seed in seeds:
+        for seed, label in synth_label(target, options["seeds"]):
             report = synthesize(config, target, workdir, options.get("liberty"),
                                 options.get("clock_ns"), options.get("no_dsp", False), seed,
                                 quiet=True)
-            label = target if len(seeds) == 1 else f"{target}@seed{seed}"
             out[label] = {**{k: v for k, v in report.figures.items()
                              if isinstance(v, (int, float, str, bool)) or v is None},
                           "top": report.top, "seconds": report.seconds, "notes": list(report.notes)}

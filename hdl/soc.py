@@ -258,6 +258,10 @@ def reader_properties(check, reader: BufferReader):
                 & (count == reader.depth))
 
 
+# Cycles the sequencer spends per job besides the engine's (see JobSequencer; proved exact).
+JOB_OVERHEAD_CYCLES = 5
+
+
 class JobSequencer(wiring.Component):
     """Runs ``jobs`` engine jobs back to back, feeding the engine from the operand buffers and
     writing its result rows into the result buffer.
@@ -273,10 +277,11 @@ class JobSequencer(wiring.Component):
     The engine register bus is shared with the host: in a cycle where ``grant`` is low the
     sequencer's access is not made and it retries the next cycle.
 
-    Timing: five cycles of overhead per job (job word, its register, START, the poll that sees DONE,
-    CYCLES) besides the engine's own job cycles; ``cycles`` counts every cycle ``busy`` is high.
-    ``jobs``, ``a_count`` and ``b_count`` are at most the buffers' depths (the SoC refuses a START
-    otherwise), so the job and row counters are as wide as the buffers.
+    Timing: :data:`JOB_OVERHEAD_CYCLES` per job (job word, its register, START, the poll that sees
+    DONE, CYCLES) besides the engine's own job cycles, and one to finish a run; ``cycles`` counts every cycle ``busy`` is high.
+    ``jobs``, ``a_count`` and ``b_count`` are taken at ``start`` (a host writing them during a run
+    changes the next run, not this one) and are at most the buffers' depths (the SoC refuses a
+    START otherwise), so the job and row counters are as wide as the buffers.
     """
 
     def __init__(self, engine_regs: list[Register], a_width: int, b_width: int, c_width: int,
@@ -332,6 +337,7 @@ class JobSequencer(wiring.Component):
         status_addr, status_reg = self.engine_regs["STATUS"]
         fields = {f.name: f.offset for f in status_reg.fields}
         job = Signal(range(self.jobs_depth + 1))
+        jobs = Signal.like(self.jobs)       # latched at START: a host write of JOBS mid-run waits
         k_word = Signal(32)
         # A job's CYCLES is added the cycle after it is read (FETCH or FINISH follows), keeping
         # the 32-bit adder off the path through the register bus and its address decode.
@@ -348,7 +354,7 @@ class JobSequencer(wiring.Component):
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [job.eq(0), self.done.eq(0), self.error.eq(0),
+                    m.d.sync += [job.eq(0), jobs.eq(self.jobs), self.done.eq(0), self.error.eq(0),
                                  self.error_count.eq(0), self.error_job.eq(0), self.cycles.eq(0),
                                  self.engine_cycles.eq(0)]
                     with m.If(self.jobs == 0):
@@ -380,7 +386,7 @@ class JobSequencer(wiring.Component):
                 access(self.engine_regs["CYCLES"][0])
                 with m.If(grant):
                     m.d.sync += [collected.eq(bus.r_data), job.eq(job + 1)]
-                    with m.If(job + 1 == self.jobs):
+                    with m.If(job + 1 == jobs):
                         m.next = "FINISH"
                     with m.Else():
                         m.next = "FETCH"
@@ -395,6 +401,110 @@ class JobSequencer(wiring.Component):
         m.d.sync += k_word.eq(self.job_data)
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m
+
+
+def sequencer_properties(check, seq: JobSequencer, engine_cycles: int = 2):
+    """The formal properties of a :class:`JobSequencer` (:mod:`accelsmith.hdl.formal`) with a
+    model of an engine behind its register bus (a START makes it BUSY until, any number of
+    cycles later, DONE, with ERROR or not), a job buffer whose word ``i`` is ``i + 1``, any
+    ``grant``, any counts within the buffers and any result rows (none in the cycle of a START:
+    the engine sends rows only during its jobs, see ``results``):
+
+    - ``sequencer``: ``a`` and ``b`` keep the stream rules between starts; the engine is started
+      only while it is idle, with job ``i``'s word in its job register; a run starts exactly
+      JOBS jobs (taken at START) and ends with DONE once the last one's DONE is seen; ERROR,
+      ERROR_COUNT and ERROR_JOB say whether, how many and which job first ended with ERROR;
+      CYCLES counts the run's cycles; no engine register is written without ``grant``; every
+      row on ``c`` is accepted at once and stored at the next address, or, past the buffer's
+      end, counted as OVERFLOW;
+    - ``sequencer-liveness``: with ``grant`` high and engine jobs of ``engine_cycles`` cycles
+      at most, a run of ``n`` jobs is BUSY for ``n * (engine_cycles + JOB_OVERHEAD_CYCLES) + 1``
+      cycles at most (and a run can take that long: the bound is exact).
+    """
+    m = check.m
+    addr = {name: a for name, (a, _) in seq.engine_regs.items()}
+    status_fields = {f.name: f.offset for f in seq.engine_regs["STATUS"][1].fields}
+    start_bit = seq.engine_regs["CTRL"][1].fields[0].offset
+    bus, busy = seq.engine, seq.busy
+    run_start = seq.start & ~busy
+    check.stream("sequencer", seq.a, True, name="a", restart=run_start)
+    check.stream("sequencer", seq.b, True, name="b", restart=run_start)
+    check.stream("sequencer", seq.c, False, name="c")
+    check.assume(~(seq.c.valid & run_start))
+    check.assume((seq.jobs <= seq.jobs_depth) & (seq.a_count <= seq.a_reader.depth)
+                 & (seq.b_count <= seq.b_reader.depth))
+
+    # The engine: BUSY from a START until it finishes (a free choice, or forced after
+    # engine_cycles in the liveness proof), then DONE with a free ERROR.
+    eng_busy, eng_done, eng_error = (Signal(name=f"f_engine_{n}") for n in ("busy", "done", "error"))
+    eng_time = Signal(range(engine_cycles + 1), name="f_engine_time")
+    finish, flag = check.free(1, "f_engine_finishes"), check.free(1, "f_engine_flags")
+    if check.proving("sequencer-liveness"):
+        check.assume(seq.grant & (~eng_busy | (eng_time < engine_cycles - 1) | finish))
+    kick = bus.w_en & (bus.addr == addr["CTRL"]) & bus.w_data[start_bit]
+    with m.If(kick & ~eng_busy):
+        m.d.sync += [eng_busy.eq(1), eng_done.eq(0), eng_error.eq(0), eng_time.eq(0)]
+    with m.Elif(eng_busy & finish):
+        m.d.sync += [eng_busy.eq(0), eng_done.eq(1), eng_error.eq(flag)]
+    with m.Elif(eng_busy):
+        m.d.sync += eng_time.eq(eng_time + 1)
+    status = Signal(32, name="f_engine_status")
+    for name, bit in (("BUSY", eng_busy), ("DONE", eng_done), ("ERROR", eng_error)):
+        if name in status_fields:
+            m.d.comb += status[status_fields[name]].eq(bit)
+    m.d.comb += bus.r_data.eq(Mux(bus.addr == addr["STATUS"], status, check.free(32, "f_engine_word")))
+    # Synchronous read ports (the data holds while the port is not enabled): the operand
+    # buffers hold their addresses, the job buffer word i + 1.
+    for en, address, data, offset in ((seq.a_en, seq.a_addr, seq.a_data, 0),
+                                      (seq.b_en, seq.b_addr, seq.b_data, 0),
+                                      (seq.job_en, seq.job_addr, seq.job_data, 1)):
+        word = Signal.like(data, name=f"f_{data.name}")
+        with m.If(en):
+            m.d.sync += word.eq(address + offset)
+        m.d.comb += data.eq(word)
+
+    # What the run should do, counted beside it.
+    jobs, starts, errors = (Signal(8, name=f"f_{n}") for n in ("jobs", "starts", "errors"))
+    first_error, written, cycles = Signal(8, name="f_first_error"), Signal(32, name="f_written"), Signal(32, name="f_cycles")
+    rows = Signal(range(seq.c_depth + 2), name="f_rows")
+    with m.If(run_start):
+        m.d.sync += [jobs.eq(seq.jobs), starts.eq(0), errors.eq(0), cycles.eq(0), rows.eq(0)]
+    with m.Else():
+        with m.If(kick):
+            m.d.sync += starts.eq(starts + 1)
+        with m.If(eng_busy & finish & flag & busy):
+            m.d.sync += errors.eq(errors + 1)
+            with m.If(errors == 0):
+                m.d.sync += first_error.eq(starts - 1)
+        with m.If(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(seq.c.valid & (rows <= seq.c_depth)):
+            m.d.sync += rows.eq(rows + 1)
+    with m.If(bus.w_en & (bus.addr == addr[seq.job_register])):
+        m.d.sync += written.eq(bus.w_data)
+    ended = check.started & check.past(busy, "f_was_busy") & ~busy
+    group = "sequencer"
+    check.require(group, "the engine is started only while idle", ~(kick & eng_busy))
+    check.require(group, "job i starts with word i in the job register", ~kick | (written == starts + 1))
+    check.require(group, "no engine register written without grant", ~bus.w_en | seq.grant)
+    check.require(group, "a run starts exactly JOBS jobs, DONE after the last one's",
+                  ~ended | (starts == jobs) & seq.done & ~eng_busy)
+    check.require(group, "ERROR, ERROR_COUNT and ERROR_JOB after a run",
+                  ~ended | (seq.error == (errors != 0)) & (seq.error_count == errors)
+                  & (~seq.error | (seq.error_job == first_error)))
+    check.require(group, "CYCLES counts the run's cycles", ~ended | (seq.cycles == cycles))
+    check.require(group, "every row is accepted at once", seq.c.ready)
+    check.require(group, "a row is stored at the next address, or past the end counted",
+                  ~seq.c.valid | (seq.c_en & (seq.c_addr == rows) & (seq.c_data == seq.c.payload))
+                  | (rows >= seq.c_depth))
+    check.require(group, "OVERFLOW once a row found the buffer full", seq.overflow == (rows > seq.c_depth))
+    check.cover(group, "a run of every job, one with ERROR, ends", ended & (jobs == seq.jobs_depth) & (errors == 1))
+    check.cover(group, "a row past the buffer's end", seq.overflow)
+    limit = jobs * (engine_cycles + JOB_OVERHEAD_CYCLES) + 1
+    check.require("sequencer-liveness", "a run ends within jobs * (engine cycles + overhead) + 1 cycles",
+                  ~busy | (cycles < limit))
+    check.cover("sequencer-liveness", "the longest run ends",
+                ended & (jobs == seq.jobs_depth) & (cycles == limit))
 
 
 @dataclass(frozen=True)

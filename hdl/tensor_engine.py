@@ -590,3 +590,66 @@ def shell_liveness(check, shell, bound, max_steps: int = 3, max_tiles: int = 2):
                   ~busy | (regs.cycles < limit))
     check.cover(group, "the longest job ends", check.started & check.past(busy, "f_live_busy") & ~busy
                 & (check.past(regs.k_steps, "f_live_k") == max_steps))
+
+
+# Steps per job in the isolation proofs: two jobs must fit the depth, and the rows' values
+# (multipliers in two copies) are the hard part for the solver.
+ISOLATION_STEPS = {"isolation": 2, "isolation-data": 1}
+
+
+def shell_isolation(check, twins):
+    """The ``isolation`` and ``isolation-data`` properties of a shell: a job depends only on its
+    own operands and registers. ``twins`` (:class:`~accelsmith.hdl.formal.Twins` of two shells,
+    ``own`` ``("csr", "w_en")``): the first shell runs any job on any operand data (every
+    malformed N:M index and bitmap count of a sparse core among them), then the next job; the
+    second shell sees the same register writes and streams but starts only with that next job.
+    From there the two agree cycle for cycle:
+
+    - ``isolation``: BUSY, DONE, ERROR, CYCLES, the operand beats taken and the result rows
+      offered (jobs of up to 2 steps);
+    - ``isolation-data``: the result rows' values (jobs of 1 step).
+
+    So no job blocks, delays or changes the job after it: malformed metadata affects only its
+    own job."""
+    groups = [g for g in ISOLATION_STEPS if check.proving(g)]
+    if not groups:
+        return
+    m, first, second = check.m, twins.first, twins.second
+    busy = first.regs.status[0]
+    check.stream(groups[0], first.a, False, name="a")
+    check.stream(groups[0], first.b, False, name="b")
+    check.assume(first.regs.k_steps <= min(ISOLATION_STEPS[g] for g in groups))
+    if hasattr(first.regs, "tiles"):
+        check.assume(first.regs.tiles <= 1)
+    ran = Signal(name="f_first_ran")            # the first shell has run a job
+    with m.If(busy):
+        m.d.sync += ran.eq(1)
+    ctrl = next(a for a, r in enumerate(first.regs.registers) if r.name == "CTRL")
+    # the second shell sees every write but the START of the first job
+    m.d.comb += second.csr.w_en.eq(twins.csr.w_en & ((twins.csr.addr != ctrl) | ran & ~busy))
+    joined = Signal(name="f_second_started")
+    steps = Signal.like(second.regs.k_steps, name="f_second_steps")     # its job's, at START
+    with m.If(second.regs.status[0]):
+        m.d.sync += joined.eq(1)
+    with m.If(~joined & ~second.regs.status[0]):
+        m.d.sync += steps.eq(second.regs.k_steps)
+    both = joined | second.regs.status[0]
+    for name, a, b in (("BUSY, DONE and ERROR", first.regs.status, second.regs.status),
+                       ("CYCLES", first.regs.cycles, second.regs.cycles),
+                       ("operand beats taken", Cat(first.a.ready, first.b.ready),
+                        Cat(second.a.ready, second.b.ready)),
+                       ("result rows offered", first.c.valid, second.c.valid)):
+        check.require("isolation", f"{name} as if the earlier job had not run", ~both | (a == b))
+    check.require("isolation-data", "result rows' values as if the earlier job had not run",
+                  ~(both & first.c.valid) | (first.c.payload.as_value() == second.c.payload.as_value()))
+    ended = (both & check.past(second.regs.status[0], "f_second_busy") & ~second.regs.status[0]
+             & (steps != 0))
+    if first.checks_metadata:
+        flagged = Signal(name="f_first_flagged")    # the earlier job ended with ERROR set
+        with m.If(ran & ~busy & ~joined):
+            m.d.sync += flagged.eq(first.regs.status[2])
+        for group in groups:
+            check.cover(group, "a job of a step after one with malformed metadata ends", ended & flagged)
+    else:
+        for group in groups:
+            check.cover(group, "a job of a step after another ends", ended)

@@ -32,7 +32,7 @@ from accelsmith.flows import tools
 GROUPS = {
     "shell": ("streams", "registers", "start", "results", "liveness"),
     "isolation": ("isolation", "isolation-data"),
-    "uart": ("uart-stream", "uart-recovery"),
+    "uart": ("uart-stream", "uart-recovery", "uart-glitch", "uart-transmit"),
     "bridge": ("bridge-stream", "bridge-watchdog"),
     "reader": ("buffer-reader",),
     "sequencer": ("sequencer", "sequencer-liveness"),
@@ -41,14 +41,17 @@ GROUPS = {
 # logic, with frames the watchdog cuts short within the depth.
 BRIDGE_PROOF_WATCHDOG = 16
 # The UART is proved at 4 clock cycles per bit (the fewest it takes): the same logic at any
-# divisor, with frames short enough for the depth.
+# divisor, with frames short enough for the depth; the receiver's majority vote (from 8 cycles
+# per bit) at 8.
 UART_PROOF_DIVISOR = 4
+UART_VOTE_DIVISOR = 8
 # Groups whose behaviour takes longer than the default depth to unfold: a byte on the UART
 # (40 cycles); 11 bit times of noise, 11 idle, a frame and its deadline (the receiver's); a
 # read's reply; a frame cut short and the watchdog's time.
 MIN_DEPTH = {"uart-stream": 48, "uart-recovery": 2 * 11 * UART_PROOF_DIVISOR + 10 * UART_PROOF_DIVISOR + 12,
              "bridge-stream": 24, "bridge-watchdog": 2 * BRIDGE_PROOF_WATCHDOG,
-             "sequencer": 24, "sequencer-liveness": 24}
+             "sequencer": 24, "sequencer-liveness": 24,
+             "uart-glitch": 10 * UART_VOTE_DIVISOR + 10, "uart-transmit": 10 * UART_PROOF_DIVISOR + 4}
 # The rows' values of two shells side by side are proved with 2-bit operands: the config's
 # control, schedule and metadata logic, a data path the solver finishes.
 ISOLATION_DATA_BITS = 2
@@ -222,10 +225,13 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
     return proof
 
 
-def uart_harness(divisor: int, groups) -> Harness:
-    from accelsmith.hdl.uart import UARTReceiver, receiver_properties
+def uart_harness(group: str) -> Harness:
+    from accelsmith.hdl.uart import UARTReceiver, UARTTransmitter, receiver_properties, transmitter_properties
 
-    return Harness(UARTReceiver(divisor), receiver_properties, groups, drives=("rx",))
+    if group == "uart-transmit":
+        return Harness(UARTTransmitter(UART_PROOF_DIVISOR), transmitter_properties, [group])
+    divisor = UART_VOTE_DIVISOR if group == "uart-glitch" else UART_PROOF_DIVISOR
+    return Harness(UARTReceiver(divisor), receiver_properties, [group], drives=("rx",))
 
 
 def bridge_harness(watchdog_cycles: int, groups) -> Harness:
@@ -258,7 +264,7 @@ def harness_for(config, group: str) -> tuple[Harness, str]:
     if group in GROUPS["reader"]:
         return reader_harness([group]), "soc"
     if group in GROUPS["uart"]:
-        return uart_harness(UART_PROOF_DIVISOR, [group]), "soc"
+        return uart_harness(group), "soc"
     if group in GROUPS["bridge"]:
         return bridge_harness(BRIDGE_PROOF_WATCHDOG, [group]), "soc"
     if config.family in ("bitweight", "sparse"):

@@ -35,8 +35,9 @@ def uart_divisor(clock_hz: int, baud: int, tolerance: float = 0.01) -> int:
 class UARTTransmitter(wiring.Component):
     """Sends each byte accepted on ``data`` as an 8N1 frame on ``tx`` (a register, idle high).
 
-    Timing: a byte is accepted when the previous frame's stop bit has ended; one byte per
-    ``10 * divisor`` cycles; ``tx`` changes one cycle after the byte is accepted."""
+    Timing: ``tx`` changes one cycle after a byte is accepted; the next byte is accepted in the
+    cycle after the stop bit's ``divisor`` cycles, so back-to-back bytes take ``10 * divisor + 1``
+    cycles each (proved: :func:`transmitter_properties`)."""
 
     def __init__(self, divisor: int):
         if divisor < 4:
@@ -87,6 +88,13 @@ class UARTReceiver(wiring.Component):
         super().__init__({"rx": In(1, init=1), "data": Out(stream.Signature(8)),
                           "framing_errors": Out(16), "overruns": Out(16)})
 
+    def _vote(self, samples):
+        """A bit's value from three consecutive samples around its middle: their majority, or
+        from fewer than 8 cycles per bit (a three-cycle window is too wide) the middle one."""
+        if self.divisor >= 8:
+            return (samples[0] & samples[1]) | (samples[1] & samples[2]) | (samples[0] & samples[2])
+        return samples[1]
+
     def elaborate(self, platform):
         m = Module()
         d = self.divisor
@@ -94,10 +102,7 @@ class UARTReceiver(wiring.Component):
         samples = Signal(3, init=0b111)       # the last three synchronised samples
         m.d.sync += [sync.eq(Cat(self.rx, sync[0])), samples.eq(Cat(sync[1], samples[:2]))]
         line = sync[1]
-        if d >= 8:
-            vote = (samples[0] & samples[1]) | (samples[1] & samples[2]) | (samples[0] & samples[2])
-        else:       # a three-cycle window is too wide for short bits: the middle sample
-            vote = samples[1]
+        vote = self._vote(samples)
         count = Signal(range(d + 1))
         bits = Signal(range(9))
         byte = Signal(8)
@@ -170,6 +175,34 @@ class UARTPHY(wiring.Component):
         return m
 
 
+def transmitter_properties(check, transmitter: UARTTransmitter):
+    """The formal property of a :class:`UARTTransmitter` (``uart-transmit``,
+    :mod:`accelsmith.hdl.formal`), with any bytes offered on ``data`` (keeping the stream rules):
+    from the cycle after a byte is taken, ``tx`` carries its frame, a low start bit, the bits LSB
+    first and a high stop bit, each ``divisor`` cycles; no byte is taken while a frame is on the
+    line, the next one is taken in the cycle after it, and between frames the line is high."""
+    group = "uart-transmit"
+    check.stream(group, transmitter.data, False, name="data")
+    if not check.proving(group):
+        return
+    m, d, data = check.m, transmitter.divisor, transmitter.data
+    length = 10 * d
+    at = Signal(range(length + 2), init=length + 1, name="f_at")   # cycles since a byte was taken
+    byte = Signal(8, name="f_byte")
+    sent = Signal(2, name="f_sent")
+    with m.If(data.valid & data.ready):
+        m.d.sync += [at.eq(1), byte.eq(data.payload), sent.eq(sent + (sent != 3))]
+    with m.Elif(at <= length):
+        m.d.sync += at.eq(at + 1)
+    wave = Cat(C(0, d), *[bit.replicate(d) for bit in byte], C(1, 1).replicate(d))
+    framing = (at >= 1) & (at <= length)
+    check.require(group, "the frame of the byte taken: start, bits LSB first, stop, divisor cycles each",
+                  ~framing | (transmitter.tx == wave.bit_select((at - 1)[:len(at)], 1)))
+    check.require(group, "the line is high between frames", framing | transmitter.tx)
+    check.require(group, "a byte is taken only between frames, and then at once", data.ready == ~framing)
+    check.cover(group, "two frames back to back", (sent == 2) & (at == 1))
+
+
 def receiver_properties(check, receiver: UARTReceiver):
     """The formal properties of a :class:`UARTReceiver` (:mod:`accelsmith.hdl.formal`); the
     harness drives ``rx``:
@@ -178,11 +211,16 @@ def receiver_properties(check, receiver: UARTReceiver):
       rules;
     - ``uart-recovery``: whatever came before (glitches, frames cut short, framing errors, a
       line held low), once the line has been high for 11 bit times a well-formed frame of any
-      byte is received as that byte, within ``10 * divisor + 6`` cycles of its start edge.
+      byte is received as that byte, within ``10 * divisor + 6`` cycles of its start edge;
+    - ``uart-glitch`` (8 or more cycles per bit, the majority vote): a frame of any byte with
+      any one cycle of each bit inverted is received as that byte.
     """
     from amaranth.asserts import AnyConst, AnySeq
 
     m, d = check.m, receiver.divisor
+    if check.proving("uart-glitch"):
+        _glitched_frame(check, receiver)
+        return
     noise = AnySeq(1)
     if check.proving("uart-stream"):
         m.d.comb += receiver.rx.eq(noise)
@@ -219,3 +257,37 @@ def receiver_properties(check, receiver: UARTReceiver):
                   ~(sending & (at == deadline)) | got)
     check.cover("uart-recovery", "a frame after a framing error is received",
                 sending & got & (at == deadline) & (receiver.framing_errors != 0))
+
+
+def _glitched_frame(check, receiver: UARTReceiver):
+    """``uart-glitch`` (see :func:`receiver_properties`): from an idle line, a frame of any
+    byte in which any one cycle of every bit (start and stop bits included) may be inverted is
+    received as that byte, within ``10 * divisor + 6`` cycles of its start."""
+    from amaranth.asserts import AnyConst
+
+    m, d = check.m, receiver.divisor
+    byte = AnyConst(8)
+    glitched = AnyConst(10)                                   # which bits have a glitch
+    where = [AnyConst(range(d)) for _ in range(10)]          # the cycle of each bit's glitch
+    lead = 2                                                   # idle cycles before the frame
+    deadline = lead + 10 * d + 6
+    at = Signal(range(deadline + 2), name="f_at")
+    with m.If(at <= deadline):
+        m.d.sync += at.eq(at + 1)
+    bit, phase = Signal(range(11), name="f_bit"), Signal(range(d), name="f_phase")
+    with m.If(at >= lead):
+        m.d.sync += phase.eq(Mux(phase == d - 1, 0, phase + 1))
+        with m.If((phase == d - 1) & (bit < 10)):
+            m.d.sync += bit.eq(bit + 1)
+    level = Array([C(0, 1), *byte, C(1, 1)])[bit]
+    flip = Array(glitched)[bit] & (phase == Array(where)[bit])
+    m.d.comb += receiver.rx.eq(Mux((at >= lead) & (bit < 10), level ^ flip, 1))
+    check.assume(receiver.data.ready)
+    got = Signal(name="f_got")
+    with m.If(receiver.data.valid & (receiver.data.payload == byte)):
+        m.d.sync += got.eq(1)
+    check.require("uart-glitch", "a frame with a glitch in every bit is received as sent",
+                  ~(at == deadline) | got)
+    check.require("uart-glitch", "no framing error from a glitch", receiver.framing_errors == 0)
+    check.cover("uart-glitch", "a frame with every bit glitched is received",
+                got & (glitched == 0x3FF))

@@ -61,8 +61,9 @@ def test_the_buffer_reader_streams_its_words_in_order(tmp_path):
 
 def test_the_uart_receiver_keeps_the_stream_rules_and_recovers(tmp_path):
     results = prove(_config("os"), tmp_path, DEPTH, GROUPS["uart"], say=lambda line: None)
-    stream, recovery = results
-    assert stream.status == "proved", (stream.status, stream.where, stream.log)
+    stream, recovery, glitch, transmit = results
+    for proof in (stream, glitch, transmit):
+        assert proof.status == "proved", (proof.group, proof.status, proof.where, proof.log)
     # bounded: 11 bit times of noise, 11 idle, the frame and its deadline, all within the depth
     assert recovery.status == "bounded" and recovery.depth >= 140, (recovery.status, recovery.where)
 
@@ -168,6 +169,19 @@ def _receiver_valid_one_cycle(monkeypatch):
     _after_elaborate(monkeypatch, uart.UARTReceiver, brief)
 
 
+def _receiver_without_vote(monkeypatch):
+    from accelsmith.hdl import uart
+
+    monkeypatch.setattr(uart.UARTReceiver, "_vote", lambda self, samples: samples[1])
+
+
+def _transmitter_takes_mid_frame(monkeypatch):
+    from accelsmith.hdl import uart
+
+    _after_elaborate(monkeypatch, uart.UARTTransmitter,
+                     lambda self, m: m.d.comb.__iadd__(self.data.ready.eq(1)))
+
+
 def _bridge_watchdog_slow(monkeypatch):
     from accelsmith.hdl import soc
 
@@ -261,11 +275,14 @@ def test_each_mutation_of_jobs_and_runs_is_caught(name, group, mutate, words, mo
     ("liveness", _bound_one_less, "ends within the model's bound"),
     ("uart-recovery", _receiver_dead_after_framing_error, "a frame is received as sent"),
     ("uart-stream", _receiver_valid_one_cycle, "data: valid and payload held until ready"),
+    ("uart-glitch", _receiver_without_vote, "uart-glitch: "),
+    ("uart-transmit", _transmitter_takes_mid_frame, "a byte is taken only between frames"),
     ("bridge-watchdog", _bridge_watchdog_slow, "idle within the watchdog time"),
     ("bridge-stream", _bridge_reply_withdrawn, "tx: valid and payload held until ready"),
     ("buffer-reader", _reader_word_replaced, "the i-th beat after a start carries word i"),
 ], ids=["start-while-busy", "valid-dropped", "last-early", "register-clobbered", "job-never-ends",
         "bound-one-less", "uart-dead-after-framing-error", "uart-valid-one-cycle",
+        "uart-without-vote", "uart-transmitter-takes-mid-frame",
         "bridge-watchdog-slow", "bridge-reply-withdrawn", "reader-word-replaced"])
 def test_each_mutation_is_caught_with_a_trace(group, mutate, words, monkeypatch, tmp_path):
     mutate(monkeypatch)

@@ -278,12 +278,13 @@ def harness_for(config, group: str) -> tuple[Harness, str]:
 
 
 def groups_for(config) -> tuple[str, ...]:
-    """The property groups of ``config``: its engine shell's, then the UART, the host bridge
-    and the operand buffers' readers of its SoC (the same for every config)."""
-    if config.family not in ("bitweight", "sparse"):
-        return ()
-    return (GROUPS["shell"] + GROUPS["isolation"] + GROUPS["uart"] + GROUPS["bridge"] + GROUPS["reader"]
-            + GROUPS["sequencer"])
+    """The property groups of ``config``: its engine shell's, with isolation, then those of its
+    SoC's UART, host bridge, operand buffers' readers and job sequencer (the same for every
+    config); none yet for the rasteriser."""
+    soc = GROUPS["uart"] + GROUPS["bridge"] + GROUPS["reader"] + GROUPS["sequencer"]
+    if config.family in ("bitweight", "sparse"):
+        return GROUPS["shell"] + GROUPS["isolation"] + soc
+    return ()
 
 
 def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None,

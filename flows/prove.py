@@ -131,10 +131,10 @@ def shell_harness(design, groups) -> Harness:
 
 
 def isolation_harness(config, group) -> tuple[Harness, str]:
-    """Two shells of ``config`` (built apart) for ``group`` (``isolation``, or
-    ``isolation-data`` on the config narrowed to :data:`ISOLATION_DATA_BITS`-bit operands), and
-    the depth that holds two of its longest jobs; with the top's name (the narrowed one's for
-    ``isolation-data``: its work folder)."""
+    """The harness of ``group`` (``isolation``, or ``isolation-data`` on the config narrowed to
+    :data:`ISOLATION_DATA_BITS`-bit operands): two shells of the config, built apart, its
+    ``min_depth`` two of their longest jobs; and the top's name of the shells (the narrowed
+    config's for ``isolation-data``), its work folder."""
     from accelsmith.config import ConfigError, validate
     from accelsmith.hdl.formal import Twins
     from accelsmith.hdl.tensor_engine import ISOLATION_STEPS, shell_isolation

@@ -514,48 +514,34 @@ class VariableStepEngine(OutputStationaryEngine):
         return m
 
 
-def stream_properties(check, engine):
-    """``streams`` of any engine behind the SoC's engine interface (a tensor shell or the
-    rasteriser): ``a`` and ``b`` obey the stream rules (assumed), ``c`` does (asserted)."""
-    check.stream("streams", engine.a, False, name="a")
-    check.stream("streams", engine.b, False, name="b")
-    check.stream("streams", engine.c, True, name="c")
-    check.cover("streams", "a result held back, then taken",
-                check.started & check.past(engine.c.valid & ~engine.c.ready, "f_c_held") & engine.c.ready)
-
-
-def start_properties(check, regs):
-    """``start`` of any engine's register file (CTRL.START, STATUS.BUSY, CYCLES): a START
-    written while BUSY is ignored (the job goes on, CYCLES keeps counting), one written while
-    idle starts a job (or, with nothing to do, ends it at once with DONE)."""
-    if not check.proving("start"):
-        return
-    busy, done = regs.status[0], regs.status[1]
-    start_write = regs.ctrl_stb & regs.ctrl[0]
-    was_busy, was_started = check.past(busy, "f_was_busy"), check.past(start_write, "f_was_start")
-    was_cycles = check.past(regs.cycles, "f_was_cycles")
-    check.require("start", "START while BUSY does not restart the job",
-                  ~(check.started & was_busy & was_started & busy) | (regs.cycles == was_cycles + 1))
-    check.require("start", "START while idle starts a job",
-                  ~(check.started & ~was_busy & was_started) | busy | done)
-    check.cover("start", "a job ends", check.started & was_busy & ~busy)
-
-
 def shell_properties(check, shell):
     """The formal properties of a shell (:mod:`accelsmith.hdl.formal`), over its ports and its
     register file's, for ``check`` (a :class:`~accelsmith.hdl.formal.Checker`):
 
-    - ``streams`` (:func:`stream_properties`) and ``start`` (:func:`start_properties`);
+    - ``streams``: ``a`` and ``b`` obey the stream rules (assumed), ``c`` does (asserted);
+    - ``start``: a START written while BUSY is ignored (the job goes on, CYCLES keeps counting),
+      one written while idle starts a job;
     - ``results``: no row leaves on ``c`` and no operand is taken outside a job; a job sends
       ``m_tile`` rows per tile (TILES, 0 counting as 1), ``last`` on each tile's final row and
       only there.
     """
     regs = shell.regs
-    busy = regs.status[0]
-    stream_properties(check, shell)
-    start_properties(check, regs)
+    busy, done = regs.status[0], regs.status[1]
+    check.stream("streams", shell.a, False, name="a")
+    check.stream("streams", shell.b, False, name="b")
+    check.stream("streams", shell.c, True, name="c")
+    check.cover("streams", "a result row held back, then taken",
+                check.started & check.past(shell.c.valid & ~shell.c.ready, "f_c_held") & shell.c.ready)
     start_write = regs.ctrl_stb & regs.ctrl[0]
     m = check.m
+    if check.proving("start"):
+        was_busy, was_started = check.past(busy, "f_was_busy"), check.past(start_write, "f_was_start")
+        was_cycles = check.past(regs.cycles, "f_was_cycles")
+        check.require("start", "START while BUSY does not restart the job",
+                      ~(check.started & was_busy & was_started & busy) | (regs.cycles == was_cycles + 1))
+        check.require("start", "START while idle starts a job",
+                      ~(check.started & ~was_busy & was_started) | busy)
+        check.cover("start", "a job ends", check.started & was_busy & ~busy)
     if check.proving("results"):
         tiles = Signal(32, name="f_tiles")          # the job's tiles, latched at its START
         job_rows = Signal(16, name="f_job_rows")

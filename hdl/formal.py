@@ -16,7 +16,7 @@ from amaranth.hdl import Assert, Assume, Cover, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-__all__ = ["Checker", "Twins", "no_reset"]
+__all__ = ["Checker", "Twins", "engine_properties", "no_reset"]
 
 
 def no_reset(m):
@@ -87,26 +87,44 @@ class Checker:
             self.m.d.comb += Cover(cond, f"{group}: {name}", src_loc_at=1)
 
     def stream(self, group: str, port, driven_by_design: bool, *, name: str, count_width=8,
-               restart=None):
+               restart=None, payload=True):
         """The stream rules on ``port`` (``valid``, ``ready``, ``payload``; Amaranth's
         ``lib.stream``): once ``valid`` is high it stays high, with the same payload, until the
         cycle ``ready`` takes it. Asserted on a stream the design drives, assumed on one its
         environment drives. ``restart``: a signal after which the stream starts over (the beat
-        on offer is withdrawn by design). Returns the beat counter (transfers so far, wrapping)."""
+        on offer is withdrawn by design). ``payload=False`` asserts the rule for ``valid`` only
+        (the payload's is proved where it is driven). Returns the beat counter (transfers so
+        far, wrapping)."""
         held = self.started & self.past(port.valid, f"f_{name}_valid") & ~self.past(port.ready, f"f_{name}_ready")
         if restart is not None:
             held &= ~self.past(restart, f"f_{name}_restart")
-        payload = Value.cast(port.payload)
-        keep = port.valid & (payload == self.past(payload, f"f_{name}_payload"))
+        keep = port.valid
+        if payload or not driven_by_design:
+            value = Value.cast(port.payload)
+            keep &= value == self.past(value, f"f_{name}_payload")
         if driven_by_design:
-            self.require(group, f"{name}: valid and payload held until ready", ~held | keep,
-                         src_loc_at=1)
+            rule = "valid and payload held until ready" if payload else "valid held until ready"
+            self.require(group, f"{name}: {rule}", ~held | keep, src_loc_at=1)
         else:
             self.assume(~held | keep)
         beats = Signal(count_width, name=f"f_{name}_beats")
         with self.m.If(port.valid & port.ready):
             self.m.d.sync += beats.eq(beats + 1)
         return beats
+
+    def pipeline(self, group: str, inp, out, latency: int):
+        """The properties of a pipeline of ``latency`` stages between streams ``inp`` (assumed
+        to keep the stream rules) and ``out`` (asserted to): no beat leaves that did not enter,
+        and at most ``latency`` are inside at once, so none is lost or made up."""
+        beats_in = self.stream(group, inp, False, name=f"{group}_in")
+        beats_out = self.stream(group, out, True, name=f"{group}_out")
+        inside = Signal(8, name=f"f_{group}_inside")
+        self.m.d.comb += inside.eq(beats_in - beats_out)
+        self.require(group, "no beat out that did not come in, at most one per stage inside",
+                     inside <= latency, src_loc_at=1)
+        self.cover(group, "a full pipeline stalls, then moves",
+                   self.started & self.past(out.valid & ~out.ready & (inside == latency), f"f_{group}_full")
+                   & out.ready)
 
 
 class Twins(wiring.Component):
@@ -134,3 +152,33 @@ def _member(component, path):
     for name in path:
         value = value[name] if isinstance(name, int) else getattr(value, name)
     return value
+
+
+def engine_properties(check, engine, empty_job=C(0), result_payload=True):
+    """The properties every family's engine (the SoC's view: streams ``a``, ``b`` in, ``c`` out,
+    registers CTRL.START, STATUS.BUSY / DONE and CYCLES in ``engine.regs``) keeps, for ``check``:
+
+    - ``streams``: ``a`` and ``b`` obey the stream rules (assumed), ``c`` does (asserted);
+    - ``start``: a START written while BUSY is ignored (the job goes on, CYCLES keeps counting);
+      one written while idle starts a job, or, where ``empty_job`` was high at the START, ends
+      it at once with DONE. ``result_payload=False``: the rule for ``c``'s ``valid`` only (its
+      payload's is proved on the unit that drives it).
+    """
+    regs = engine.regs
+    busy, done = regs.status[0], regs.status[1]
+    check.stream("streams", engine.a, False, name="a")
+    check.stream("streams", engine.b, False, name="b")
+    check.stream("streams", engine.c, True, name="c", payload=result_payload)
+    check.cover("streams", "a result held back, then taken",
+                check.started & check.past(engine.c.valid & ~engine.c.ready, "f_c_held") & engine.c.ready)
+    if check.proving("start"):
+        start_write = regs.ctrl_stb & regs.ctrl[0]
+        was_busy, was_started = check.past(busy, "f_was_busy"), check.past(start_write, "f_was_start")
+        was_cycles = check.past(regs.cycles, "f_was_cycles")
+        was_empty = check.past(empty_job, "f_was_empty")
+        check.require("start", "START while BUSY does not restart the job",
+                      ~(check.started & was_busy & was_started & busy) | (regs.cycles == was_cycles + 1))
+        check.require("start", "START while idle starts a job (an empty one ends at once)",
+                      ~(check.started & ~was_busy & was_started)
+                      | Mux(was_empty, ~busy & done, busy))
+        check.cover("start", "a START while BUSY, ignored", check.started & was_busy & was_started & busy)

@@ -1156,3 +1156,89 @@ class RasteriserEngine(wiring.Component):
                     with m.If(items_out == 1):
                         m.d.sync += [busy.eq(0), done.eq(1)]
         return m
+
+
+def rasteriser_properties(check, engine, max_tiles: int = 1, max_records: int = 1,
+                          max_features: int = 3):
+    """The formal properties of a :class:`RasteriserEngine` (:mod:`accelsmith.hdl.formal`), for
+    ``check``:
+
+    - ``streams`` and ``start``: those of every engine (:func:`~accelsmith.hdl.formal.engine_properties`;
+      a job of COUNT 0 is empty), for ``c`` its ``valid``: its payload is the
+      :class:`PixelNormaliser`'s in a raster job and the :class:`SorterNetwork`'s in a network
+      job (the mode changes only at START, and ``c`` is valid only inside a job: ``results``),
+      whose own stream rules :func:`unit_properties` proves;
+    - ``results``: no beat is taken on ``a`` or ``b`` nor offered on ``c`` outside a job; a raster
+      job never takes more than COUNT tile beats, and when it ends it has taken COUNT and sent
+      ``256 * COUNT`` pixels; a network job takes no tile beat, and when it ends it has taken
+      COUNT feature beats and sent COUNT weights;
+    - ``liveness``: while ``a`` and ``b`` offer a beat in every cycle and ``c`` accepts in every
+      cycle (assumed), a raster job of up to ``max_tiles`` tiles of up to ``max_records`` records
+      is BUSY for fewer than :meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.job_cycles`
+      of its tiles with every record counted and nothing skipped (the worst case over all record
+      data), and a network job of up to ``max_features`` Gaussians for fewer than
+      :meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.network_cycles` + 1.
+    """
+    from .formal import engine_properties
+
+    m, regs, core = check.m, engine.regs, engine.core
+    busy = regs.status[0]
+    mode = regs.mode[0] if core.network else C(0)
+    engine_properties(check, engine, empty_job=regs.count == 0, result_payload=False)
+    start = regs.ctrl_stb & regs.ctrl[0] & ~busy
+    network = Signal(name="f_network")           # the job's mode, latched at its START
+    with m.If(start):
+        m.d.sync += network.eq(mode)
+    ended = check.started & check.past(busy, "f_busy_before") & ~busy
+    if check.proving("results"):
+        count = Signal(32, name="f_count")       # latched at START
+        tiles_in, items_in, items_out = (Signal(16, name=f"f_{n}") for n in ("tiles_in", "items_in", "items_out"))
+        b_taken, a_taken = engine.b.valid & engine.b.ready, engine.a.valid & engine.a.ready
+        c_sent = engine.c.valid & engine.c.ready
+        with m.If(start):
+            m.d.sync += [count.eq(regs.count), tiles_in.eq(0), items_in.eq(0),
+                         items_out.eq(0)]
+        with m.Else():
+            m.d.sync += [tiles_in.eq(tiles_in + b_taken), items_in.eq(items_in + a_taken),
+                         items_out.eq(items_out + c_sent)]
+        check.require("results", "no result outside a job", ~engine.c.valid | busy)
+        check.require("results", "no beat taken outside a job", ~(a_taken | b_taken) | busy)
+        check.require("results", "a raster job takes at most COUNT tile beats, a network job none",
+                      ~b_taken | (~network & (tiles_in < count)))
+        check.require("results", "a raster job ends with COUNT tiles taken and 256 pixels each sent",
+                      ~(ended & ~network) | ((tiles_in == count[:16]) & (items_out == (count * TILE * TILE)[:16])))
+        check.require("results", "a network job ends with COUNT features taken and COUNT weights sent",
+                      ~(ended & network) | ((items_in == count[:16]) & (items_out == count[:16])))
+        check.cover("results", "a raster job takes its tile", ~network & b_taken)
+        if core.network:
+            check.cover("results", "a network job of two Gaussians ends", ended & network & (count == 2))
+    if check.proving("liveness"):
+        timing = hardware.RasteriserTiming(core.lanes, core.subtile)
+        check.assume(engine.a.valid & engine.b.valid & engine.c.ready)
+        check.assume(engine.b.payload.count <= max_records)
+        check.assume(regs.count <= Mux(mode, max_features, max_tiles))
+        limit = Signal(16, name="f_cycle_limit")      # the job's bound, latched at its START
+        with m.If(start):
+            with m.Switch(Cat(regs.count[:8], mode)):
+                for n in range(max_tiles + 1):
+                    with m.Case(n):
+                        m.d.sync += limit.eq(timing.job_cycles([max_records] * n))
+                for n in range(max_features + 1) if core.network else ():
+                    with m.Case(n | 1 << 8):
+                        m.d.sync += limit.eq(timing.network_cycles(n) + 1)
+        check.require("liveness", "a job whose streams keep flowing ends within the model's bound",
+                      ~busy | (regs.cycles < limit))
+        # the network's jobs end within a default depth, a raster job's take about 300 cycles
+        check.cover("liveness", "the longest job of the mode ends at its bound",
+                    ended & (network == core.network) & (check.past(regs.cycles, "f_live_cycles") == limit - 1))
+
+
+def unit_properties(check, unit):
+    """The ``pixel-stream`` (a :class:`PixelNormaliser`) or ``weight-stream`` (a
+    :class:`SorterNetwork`, its products free) property group: the unit's output stream keeps
+    the stream rules, payload included, while its input does, and no beat is lost or made up
+    (:meth:`~accelsmith.hdl.formal.Checker.pipeline` with the unit's ``LATENCY``)."""
+    if isinstance(unit, PixelNormaliser):
+        check.pipeline("pixel-stream", unit.sums, unit.pixels, unit.LATENCY)
+    else:
+        check.pipeline("weight-stream", unit.features, unit.weights, unit.LATENCY)

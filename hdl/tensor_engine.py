@@ -13,6 +13,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
+from .formal import engine_properties
 
 __all__ = ["registers", "OutputStationaryEngine", "BufferedOutputStationaryEngine",
            "WeightStationaryEngine", "VariableStepEngine",
@@ -518,30 +519,17 @@ def shell_properties(check, shell):
     """The formal properties of a shell (:mod:`accelsmith.hdl.formal`), over its ports and its
     register file's, for ``check`` (a :class:`~accelsmith.hdl.formal.Checker`):
 
-    - ``streams``: ``a`` and ``b`` obey the stream rules (assumed), ``c`` does (asserted);
-    - ``start``: a START written while BUSY is ignored (the job goes on, CYCLES keeps counting),
-      one written while idle starts a job;
+    - ``streams`` and ``start``: those of every engine (:func:`~accelsmith.hdl.formal.engine_properties`;
+      a shell's job is never empty);
     - ``results``: no row leaves on ``c`` and no operand is taken outside a job; a job sends
       ``m_tile`` rows per tile (TILES, 0 counting as 1), ``last`` on each tile's final row and
       only there.
     """
     regs = shell.regs
-    busy, done = regs.status[0], regs.status[1]
-    check.stream("streams", shell.a, False, name="a")
-    check.stream("streams", shell.b, False, name="b")
-    check.stream("streams", shell.c, True, name="c")
-    check.cover("streams", "a result row held back, then taken",
-                check.started & check.past(shell.c.valid & ~shell.c.ready, "f_c_held") & shell.c.ready)
+    busy = regs.status[0]
+    engine_properties(check, shell)
     start_write = regs.ctrl_stb & regs.ctrl[0]
     m = check.m
-    if check.proving("start"):
-        was_busy, was_started = check.past(busy, "f_was_busy"), check.past(start_write, "f_was_start")
-        was_cycles = check.past(regs.cycles, "f_was_cycles")
-        check.require("start", "START while BUSY does not restart the job",
-                      ~(check.started & was_busy & was_started & busy) | (regs.cycles == was_cycles + 1))
-        check.require("start", "START while idle starts a job",
-                      ~(check.started & ~was_busy & was_started) | busy)
-        check.cover("start", "a job ends", check.started & was_busy & ~busy)
     if check.proving("results"):
         tiles = Signal(32, name="f_tiles")          # the job's tiles, latched at its START
         job_rows = Signal(16, name="f_job_rows")

@@ -87,7 +87,7 @@ class Proof:
     def line(self) -> str:
         what = {"proved": "proved (k-induction)", "bounded": f"no counterexample in {self.depth} cycles",
                 "failed": "FAILED", "vacuous": "VACUOUS", "error": "ERROR"}[self.status]
-        out = f"{self.group:<10} {what:<34} {len(self.properties):>3} properties  {self.seconds:6.1f} s"
+        out = f"{self.group:<18} {what:<34} {len(self.properties):>3} properties  {self.seconds:6.1f} s"
         if self.where:
             out += f"\n    {self.where}"
         if self.trace:

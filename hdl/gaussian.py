@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 from accelsmith.models.gaussian import fixed, hardware
 from .arith import carry_chain_sum, const_product, multiples, quadratic_series
 from .csr import Field, Register, RegisterBusSignature, RegisterFile
+from .formal import engine_properties
 from accelsmith.models.gaussian.records import (ENTRY_FIELDS, NET_BIASES, NET_FRAC_BITS,
                                                 NET_LAYERS, NET_SIZES, NET_WEIGHTS, PIXEL_FIELDS,
                                                 RECORD_FIELDS, TILE_FIELDS)
@@ -1179,8 +1180,6 @@ def rasteriser_properties(check, engine, max_tiles: int = 1, max_records: int = 
       data), and a network job of up to ``max_features`` Gaussians for fewer than
       :meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.network_cycles` + 1.
     """
-    from .formal import engine_properties
-
     m, regs, core = check.m, engine.regs, engine.core
     busy = regs.status[0]
     mode = regs.mode[0] if core.network else C(0)

@@ -372,12 +372,8 @@ def _normaliser_payload_moves(monkeypatch):
 ], ids=["rasteriser-restarts-cycles", "rasteriser-takes-tiles-outside-a-job",
         "normaliser-payload-moves"])
 def test_each_mutation_of_the_rasteriser_is_caught(group, mutate, words, monkeypatch, tmp_path):
-    from accelsmith.flows.prove import harness_for, run_group
-
     mutate(monkeypatch)
-    harness, _ = harness_for(_gaussian("raster"), group)
-    # each of these breaks in the first cycles of a job (or a pixel), not at its end
-    result = run_group(harness, group, tmp_path, max(DEPTH, harness.min_depth))
+    (result,) = prove(_gaussian("raster"), tmp_path, DEPTH, [group], say=lambda line: None)
     assert result.status == "failed", (result.status, result.where, result.log)
     assert words in result.where and ".py:" in result.where
     assert result.trace and Path(result.trace).stat().st_size > 0

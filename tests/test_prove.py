@@ -12,7 +12,7 @@ from amaranth import Signal
 
 from accelsmith.cli import main
 from accelsmith.config import validate
-from accelsmith.flows.prove import GROUPS, prove
+from accelsmith.flows.prove import GROUPS, Proof, prove, verdict
 from accelsmith.hdl import csr, tensor_engine
 
 SMALL = {
@@ -303,6 +303,42 @@ def test_prove_command_reports_and_fails_on_bad_input(tmp_path, capsys):
     # isolation is a property of the GEMM shells (malformed sparse metadata), not the rasteriser's
     assert main(["prove", "gaussian_16lanes_coverage", "--group", "isolation"]) == 2
     assert "not a property group" in capsys.readouterr().err
+
+
+def test_a_group_past_its_time_is_reported_as_timed_out(tmp_path, capsys):
+    # the rasteriser's results take longer than 2 s (Yosys's preparation alone, on this machine)
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text("family: gaussian\nlanes: 16\nsubtile: 0\nnetwork: false\n")
+    assert main(["prove", str(cfg), "--group", "results", "--timeout", "2", "-o", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "TIMED OUT" in out and "did not finish in 2 s" in out and "timed out: results" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["prove", str(cfg), "--timeout", "-1"])
+    assert exc.value.code == 2
+    assert "a whole number of 0 or more" in capsys.readouterr().err
+
+
+# SymbiYosys's own lines (sby.log) for a prove task and a cover task that ran out of time
+_BASE_HELD = ("SBY 1:00:00 [proof_prove] engine_0.basecase: Status returned by engine for "
+              "basecase: pass\n")
+_PROVE_TIMEOUT = "SBY 1:00:05 [proof_prove] DONE (TIMEOUT, rc=8)\n"
+_COVER_PASS = "SBY 1:00:05 [proof_cover] DONE (PASS, rc=0)\n"
+_COVER_TIMEOUT = ("SBY 1:00:01 [proof_cover] engine_0: ##   0:00:01  Reached cover statement in step "
+                  "3 at harness: /x/formal.py:10 (_witness_.check_1)\n"
+                  "SBY 1:00:05 [proof_cover] DONE (TIMEOUT, rc=8)\n")
+_NAMES, _COVERS = [("a rule", "/x/formal.py:5")], [("first", "/x/formal.py:10"), ("second", "/x/formal.py:11")]
+
+
+@pytest.mark.parametrize("log, status, where", [
+    (_BASE_HELD + _PROVE_TIMEOUT + _COVER_PASS, "bounded", "k-induction did not close in 60 s"),
+    (_PROVE_TIMEOUT + _COVER_PASS, "timeout", "the bounded check did not finish in 60 s"),
+    (_BASE_HELD + "SBY 1:00:05 [proof_prove] DONE (UNKNOWN, rc=4)\n" + _COVER_TIMEOUT, "timeout",
+     "cover statements not reached in 60 s: second"),
+])
+def test_a_timed_out_run_reports_what_it_established(log, status, where, tmp_path):
+    proof = verdict(Proof("g", "error", 24, 60.0, ["a rule"], log=str(tmp_path / "sby.log")), log,
+                    _NAMES, _COVERS, 60)
+    assert proof.status == status and where in proof.where, (proof.status, proof.where)
 
 
 # The rasteriser, 16 lanes without pair skipping: with and without the sorter network's mode.

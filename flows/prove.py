@@ -62,6 +62,7 @@ DEFAULT_DEPTH = 24
 # Seconds a group's proof and its cover check may each take (``--timeout``): past it, a base
 # case that held is reported as a bounded proof, anything less as timed out.
 DEFAULT_TIMEOUT = 900
+SBY_GRACE = 30
 # The rasteriser's jobs are proved with one tile of at most one record: 256 pixels read out
 # take about 300 cycles of depth.
 RASTER_PROOF_TILES = 1
@@ -241,8 +242,12 @@ def run_group(harness: Harness, group: str, workdir: Path, depth: int,
     t0 = time.monotonic()
     log = workdir / "sby.log"
     env = {"PATH": os.pathsep.join([str(Path(exe).parent), os.environ.get("PATH", "")])}
+    # SymbiYosys stops its solvers at the timeout and logs its verdict, but may then hang
+    # (yowasp-sby 0.70 left waiting on its reaped engines): it is killed a while after.
     try:
-        tools.run([*_sby_command(), "-f", "proof.sby"], log, f"sby ({group})", cwd=workdir, env=env)
+        with tools.time_limit(timeout + SBY_GRACE if timeout else None):
+            tools.run([*_sby_command(), "-f", "proof.sby"], log, f"sby ({group})", cwd=workdir,
+                      env=env)
     except tools.ToolError:
         pass                    # sby exits non-zero on a failed proof: the log says which
     text = log.read_text(errors="replace")

@@ -186,8 +186,13 @@ _deadline: ContextVar[tuple[float, float] | None] = ContextVar("deadline", defau
 @contextmanager
 def time_limit(seconds: float | None):
     """Every :func:`run` inside the body shares a budget of ``seconds``; a tool still running
-    when it is spent is killed and :class:`ToolError` says so (long sweeps over many designs)."""
-    token = _deadline.set(None if seconds is None else (time.monotonic() + seconds, seconds))
+    when it is spent is killed and :class:`ToolError` says so (long sweeps over many designs).
+    A limit inside another never extends it."""
+    outer = _deadline.get()
+    limit = None if seconds is None else (time.monotonic() + seconds, seconds)
+    if outer is not None and (limit is None or outer[0] < limit[0]):
+        limit = outer
+    token = _deadline.set(limit)
     try:
         yield
     finally:

@@ -285,6 +285,10 @@ class AxisSetup(wiring.Component):
     borrows; per-index sums; roundings; with ``subtile`` the test's stages) and the offered bank:
     with ``terms`` accepted as offered, one record per cycle. Backpressure on ``terms`` stalls
     the pipeline (nothing is lost).
+
+    For proofs (:func:`rasteriser_properties`), not ports: ``tile_ends`` counts the tiles taken
+    whose final beat has not left yet, ``stray`` is high while a stage holds a beat that is
+    neither an entry nor a tile's final beat (never).
     """
 
     def __init__(self, subtile: int = 0):
@@ -294,6 +298,8 @@ class AxisSetup(wiring.Component):
                           "records": In(stream.Signature(RECORD_LAYOUT)),
                           "terms": Out(stream.Signature(TERMS_LAYOUT)),
                           "busy": Out(1)})
+        self.tile_ends = Signal(range(self.LATENCY + 3))
+        self.stray = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -337,6 +343,7 @@ class AxisSetup(wiring.Component):
                     m.d.sync += [rec.eq(self.records.payload), holding.eq(1), left.eq(left - 1)]
 
         valids = []
+        beats = [(self.terms.valid, self.terms.payload.entry.has_entry, self.terms.payload.entry.last)]
 
         def stage(name, valid, **values):
             """Registers of one pipeline stage (advancing with ``en``), and its valid bit."""
@@ -351,6 +358,9 @@ class AxisSetup(wiring.Component):
             with m.If(en):
                 m.d.sync += v.eq(valid)
             valids.append(v)
+            entry = regs["terms"].entry if "terms" in regs else None
+            beats.append((v, *((entry.has_entry, entry.last) if entry is not None else
+                               (regs["entry"], regs["last"]))))
             return v, regs
 
         frac, shift = fixed.MEAN_FRAC, fixed.CONIC_FRAC + fixed.MEAN_FRAC - fixed.POWER_FRAC
@@ -447,6 +457,9 @@ class AxisSetup(wiring.Component):
             m.d.sync += [offer.eq(last), self.terms.valid.eq(1)]
         assert len(valids) == self.LATENCY
         m.d.comb += self.busy.eq(~fsm.ongoing("TILE") | Cat(*valids).any() | self.terms.valid)
+        m.d.comb += [self.tile_ends.eq(sum((v & last for v, _, last in beats),
+                                                 fsm.ongoing("RECORD") | fsm.ongoing("EMPTY"))),
+                     self.stray.eq(Cat(*(v & ~e & ~last for v, e, last in beats)).any())]
         return m
 
 
@@ -542,7 +555,8 @@ class PixelNormaliser(wiring.Component):
     (:func:`~accelsmith.models.gaussian.fixed.blend_fixed`).
 
     ``sums`` is accepted whenever ``pixels`` can move on; ``LATENCY`` stages in between, one pixel
-    per cycle, backpressure on ``pixels`` stalls every stage."""
+    per cycle, backpressure on ``pixels`` stalls every stage. ``occupancy`` (for proofs, not a
+    port) counts the pixels inside, the one on offer included."""
 
     LATENCY = hardware.NORMALISER_LATENCY
 
@@ -551,6 +565,7 @@ class PixelNormaliser(wiring.Component):
         super().__init__({"sums": In(stream.Signature(data.StructLayout({
                               "sums": SUMS_LAYOUT, "bg": data.ArrayLayout(16, 3)}))),
                           "pixels": Out(stream.Signature(PIXEL_LAYOUT))})
+        self.occupancy = Signal(range(self.LATENCY + 1))
 
     def elaborate(self, platform):
         m = Module()
@@ -573,9 +588,11 @@ class PixelNormaliser(wiring.Component):
                          first.den.eq(s.s_w << 1), first.q.eq(0)]
             m.d.sync += [first.rem[c].eq((s.s_cw[c] << 1) + s.s_w) for c in range(3)]
         prev, prev_valid, prev_t = first, first_valid, exp.result
+        valids = [first_valid, self.pixels.valid]
         for k in reversed(range(DIVIDER_BITS)):
             nxt = Signal(lay, name=f"div{k}", reset_less=True)
             nxt_valid = Signal(name=f"div{k}_valid")
+            valids.append(nxt_valid)
             with m.If(adv):
                 m.d.sync += [nxt_valid.eq(prev_valid), nxt.zero.eq(prev.zero), nxt.t.eq(prev_t),
                              nxt.bg.eq(prev.bg), nxt.den.eq(prev.den)]
@@ -600,6 +617,8 @@ class PixelNormaliser(wiring.Component):
                 else:
                     value = colour
                 m.d.sync += out[name].eq(value)
+        assert len(valids) == self.LATENCY
+        m.d.comb += self.occupancy.eq(sum(valids))
         return m
 
 
@@ -618,7 +637,7 @@ class SorterNetwork(wiring.Component):
 
     Timing: one Gaussian per cycle; its weight is offered ``LATENCY`` cycles after its feature
     beat is accepted; backpressure on ``weights`` stalls every stage. ``busy`` while any
-    Gaussian is in flight.
+    Gaussian is in flight; ``occupancy`` (for proofs, not a port) counts them.
     """
 
     LATENCY = hardware.NETWORK_LATENCY
@@ -631,6 +650,7 @@ class SorterNetwork(wiring.Component):
                           "mul_y": Out(data.ArrayLayout(signed(MUL_BITS), NET_SLOTS)),
                           "mul_p": In(data.ArrayLayout(signed(2 * MUL_BITS), NET_SLOTS)),
                           "busy": Out(1)})
+        self.occupancy = Signal(range(self.LATENCY + 1))
 
     def elaborate(self, platform):
         m = Module()
@@ -691,7 +711,8 @@ class SorterNetwork(wiring.Component):
         with m.If(adv):
             m.d.sync += [self.weights.payload.eq(weight), self.weights.valid.eq(valid)]
         assert len(valids) + 1 == self.LATENCY
-        m.d.comb += self.busy.eq(Cat(*valids, self.weights.valid).any())
+        m.d.comb += [self.busy.eq(Cat(*valids, self.weights.valid).any()),
+                     self.occupancy.eq(sum(valids, self.weights.valid))]
         return m
 
 
@@ -758,6 +779,10 @@ class TileRasteriser(wiring.Component):
     ``PixelNormaliser.LATENCY + 1`` cycles after their read. The set-up of the next entries
     overlaps all of this; :meth:`accelsmith.models.gaussian.hardware.RasteriserTiming.run_cycles`
     is the exact count.
+
+    For proofs (:func:`rasteriser_properties`), not ports: ``pixels_owed`` counts the pixels of
+    the tiles taken that have not yet been accepted on ``pixels``, ``weights_owed`` the
+    Gaussians in the network, and ``stray`` is :class:`AxisSetup`'s.
     """
 
     def __init__(self, lanes: int = 16, blend: str = "coverage", subtile: int = 0,
@@ -784,6 +809,12 @@ class TileRasteriser(wiring.Component):
                             "features": In(stream.Signature(FEATURES_LAYOUT)),
                             "weights": Out(stream.Signature(17))})
         super().__init__(members)
+        # tiles: in the set-up (its stages, the offered beat, the one being taken), issued,
+        # held, pending; then a read-out and the normaliser's stages
+        most = TILE * TILE * (hardware.setup_latency(subtile) + 6) + PixelNormaliser.LATENCY
+        self.pixels_owed = Signal(range(most + 1))
+        self.weights_owed = Signal(range(SorterNetwork.LATENCY + 1))
+        self.stray = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -966,6 +997,7 @@ class TileRasteriser(wiring.Component):
                         m.d.comb += [lane.mlp_x[k].eq(net.mul_x[s_]), lane.mlp_y[k].eq(net.mul_y[s_]),
                                      net.mul_p[s_].eq(lane.mlp_p[k])]
             busy_network = net.busy
+            m.d.comb += self.weights_owed.eq(net.occupancy)
 
         # The slot travels beside the lanes to the accumulate stage.
         slot, slot_bank = i_slot, i_bank
@@ -1020,6 +1052,11 @@ class TileRasteriser(wiring.Component):
         m.d.comb += norm.sums.payload.sums.eq(Mux(drain_fresh, 0, drained_sums))
         m.d.comb += norm.sums.payload.bg.eq(bg)
 
+        tiles = setup.tile_ends + (eval_fsm.ongoing("RUN") & cur.entry.last) + eval_fsm.ongoing("HOLD") \
+            + pend_valid
+        m.d.comb += [self.pixels_owed.eq(tiles * (TILE * TILE) + Mux(d_active, TILE * TILE - pixel, 0)
+                                         + norm.occupancy),
+                     self.stray.eq(setup.stray)]
         # Pixels read out but not yet accepted on ``pixels`` (at most the normaliser's depth).
         in_flight = Signal(range(PixelNormaliser.LATENCY + 2))
         out = self.pixels.valid & self.pixels.ready
@@ -1088,6 +1125,11 @@ class RasteriserEngine(wiring.Component):
                           "b": In(stream.Signature(TILE_LAYOUT)),
                           "c": Out(stream.Signature(PIXEL_LAYOUT)),
                           "csr": In(RegisterBusSignature(self.regs.addr_width))})
+        # The job's state (not ports; :func:`rasteriser_properties` relates it to the core's)
+        self.items_in = Signal(32)     # tile or feature beats still to pass in
+        self.items_out = Signal(32)    # tiles or weights still to leave
+        self.pixel = Signal(8)         # pixels of the current tile sent
+        self.job_network = Signal()    # the job's mode (MODE at its START)
 
     def elaborate(self, platform):
         m = Module()
@@ -1095,10 +1137,7 @@ class RasteriserEngine(wiring.Component):
         m.submodules.core = core = self.core
         wiring.connect(m, wiring.flipped(self.csr), regs.bus)
         busy, done, cycles = Signal(), Signal(), Signal(32)
-        network = Signal()             # the job's mode
-        items_in = Signal(32)          # tile or feature beats still to pass in
-        items_out = Signal(32)         # tiles or weights still to leave
-        pixel = Signal(8)
+        network, items_in, items_out, pixel = self.job_network, self.items_in, self.items_out, self.pixel
         start = regs.ctrl_stb & regs.ctrl[0] & ~busy
         m.d.comb += [regs.status.eq(Cat(busy, done)), regs.cycles.eq(cycles)]
         # Beats reach the core only inside a job and in its mode: the Gaussian buffer takes a
@@ -1189,7 +1228,13 @@ def rasteriser_properties(check, engine, max_tiles: int = 1, max_records: int = 
     with m.If(start):
         m.d.sync += network.eq(mode)
     ended = check.started & check.past(busy, "f_busy_before") & ~busy
-    if check.proving("results"):
+    # The accounting that makes the properties about a job's beats provable by induction
+    # (instead of a ~310-cycle bounded check for a raster job's end): the engine's counters
+    # match the harness's, the pixels the core owes are those of the tiles taken less those
+    # sent, and the network holds the features taken less the weights sent. Asserted for
+    # ``results`` and, as the invariants c's valid rule rests on, for ``streams``.
+    accounting = next((g for g in ("results", "streams") if check.proving(g)), None)
+    if accounting:
         count = Signal(32, name="f_count")       # latched at START
         tiles_in, items_in, items_out = (Signal(16, name=f"f_{n}") for n in ("tiles_in", "items_in", "items_out"))
         b_taken, a_taken = engine.b.valid & engine.b.ready, engine.a.valid & engine.a.ready
@@ -1200,6 +1245,25 @@ def rasteriser_properties(check, engine, max_tiles: int = 1, max_records: int = 
         with m.Else():
             m.d.sync += [tiles_in.eq(tiles_in + b_taken), items_in.eq(items_in + a_taken),
                          items_out.eq(items_out + c_sent)]
+        owed = core.pixels_owed
+        check.require(accounting, "the set-up holds no stray beat", ~core.stray)
+        check.require(accounting, "the engine holds the job's mode", network == engine.job_network)
+        check.require(accounting, "the engine's counts of a job stay within COUNT",
+                      (engine.items_in <= engine.items_out) & (engine.items_out <= count))
+        check.require(accounting, "the engine counts the tiles (features) taken",
+                      Mux(network, (items_in == (count - engine.items_in)[:16]) & (tiles_in == 0),
+                          tiles_in == (count - engine.items_in)[:16]))
+        check.require(accounting, "the engine counts the pixels (weights) sent",
+                      items_out == Mux(network, count - engine.items_out,
+                                       (count - engine.items_out) * TILE * TILE + engine.pixel)[:16])
+        check.require(accounting, "the core owes the pixels of the job's tiles taken and not sent",
+                      Mux(busy & ~network,
+                          owed == (engine.items_out - engine.items_in) * (TILE * TILE) - engine.pixel,
+                          owed == 0))
+        check.require(accounting, "the network holds the job's features taken and not sent",
+                      Mux(busy & network, core.weights_owed == engine.items_out - engine.items_in,
+                          core.weights_owed == 0))
+    if check.proving("results"):
         check.require("results", "no result outside a job", ~engine.c.valid | busy)
         check.require("results", "no beat taken outside a job", ~(a_taken | b_taken) | busy)
         check.require("results", "a raster job takes at most COUNT tile beats, a network job none",

@@ -350,15 +350,16 @@ def _gaussian(name):
     return validate(GAUSSIAN[name], f"<gaussian {name}>")
 
 
-def test_the_rasteriser_keeps_the_stream_register_and_start_rules(tmp_path):
-    groups = ["streams", "registers", "start", "pixel-stream"]
+def test_the_rasteriser_keeps_the_stream_register_start_and_result_rules(tmp_path):
+    groups = ["streams", "registers", "start", "results", "pixel-stream"]
     results = prove(_gaussian("raster"), tmp_path, DEPTH, groups, say=lambda line: None)
     by_group = {r.group: r for r in results}
     assert list(by_group) == groups
-    # c's valid rule and the register file close by induction; the normaliser's pixels keep the
-    # stream rules, payload included, through a full pipeline (depth > its 16 stages)
-    assert by_group["streams"].status == "proved", (by_group["streams"].status, by_group["streams"].where)
-    assert by_group["registers"].status == "proved", by_group["registers"].where
+    # c's valid rule, the register file and the job's results (a raster job's end: 256 pixels
+    # per tile, COUNT tiles) close by induction; the normaliser's pixels keep the stream rules,
+    # payload included, through a full pipeline (depth > its 16 stages)
+    for group in ("streams", "registers", "results"):
+        assert by_group[group].status == "proved", (group, by_group[group].status, by_group[group].where)
     assert by_group["start"].status in ("proved", "bounded"), by_group["start"].where
     assert by_group["pixel-stream"].status in ("proved", "bounded"), by_group["pixel-stream"].where
     assert by_group["streams"].depth >= 41 and by_group["pixel-stream"].depth > 16
@@ -369,11 +370,23 @@ def test_the_rasteriser_keeps_the_stream_register_and_start_rules(tmp_path):
 @pytest.mark.slow
 def test_the_rasteriser_network_mode_holds_its_properties(tmp_path):
     """The network config's remaining groups at the default depth (network jobs end within it;
-    raster jobs' ends need about 310 cycles, docs/verification.md): minutes."""
+    the raster bound of liveness needs about 310 cycles, docs/verification.md): minutes."""
     groups = ["streams", "registers", "results", "liveness", "weight-stream"]
     results = prove(_gaussian("network"), tmp_path, DEPTH, groups, say=lambda line: None)
     for r in results:
         assert r.status in ("proved", "bounded"), (r.group, r.status, r.where, r.log)
+    by_group = {r.group: r for r in results}
+    assert by_group["results"].status == "proved", by_group["results"].where
+
+
+@pytest.mark.slow
+def test_a_rasteriser_ending_its_tiles_early_is_caught(monkeypatch, tmp_path):
+    """The engine counts a pixel twice, so a tile's job would end after 255: the harness's own
+    count of the pixels sent disagrees as the first pixel leaves, about 42 cycles from reset."""
+    _rasteriser_counts_a_pixel_twice(monkeypatch)
+    (result,) = prove(_gaussian("raster"), tmp_path, 44, ["results"], say=lambda line: None)
+    assert result.status == "failed", (result.status, result.where, result.log)
+    assert "counts the pixels" in result.where and result.trace
 
 
 def _rasteriser_restarts_cycles(monkeypatch):
@@ -390,6 +403,15 @@ def _rasteriser_takes_tiles_outside_a_job(monkeypatch):
 
     _after_elaborate(monkeypatch, RasteriserEngine,
                      lambda self, m: m.d.comb.__iadd__(self.b.ready.eq(1)))    # b not gated by the job
+
+
+def _rasteriser_counts_a_pixel_twice(monkeypatch):
+    from accelsmith.hdl.gaussian import RasteriserEngine
+
+    def twice(self, m):
+        with m.If(self.c.valid & self.c.ready & (self.pixel == 0)):
+            m.d.sync += self.pixel.eq(2)              # a tile's job ends after 255 pixels
+    _after_elaborate(monkeypatch, RasteriserEngine, twice)
 
 
 def _normaliser_payload_moves(monkeypatch):

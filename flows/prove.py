@@ -175,9 +175,10 @@ def rasteriser_harness(design, group) -> Harness:
     RasteriserEngine` (the SoC's engine) with :func:`~accelsmith.hdl.gaussian.rasteriser_properties`,
     ``min_depth`` what the group's behaviour takes without the network's short jobs: a raster
     job of one tile of one record (256 pixels read out, about 310 cycles) for ``liveness``, an
-    empty tile's first pixels for ``streams``. The ends of raster jobs (``results``) are checked
-    only to the depth asked for: ``--depth 310`` reaches them, a run this machine did not finish
-    (docs/verification.md)."""
+    empty tile's first pixels for ``streams``. The ends of raster jobs (``results``) are proved
+    by induction over the job's accounting (:func:`~accelsmith.hdl.gaussian.rasteriser_properties`);
+    the raster bound of ``liveness`` needs the whole job's depth, which this machine did not
+    finish (docs/verification.md)."""
     from accelsmith.hdl.csr import register_properties
     from accelsmith.hdl.gaussian import TILE, rasteriser_properties
     from accelsmith.models.gaussian.hardware import RasteriserTiming

@@ -1211,7 +1211,12 @@ def rasteriser_properties(check, engine, max_tiles: int = 1, max_records: int = 
     - ``results``: no beat is taken on ``a`` or ``b`` nor offered on ``c`` outside a job; a raster
       job never takes more than COUNT tile beats, and when it ends it has taken COUNT and sent
       ``256 * COUNT`` pixels; a network job takes no tile beat, and when it ends it has taken
-      COUNT feature beats and sent COUNT weights;
+      COUNT feature beats and sent COUNT weights. With them (and with ``streams``) the job's
+      accounting, the invariants that let k-induction close instead of a bounded check to the
+      end of a ~310-cycle raster job: the engine's counters agree with the harness's counts of
+      the beats in and out, the core owes exactly the pixels of the tiles taken and not yet
+      sent (``TileRasteriser.pixels_owed``) and the network holds exactly the features taken
+      and not yet sent, both nothing outside a job of their mode;
     - ``liveness``: while ``a`` and ``b`` offer a beat in every cycle and ``c`` accepts in every
       cycle (assumed), a raster job of up to ``max_tiles`` tiles of up to ``max_records`` records
       is BUSY for fewer than :meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.job_cycles`

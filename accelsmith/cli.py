@@ -59,6 +59,19 @@ def _cmd_synth(args) -> int:
     from accelsmith.flows.synth import DONT_USE, synthesize
 
     config = load(args.config)
+    if args.by_module:
+        from dataclasses import asdict
+
+        from accelsmith.flows.synth import breakdown_table, module_breakdown
+
+        rows = module_breakdown(config, args.target, args.workdir)
+        print(f"{args.config} -> {args.target}, by module (Yosys's cells, not placed):")
+        print("\n".join(breakdown_table(rows)))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"target": args.target, "by_module": [
+                asdict(r) for r in rows]}, indent=2) + "\n")
+            print(f"  JSON report: {args.json}")
+        return 0
     dont_use = DONT_USE if args.dont_use is None else tuple(filter(None, args.dont_use.split(",")))
     report = synthesize(config, args.target, args.workdir, args.liberty, args.clock_ns,
                         args.no_dsp, args.seed, dont_use=dont_use)
@@ -317,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "replacing the default sky130 HD list (probe and lpflow cells); '' for none")
     p.add_argument("--no-dsp", action="store_true", help="FPGA: map multipliers to LUTs")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--by-module", action="store_true",
+                   help="FPGA: instead of placing the design, map it without flattening and "
+                        "report the cells of each submodule (where the area goes)")
     p.add_argument("--workdir", default="build", help="build folder")
     p.set_defaults(func=_cmd_synth)
 

@@ -326,6 +326,78 @@ def _yosys_fpga(synth: str, top: str, workdir: Path, quiet: bool) -> list[str]:
     return [f"{ABC9_FALLBACK_NOTE} ({cause}; log fpga_abc9_failed.log)"]
 
 
+def _fpga_counts(cells: dict, family: str) -> dict:
+    """LUTs (a carry cell as 2), flip-flops, DSPs, block RAMs and LUT RAMs among Yosys's cells."""
+    count = lambda *names: sum(n for c, n in cells.items() if c in names or any(
+        c.startswith(p[:-1]) for p in names if p.endswith("*")))
+    if family == "ecp5":
+        return {"luts": count("LUT4") + 2 * count("CCU2C"), "ffs": count("TRELLIS_FF"),
+                "dsps": count("MULT18X18D"), "brams": count("DP16KD"),
+                "lutrams": count("TRELLIS_DPR16X4")}
+    return {"luts": count("SB_LUT4"), "ffs": count("SB_DFF*"), "dsps": count("SB_MAC16"),
+            "brams": count("SB_RAM40_4K"), "lutrams": 0}
+
+
+@dataclass
+class ModuleArea:
+    """One row of :func:`module_breakdown`: ``name`` (instances of one component share a row,
+    their indices as ``*``), ``instances``, and the FPGA cells of them all with their own
+    submodules (``cells``; for the row ``(own logic)``, the top's logic outside submodules)."""
+    name: str
+    instances: int
+    cells: dict
+
+
+def module_breakdown(config: Config, target: str, workdir: str | Path = "build",
+                     quiet: bool = False) -> list[ModuleArea]:
+    """Where an FPGA design's cells go: Yosys maps the bare core (no scan harness) as
+    :func:`synthesize` does but without flattening, and the cells of each submodule of the top,
+    its own submodules included, are counted; instances of one component (``lane_0_0``,
+    ``lane_0_1``, ...) share a row. Across module boundaries nothing is optimised, so the rows
+    add up to a little more than the flattened design; nothing is placed."""
+    if target not in FPGA:
+        raise tools.ToolError(f"the breakdown by module is for FPGA targets: {', '.join(FPGA)}; "
+                              f"not '{target}'")
+    spec = FPGA[target]
+    design = generator(config.family).build(config)
+    workdir = Path(workdir).resolve() / design.top / f"modules_{target}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "design.il").write_text(design.rtlil())
+    _yosys_fpga(f"{spec['synth']} -noflatten", design.top, workdir, quiet)
+    modules = json.loads((workdir / "stat.json").read_text())["modules"]
+    cells = {name.lstrip("\\"): _fpga_counts(m.get("num_cells_by_type", {}), spec["family"])
+             for name, m in modules.items()}
+    top = design.top
+    rows: dict[str, ModuleArea] = {}
+    for name in sorted(cells):
+        parts = name.split(".")
+        if len(parts) != 2 or parts[0] != top:
+            continue
+        inclusive = {k: sum(c[k] for n, c in cells.items() if n == name or n.startswith(name + "."))
+                     for k in cells[name]}
+        label = re.sub(r"\d+", "*", parts[1])
+        row = rows.setdefault(label, ModuleArea(label, 0, dict.fromkeys(inclusive, 0)))
+        row.instances += 1
+        row.cells = {k: row.cells[k] + v for k, v in inclusive.items()}
+    return sorted(rows.values(), key=lambda r: -r.cells["luts"]) + [ModuleArea("(own logic)", 1, cells[top])]
+
+
+def breakdown_table(rows: list[ModuleArea]) -> list[str]:
+    """:func:`module_breakdown` as a Markdown table, with each row's share of the LUTs."""
+    keys = ("luts", "ffs", "dsps", "brams", "lutrams")
+    total = {k: sum(r.cells[k] for r in rows) for k in keys}
+    lines = ["| module | instances | LUTs each | LUTs | share | FFs | DSPs | BRAMs | LUT RAMs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        c = r.cells
+        lines.append(f"| {r.name} | {r.instances} | {round(c['luts'] / r.instances):,} | {c['luts']:,} | "
+                     f"{100 * c['luts'] / max(total['luts'], 1):.0f} % | {c['ffs']:,} | "
+                     f"{c['dsps']} | {c['brams']} | {c['lutrams']} |")
+    lines.append(f"| all | | | {total['luts']:,} | 100 % | {total['ffs']:,} | {total['dsps']} | "
+                 f"{total['brams']} | {total['lutrams']} |")
+    return lines
+
+
 def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -> SynthReport:
     from accelsmith.hdl.harness import ScanHarness
 
@@ -336,15 +408,9 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -
     synth = spec["synth_nodsp" if no_dsp else "synth"]
     mapper = _yosys_fpga(synth, top, workdir, quiet)
     stat = json.loads((workdir / "stat.json").read_text())["design"]["num_cells_by_type"]
-    count = lambda *names: sum(n for c, n in stat.items() if c in names or any(
-        c.startswith(p[:-1]) for p in names if p.endswith("*")))
     # Yosys's LUT count stands until nextpnr's packing replaces it with the device's own count.
-    if spec["family"] == "ecp5":
-        figures = {"luts": count("LUT4") + 2 * count("CCU2C"), "ffs": count("TRELLIS_FF"),
-                   "dsps": count("MULT18X18D"), "brams": count("DP16KD")}
-    else:
-        figures = {"luts": count("SB_LUT4"), "ffs": count("SB_DFF*"), "dsps": count("SB_MAC16"),
-                   "brams": count("SB_RAM40_4K")}
+    figures = _fpga_counts(stat, spec["family"])
+    del figures["lutrams"]
     figures["luts_from"] = "yosys (LUT4 cells, a carry cell as 2; before packing)"
     figures["harness_ffs"] = harness.in_bits + harness.out_bits
     figures["netlist_sha256"] = hashlib.sha256((workdir / "design.json").read_bytes()).hexdigest()

@@ -77,6 +77,25 @@ def test_ecp5(tmp_path):
     assert any("scan harness" in n for n in report.notes)
 
 
+def test_the_breakdown_by_module_finds_where_the_cells_go(tmp_path, capsys):
+    from accelsmith.cli import main
+    from accelsmith.flows.synth import module_breakdown
+
+    rows = {r.name: r for r in module_breakdown(SMALL, "ecp5-85f", tmp_path, quiet=True)}
+    # the 2x2 array's four multipliers are in its core, the register file has none
+    assert rows["core"].cells["dsps"] == 4 and rows["core"].instances == 1
+    assert rows["regs"].cells["dsps"] == 0 and rows["regs"].cells["luts"] > 0
+    assert "(own logic)" in rows and sum(r.cells["dsps"] for r in rows.values()) == 4
+    cfg = tmp_path / "os.yaml"
+    cfg.write_text("family: bitweight\narchitecture: systolic_os\nrows: 2\ncols: 2\na_bits: 4\nb_bits: 4\n")
+    assert main(["synth", str(cfg), "--target", "ecp5-85f", "--by-module", "--workdir",
+                 str(tmp_path), "--json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| core | 1 |" in out and "| all |" in out and (tmp_path / "m.json").exists()
+    assert main(["synth", str(cfg), "--target", "asic", "--by-module"]) == 1
+    assert "for FPGA targets" in capsys.readouterr().err
+
+
 def test_ecp5_without_dsp(tmp_path):
     report = synthesize(SMALL, "ecp5-85f", tmp_path, no_dsp=True, quiet=True)
     assert report.figures["dsps"] == 0 and report.figures["luts"] > 100

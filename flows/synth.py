@@ -351,10 +351,10 @@ class ModuleArea:
 def module_breakdown(config: Config, target: str, workdir: str | Path = "build",
                      quiet: bool = False) -> list[ModuleArea]:
     """Where an FPGA design's cells go: Yosys maps the bare core (no scan harness) as
-    :func:`synthesize` does but without flattening, and the cells of each submodule of the top,
-    its own submodules included, are counted; instances of one component (``lane_0_0``,
-    ``lane_0_1``, ...) share a row. Across module boundaries nothing is optimised, so the rows
-    add up to a little more than the flattened design; nothing is placed."""
+    :func:`synthesize` does but without flattening, and counts the cells of each submodule of
+    the top (``setup``) and of theirs (``setup.skip``), deeper ones folded into those; instances
+    of one component (``lane_0_0``, ``lane_0_1``, ...) share a row. Nothing is optimised across
+    module boundaries, and nothing is placed."""
     if target not in FPGA:
         raise tools.ToolError(f"the breakdown by module is for FPGA targets: {', '.join(FPGA)}; "
                               f"not '{target}'")
@@ -371,11 +371,12 @@ def module_breakdown(config: Config, target: str, workdir: str | Path = "build",
     rows: dict[str, ModuleArea] = {}
     for name in sorted(cells):
         parts = name.split(".")
-        if len(parts) != 2 or parts[0] != top:
+        if not 2 <= len(parts) <= 3 or parts[0] != top:
             continue
-        inclusive = {k: sum(c[k] for n, c in cells.items() if n == name or n.startswith(name + "."))
-                     for k in cells[name]}
-        label = re.sub(r"\d+", "*", parts[1])
+        # a submodule's own cells; a sub-submodule's with everything below it
+        inclusive = {k: sum(c[k] for n, c in cells.items() if n == name or (
+                         len(parts) == 3 and n.startswith(name + "."))) for k in cells[name]}
+        label = re.sub(r"\d+", "*", ".".join(parts[1:]))
         row = rows.setdefault(label, ModuleArea(label, 0, dict.fromkeys(inclusive, 0)))
         row.instances += 1
         row.cells = {k: row.cells[k] + v for k, v in inclusive.items()}

@@ -9,11 +9,14 @@ come from ``subtile_keep_fixed``, the NumPy form of the hardware's skipping test
 ``docs/results/gaussian_hw.json``, ``.md`` and ``gaussian_hw.png``.
 
     python benchmarks/gaussian_hw.py [--scene ../shared/data/test_garden.npz] [--cameras 0 1 2]
-        [--synth CONFIG=REPORT.json ...]
+        [--synth CONFIG=REPORT.json ...] [--by-module CONFIG ...]
 
-``--synth`` adds the FPGA figures of ``accelsmith synth CONFIG --target ecp5-85f --json
-REPORT.json`` (slow: Yosys maps a whole rasteriser in about 4 minutes, nextpnr places and routes
-it in most of an hour) and the frame rate at the clock nextpnr achieved.
+``--synth`` adds the figures of ``accelsmith synth CONFIG --target ecp5-85f --json
+REPORT.json`` (slow: Yosys maps a whole rasteriser in about 17 minutes, nextpnr places and
+routes it in most of an hour) and the frame rate at the clock nextpnr achieved, or of ``--target
+asic`` (sky130 area and the clock OpenSTA allows). ``--by-module`` maps a config for the
+ECP5-85F without flattening and tabulates where its LUTs go (about 2 minutes). Hardware figures
+not given again are kept from the previous ``gaussian_hw.json``, with their dates.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dataclasses import asdict
+
 from accelsmith.config import load
+from accelsmith.flows.synth import ModuleArea, breakdown_table, module_breakdown
 from accelsmith.generators.gaussian import subtile_of
 from accelsmith.models.gaussian import fixed
 from accelsmith.models.gaussian.hardware import RasteriserTiming
@@ -134,17 +140,54 @@ def write_markdown(data: dict, path: Path):
 
 def synth_section(data: dict) -> list[str]:
     """The rasterisers' FPGA figures from ``accelsmith synth`` reports, with the frame rate at
-    the achieved clock."""
-    if not data.get("synth"):
-        return []
+    the achieved clock; then the sky130 figures and the breakdowns by module."""
+    lines = fpga_section(data) if data.get("synth") else []
+    cams = list(data["cameras"].values())
+    if data.get("asic"):
+        lines += ["## On sky130", "",
+                  "`accelsmith synth CONFIG --target asic --liberty ../shared/data/sky130hd_tt.lib.gz "
+                  "--json R.json` (sky130 HD typical corner, the core's own ports, no placement or "
+                  "wires; the clock is OpenSTA's critical path):", "",
+                  "| config | lanes, sub-tile | network | area (mm^2) | cells | flip-flops | "
+                  "critical path (ns) | Fmax (MHz) | FPS at Fmax (worst camera) | measured |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, rep in data["asic"].items():
+            f, key = rep["figures"], rep["cycles_key"]
+            cyc = max(c["frame_cycles"][key] for c in cams)
+            lanes, sub = key.split("/")
+            fmax = f.get("fmax_mhz")
+            lines.append(f"| {name} | {lanes}, {'none' if sub == '0' else sub + 'x' + sub} | "
+                         f"{'yes' if rep['network'] else 'no'} | {f['area_um2'] / 1e6:.2f} | "
+                         f"{f['cells']:,} | {f['flip_flops']:,} | {f.get('critical_path_ns', '-')} | "
+                         f"{fmax or '-'} | {f'{fmax * 1e6 / cyc:.0f}' if fmax else '-'} | "
+                         f"{rep.get('date', '-')} |")
+        lines.append("")
+    for name, entry in data.get("by_module", {}).items():
+        rows = [ModuleArea(**r) for r in entry["rows"]]
+        lines += [f"## Where the LUTs go: {name}", "",
+                  f"`accelsmith synth {entry['config']} --target ecp5-85f --by-module` on "
+                  f"{entry['date']}: Yosys's ECP5 cells per submodule of the rasteriser (a row "
+                  "`setup` counts the set-up's own cells, `setup.skip` its skipping test's), not "
+                  "flattened and not placed. A carry cell counts as 2 LUTs; LUT RAMs are the sums' "
+                  "memories; `(own logic)` is the rasteriser's outside its submodules (lane "
+                  "operands, accumulators, read-out). These are Yosys's counts before packing: "
+                  "nextpnr's packed count of the flattened design (the table above) is about 30 % "
+                  "higher. Against the device's 83,640 they show what a variant that fits must "
+                  "shrink.", ""]
+        lines += breakdown_table(rows) + [""]
+    return lines
+
+
+def fpga_section(data: dict) -> list[str]:
+    """The ECP5-85F table of the ``accelsmith synth`` reports."""
     cams = list(data["cameras"].values())
     lines = ["## On the ECP5-85F", "",
              "`accelsmith synth CONFIG --target ecp5-85f --seed 1 --clock-ns 20 --json R.json` "
              "(the rasteriser core behind the flow's scan harness; LUTs are nextpnr's "
              "TRELLIS_COMB cells after packing, of 83,640; 156 MULT18X18D, 208 DP16KD):", "",
              "| config | lanes, sub-tile | network | LUTs | FFs | DSPs | BRAMs | fits | Fmax (MHz) | "
-             "FPS at Fmax (worst camera) | Yosys + nextpnr (min) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "FPS at Fmax (worst camera) | Yosys + nextpnr (min) | measured |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, rep in data["synth"].items():
         f, key = rep["figures"], rep["cycles_key"]
         cyc = max(c["frame_cycles"][key] for c in cams)
@@ -155,7 +198,8 @@ def synth_section(data: dict) -> list[str]:
                      f"{f['luts']:,} ({f['luts_pct']:.0f} %) | {f['ffs']:,} | {f['dsps']} | "
                      f"{f['brams']} | {'yes' if f['fits'] else 'no'} | "
                      f"{fmax if fmax else '-'} | {f'{fmax * 1e6 / cyc:.1f}' if fmax else '-'} | "
-                     + (f"{rep['seconds'] / 60:.0f} |" if rep.get("seconds") else "- |"))
+                     + (f"{rep['seconds'] / 60:.0f} |" if rep.get("seconds") else "- |")
+                     + f" {rep.get('date', '-')} |")
     notes = sorted({n for rep in data["synth"].values() for n in rep.get("notes", [])
                     if "does not fit" in n or "abc" in n})
     return lines + [""] + [f"* {n}" for n in notes] + ([""] if notes else [])
@@ -226,27 +270,42 @@ def main(argv=None) -> int:
     ap.add_argument("--cameras", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--synth", nargs="*", default=[], metavar="CONFIG=REPORT",
-                    help="accelsmith synth --json reports of gaussian configs")
+                    help="accelsmith synth --json reports (ecp5-85f or asic) of gaussian configs")
+    ap.add_argument("--by-module", nargs="*", default=[], metavar="CONFIG",
+                    help="gaussian configs to map for the ECP5-85F by module")
     args = ap.parse_args(argv)
-    synth = {}
+    out = Path(args.out)
+    previous = json.loads((out / "gaussian_hw.json").read_text()) if (out / "gaussian_hw.json").exists() else {}
+    today = time.strftime("%Y-%m-%d")
+    hardware = {key: dict(previous.get(key, {})) for key in ("synth", "asic", "by_module")}
+    for key, entries in hardware.items():
+        for entry in entries.values():
+            entry.setdefault("date", previous.get("date", "-"))
     for item in args.synth:
         name, _, report = item.partition("=")
         cfg = load(name)
         if cfg.family != "gaussian" or not report:
             ap.error(f"--synth {item}: expected GAUSSIAN_CONFIG=REPORT.json")
         rep = json.loads(Path(report).read_text())
-        rep["cycles_key"] = f"{cfg['lanes']}/{subtile_of(cfg)}"
-        rep["network"] = cfg["network"]
-        synth[Path(name).stem] = rep
+        rep.update(cycles_key=f"{cfg['lanes']}/{subtile_of(cfg)}", network=cfg["network"], date=today)
+        hardware["asic" if rep["target"] == "asic" else "synth"][Path(name).stem] = rep
+    for name in args.by_module:
+        cfg = load(name)
+        if cfg.family != "gaussian":
+            ap.error(f"--by-module {name}: not a gaussian config")
+        t0 = time.monotonic()
+        rows = module_breakdown(cfg, "ecp5-85f", ROOT / "build" / "benchmarks")
+        print(f"{name}: mapped by module in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+        hardware["by_module"][Path(name).stem] = {"config": name, "date": today,
+                                                  "rows": [asdict(r) for r in rows]}
     scene, cams = load_scene(args.scene)
-    data = {"date": time.strftime("%Y-%m-%d"), "scene": Path(args.scene).name,
-            "width": cams[0].width, "height": cams[0].height, "cameras": {}, "synth": synth}
+    data = {"date": today, "scene": Path(args.scene).name,
+            "width": cams[0].width, "height": cams[0].height, "cameras": {}, **hardware}
     for c in args.cameras:
         t0 = time.monotonic()
         data["cameras"][str(c)] = camera_figures(scene, cams[c])
         print(f"camera {c}: {data['cameras'][str(c)]['entries']:,} entries "
               f"({time.monotonic() - t0:.1f} s)", file=sys.stderr, flush=True)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gaussian_hw.json").write_text(json.dumps(data, indent=1) + "\n")
     write_markdown(data, out / "gaussian_hw.md")

@@ -144,24 +144,16 @@ def synth_section(data: dict) -> list[str]:
     lines = fpga_section(data) if data.get("synth") else []
     cams = list(data["cameras"].values())
     if data.get("asic"):
-        lines += ["## On sky130", "",
-                  "`accelsmith synth CONFIG --target asic --liberty ../shared/data/sky130hd_tt.lib.gz "
-                  "--json R.json` (sky130 HD typical corner, the core's own ports, no placement or "
-                  "wires; the clock is OpenSTA's critical path):", "",
-                  "| config | lanes, sub-tile | network | area (mm^2) | cells | flip-flops | "
-                  "critical path (ns) | Fmax (MHz) | FPS at Fmax (worst camera) | measured |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for name, rep in data["asic"].items():
-            f, key = rep["figures"], rep["cycles_key"]
-            cyc = max(c["frame_cycles"][key] for c in cams)
-            lanes, sub = key.split("/")
-            fmax = f.get("fmax_mhz")
-            lines.append(f"| {name} | {lanes}, {'none' if sub == '0' else sub + 'x' + sub} | "
-                         f"{'yes' if rep['network'] else 'no'} | {f['area_um2'] / 1e6:.2f} | "
-                         f"{f['cells']:,} | {f['flip_flops']:,} | {f.get('critical_path_ns', '-')} | "
-                         f"{fmax or '-'} | {f'{fmax * 1e6 / cyc:.0f}' if fmax else '-'} | "
-                         f"{rep.get('date', '-')} |")
-        lines.append("")
+        lines += _report_table(
+            data["asic"], cams, "## On sky130",
+            "`accelsmith synth CONFIG --target asic --liberty ../shared/data/sky130hd_tt.lib.gz "
+            "--json R.json` (sky130 HD typical corner, the core's own ports, no placement or "
+            "wires; the clock is OpenSTA's critical path):",
+            ["area (mm^2)", "cells", "flip-flops", "critical path (ns)", "Fmax (MHz)",
+             "FPS at Fmax (worst camera)"],
+            lambda f, rep, fmax, cyc: [f"{f['area_um2'] / 1e6:.2f}", f"{f['cells']:,}",
+                                       f"{f['flip_flops']:,}", f"{f.get('critical_path_ns', '-')}",
+                                       f"{fmax or '-'}", f"{fmax * 1e6 / cyc:.0f}" if fmax else "-"])
     for name, entry in data.get("by_module", {}).items():
         rows = [ModuleArea(**r) for r in entry["rows"]]
         lines += [f"## Where the LUTs go: {name}", "",
@@ -178,31 +170,42 @@ def synth_section(data: dict) -> list[str]:
     return lines
 
 
+def _report_table(reports: dict, cams: list, title: str, command: str, columns: list[str],
+                  cells) -> list[str]:
+    """A table of synthesis reports: the config, its lanes and sub-tile, the network, then
+    ``cells(figures, report, fmax, cycles of the slowest camera's frame)`` under ``columns``,
+    and the date measured."""
+    header = ["config", "lanes, sub-tile", "network", *columns, "measured"]
+    lines = [title, "", command, "", "| " + " | ".join(header) + " |",
+             "|" + " --- |" * len(header)]
+    for name, rep in reports.items():
+        f, key = rep["figures"], rep["cycles_key"]
+        lanes, sub = key.split("/")
+        cyc = max(c["frame_cycles"][key] for c in cams)
+        row = [name, f"{lanes}, {'none' if sub == '0' else sub + 'x' + sub}",
+               "yes" if rep["network"] else "no", *cells(f, rep, f.get("fmax_mhz"), cyc),
+               rep.get("date", "-")]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines + [""]
+
+
 def fpga_section(data: dict) -> list[str]:
     """The ECP5-85F table of the ``accelsmith synth`` reports."""
     cams = list(data["cameras"].values())
-    lines = ["## On the ECP5-85F", "",
-             "`accelsmith synth CONFIG --target ecp5-85f --seed 1 --clock-ns 20 --json R.json` "
-             "(the rasteriser core behind the flow's scan harness; LUTs are nextpnr's "
-             "TRELLIS_COMB cells after packing, of 83,640; 156 MULT18X18D, 208 DP16KD):", "",
-             "| config | lanes, sub-tile | network | LUTs | FFs | DSPs | BRAMs | fits | Fmax (MHz) | "
-             "FPS at Fmax (worst camera) | Yosys + nextpnr (min) | measured |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, rep in data["synth"].items():
-        f, key = rep["figures"], rep["cycles_key"]
-        cyc = max(c["frame_cycles"][key] for c in cams)
-        lanes, sub = key.split("/")
-        fmax = f.get("fmax_mhz")
-        lines.append(f"| {name} | {lanes}, {'none' if sub == '0' else sub + 'x' + sub} | "
-                     f"{'yes' if rep['network'] else 'no'} | "
-                     f"{f['luts']:,} ({f['luts_pct']:.0f} %) | {f['ffs']:,} | {f['dsps']} | "
-                     f"{f['brams']} | {'yes' if f['fits'] else 'no'} | "
-                     f"{fmax if fmax else '-'} | {f'{fmax * 1e6 / cyc:.1f}' if fmax else '-'} | "
-                     + (f"{rep['seconds'] / 60:.0f} |" if rep.get("seconds") else "- |")
-                     + f" {rep.get('date', '-')} |")
+    lines = _report_table(
+        data["synth"], cams, "## On the ECP5-85F",
+        "`accelsmith synth CONFIG --target ecp5-85f --seed 1 --clock-ns 20 --json R.json` "
+        "(the rasteriser core behind the flow's scan harness; LUTs are nextpnr's "
+        "TRELLIS_COMB cells after packing, of 83,640; 156 MULT18X18D, 208 DP16KD):",
+        ["LUTs", "FFs", "DSPs", "BRAMs", "fits", "Fmax (MHz)", "FPS at Fmax (worst camera)",
+         "Yosys + nextpnr (min)"],
+        lambda f, rep, fmax, cyc: [f"{f['luts']:,} ({f['luts_pct']:.0f} %)", f"{f['ffs']:,}",
+                                   f"{f['dsps']}", f"{f['brams']}", "yes" if f["fits"] else "no",
+                                   f"{fmax or '-'}", f"{fmax * 1e6 / cyc:.1f}" if fmax else "-",
+                                   f"{rep['seconds'] / 60:.0f}" if rep.get("seconds") else "-"])
     notes = sorted({n for rep in data["synth"].values() for n in rep.get("notes", [])
                     if "does not fit" in n or "abc" in n})
-    return lines + [""] + [f"* {n}" for n in notes] + ([""] if notes else [])
+    return lines + [f"* {n}" for n in notes] + ([""] if notes else [])
 
 
 def fps_section(data: dict) -> list[str]:

@@ -379,7 +379,6 @@ def test_the_rasteriser_network_mode_holds_its_properties(tmp_path):
     assert by_group["results"].status == "proved", by_group["results"].where
 
 
-@pytest.mark.slow
 def test_a_rasteriser_ending_its_tiles_early_is_caught(monkeypatch, tmp_path):
     """The engine counts a pixel twice, so a tile's job would end after 255: the harness's own
     count of the pixels sent disagrees as the first pixel leaves, about 42 cycles from reset."""

@@ -192,3 +192,18 @@ def test_scan_harness_ties_a_stall_free_cores_enable(pipeline, tied):
     sim.add_testbench(bench)
     sim.run()
     assert seen == [int(tied)]      # the scan chain's bits start at 0
+
+
+def test_a_time_limit_inside_another_never_extends_it(tmp_path):
+    import sys
+    import time
+
+    sleep = [sys.executable, "-c", "import time; time.sleep(30)"]
+    t0 = time.monotonic()
+    with pytest.raises(tools.ToolError, match="time limit"):
+        with tools.time_limit(1), tools.time_limit(60):
+            tools.run(sleep, tmp_path / "sleep.log", "sleep")
+    assert time.monotonic() - t0 < 20
+    with pytest.raises(tools.ToolError, match="time limit of 0.0166667 min"):
+        with tools.time_limit(60), tools.time_limit(1):       # the inner, shorter one holds
+            tools.run(sleep, tmp_path / "sleep.log", "sleep")

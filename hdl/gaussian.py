@@ -1237,8 +1237,10 @@ def rasteriser_properties(check, engine, max_tiles: int = 1, max_records: int = 
     # (instead of a ~310-cycle bounded check for a raster job's end): the engine's counters
     # match the harness's, the pixels the core owes are those of the tiles taken less those
     # sent, and the network holds the features taken less the weights sent. Asserted for
-    # ``results`` and, as the invariants c's valid rule rests on, for ``streams``.
-    accounting = next((g for g in ("results", "streams") if check.proving(g)), None)
+    # ``results`` and, with the network (whose c switches source with the mode), as the
+    # invariants c's valid rule rests on, for ``streams``.
+    accounting = "results" if check.proving("results") else \
+        "streams" if check.proving("streams") and core.network else None
     if accounting:
         count = Signal(32, name="f_count")       # latched at START
         tiles_in, items_in, items_out = (Signal(16, name=f"f_{n}") for n in ("tiles_in", "items_in", "items_out"))

@@ -134,6 +134,15 @@ def _rshift_round_by(x, shift):
     return (x + half) >> shift
 
 
+def _cycles_to_leave(valids):
+    """For the valid bits of a pipeline's stages in order (the last one's beat on offer), the
+    cycles until the rearmost beat is on offer when nothing stalls (0 with none inside)."""
+    left = C(0)
+    for k, v in reversed(list(enumerate(valids))):
+        left = Mux(v, len(valids) - 1 - k, left)
+    return left
+
+
 class Exp2Table(wiring.Component):
     """2^(-y) for y >= 0 in Q.12, Q.16 out (:func:`~accelsmith.models.gaussian.fixed.exp2_neg`):
     the 257-entry table of 2^(-k/256) at the rounded fraction, shifted by the integer part; 0
@@ -288,7 +297,12 @@ class AxisSetup(wiring.Component):
 
     For proofs (:func:`rasteriser_properties`), not ports: ``tile_ends`` counts the tiles taken
     whose final beat has not left yet, ``stray`` is high while a stage holds a beat that is
-    neither an entry nor a tile's final beat (never).
+    neither an entry nor a tile's final beat, while a tile's records are awaited with none to
+    come, a record is held outside a tile or the state register holds no state (never); ``unissued`` counts the records of the tile being taken not yet issued,
+    ``partial`` is high while a stage holds an entry that is not its tile's final beat (never
+    with tiles of at most one record); ``offer_in`` is the cycles until the last
+    beat inside is offered on ``terms`` (0 while it is, or with nothing inside) when records
+    arrive in every cycle and nothing stalls the pipeline, as with a tile of at most one record.
     """
 
     def __init__(self, subtile: int = 0):
@@ -300,6 +314,9 @@ class AxisSetup(wiring.Component):
                           "busy": Out(1)})
         self.tile_ends = Signal(range(self.LATENCY + 3))
         self.stray = Signal()
+        self.unissued = Signal(17)
+        self.partial = Signal()
+        self.offer_in = Signal(range(self.LATENCY + 2 + (1 << 16)))
 
     def elaborate(self, platform):
         m = Module()
@@ -459,7 +476,15 @@ class AxisSetup(wiring.Component):
         m.d.comb += self.busy.eq(~fsm.ongoing("TILE") | Cat(*valids).any() | self.terms.valid)
         m.d.comb += [self.tile_ends.eq(sum((v & last for v, _, last in beats),
                                                  fsm.ongoing("RECORD") | fsm.ongoing("EMPTY"))),
-                     self.stray.eq(Cat(*(v & ~e & ~last for v, e, last in beats)).any())]
+                     self.stray.eq(Cat(*(v & ~e & ~last for v, e, last in beats)).any()
+                                   | Mux(fsm.ongoing("RECORD"), (left == 0) & ~holding, holding)
+                                   | ~(fsm.ongoing("TILE") | fsm.ongoing("EMPTY") | fsm.ongoing("RECORD"))),
+                     self.unissued.eq(Mux(fsm.ongoing("RECORD"), left + holding, 0)),
+                     self.partial.eq(Cat(*(v & ~last for v, _, last in beats)).any())]
+        # a record is issued the cycle after it is taken, then crosses the stages one per cycle
+        offer_in = Mux(fsm.ongoing("EMPTY"), self.LATENCY + 1,
+                       _cycles_to_leave([*valids, self.terms.valid]))
+        m.d.comb += self.offer_in.eq(Mux(fsm.ongoing("RECORD"), self.LATENCY + 1 + left, offer_in))
         return m
 
 
@@ -555,8 +580,10 @@ class PixelNormaliser(wiring.Component):
     (:func:`~accelsmith.models.gaussian.fixed.blend_fixed`).
 
     ``sums`` is accepted whenever ``pixels`` can move on; ``LATENCY`` stages in between, one pixel
-    per cycle, backpressure on ``pixels`` stalls every stage. ``occupancy`` (for proofs, not a
-    port) counts the pixels inside, the one on offer included."""
+    per cycle, backpressure on ``pixels`` stalls every stage. For proofs, not ports:
+    ``occupancy`` counts the pixels inside, the one on offer included; ``drain`` is the cycles
+    until the last of them is offered (0 while it is, or with none inside) if ``pixels`` accepts
+    in every cycle."""
 
     LATENCY = hardware.NORMALISER_LATENCY
 
@@ -566,6 +593,7 @@ class PixelNormaliser(wiring.Component):
                               "sums": SUMS_LAYOUT, "bg": data.ArrayLayout(16, 3)}))),
                           "pixels": Out(stream.Signature(PIXEL_LAYOUT))})
         self.occupancy = Signal(range(self.LATENCY + 1))
+        self.drain = Signal(range(self.LATENCY))
 
     def elaborate(self, platform):
         m = Module()
@@ -618,7 +646,8 @@ class PixelNormaliser(wiring.Component):
                     value = colour
                 m.d.sync += out[name].eq(value)
         assert len(valids) == self.LATENCY
-        m.d.comb += self.occupancy.eq(sum(valids))
+        m.d.comb += [self.occupancy.eq(sum(valids)),
+                     self.drain.eq(_cycles_to_leave([valids[0], *valids[2:], valids[1]]))]
         return m
 
 
@@ -637,7 +666,9 @@ class SorterNetwork(wiring.Component):
 
     Timing: one Gaussian per cycle; its weight is offered ``LATENCY`` cycles after its feature
     beat is accepted; backpressure on ``weights`` stalls every stage. ``busy`` while any
-    Gaussian is in flight; ``occupancy`` (for proofs, not a port) counts them.
+    Gaussian is in flight; for proofs, not ports: ``occupancy`` counts them, ``drain`` is the
+    cycles until the last of them is offered (0 while it is, or with none inside) if ``weights``
+    accepts in every cycle.
     """
 
     LATENCY = hardware.NETWORK_LATENCY
@@ -651,6 +682,7 @@ class SorterNetwork(wiring.Component):
                           "mul_p": In(data.ArrayLayout(signed(2 * MUL_BITS), NET_SLOTS)),
                           "busy": Out(1)})
         self.occupancy = Signal(range(self.LATENCY + 1))
+        self.drain = Signal(range(self.LATENCY))
 
     def elaborate(self, platform):
         m = Module()
@@ -712,7 +744,8 @@ class SorterNetwork(wiring.Component):
             m.d.sync += [self.weights.payload.eq(weight), self.weights.valid.eq(valid)]
         assert len(valids) + 1 == self.LATENCY
         m.d.comb += [self.busy.eq(Cat(*valids, self.weights.valid).any()),
-                     self.occupancy.eq(sum(valids, self.weights.valid))]
+                     self.occupancy.eq(sum(valids, self.weights.valid)),
+                     self.drain.eq(_cycles_to_leave([*valids, self.weights.valid]))]
         return m
 
 
@@ -782,7 +815,14 @@ class TileRasteriser(wiring.Component):
 
     For proofs (:func:`rasteriser_properties`), not ports: ``pixels_owed`` counts the pixels of
     the tiles taken that have not yet been accepted on ``pixels``, ``weights_owed`` the
-    Gaussians in the network, and ``stray`` is :class:`AxisSetup`'s.
+    Gaussians in the network, ``stray`` is :class:`AxisSetup`'s or high while the evaluator's
+    state register holds no state (never), ``unissued`` is the set-up's, ``partial``
+    is high while the set-up or the evaluator holds an entry that is not its tile's last (never
+    with tiles of at most one record). ``tile_left``: with one
+    tile of at most one record inside and the streams flowing, the cycles until its last pixel
+    is offered (0 while it is): by where its work is furthest back (the set-up, an entry's
+    blocks, the wait for its last writes, the read-out, the normaliser), each counted as if
+    nothing were skipped, so one cycle takes at least one off.
     """
 
     def __init__(self, lanes: int = 16, blend: str = "coverage", subtile: int = 0,
@@ -815,6 +855,23 @@ class TileRasteriser(wiring.Component):
         self.pixels_owed = Signal(range(most + 1))
         self.weights_owed = Signal(range(SorterNetwork.LATENCY + 1))
         self.stray = Signal()
+        self.unissued = Signal(17)
+        self.partial = Signal()
+        self.tile_left = Signal(range(most + (1 << 16)))
+        self.weights_drain = Signal(range(SorterNetwork.LATENCY))
+
+    def _phase_cycles(self):
+        """Cycles to a tile's last pixel offered from the first cycle of each phase of a tile of
+        one record, nothing stalled: the read-out, the wait for the last writes, the entry's
+        blocks."""
+        read_0 = TILE * TILE - 1 + PixelNormaliser.LATENCY
+        pend_0 = PairEvaluator.LATENCY + 1 + read_0
+        return read_0, pend_0, self.cycles_per_entry + pend_0
+
+    def tile_span(self, records: int) -> int:
+        """``tile_left`` in the cycle after a tile of ``records`` (at most one) is taken: its
+        records are taken, issued, cross the set-up and are offered, then its phases."""
+        return hardware.setup_latency(self.subtile) + 1 + records + self._phase_cycles()[2] + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -997,7 +1054,7 @@ class TileRasteriser(wiring.Component):
                         m.d.comb += [lane.mlp_x[k].eq(net.mul_x[s_]), lane.mlp_y[k].eq(net.mul_y[s_]),
                                      net.mul_p[s_].eq(lane.mlp_p[k])]
             busy_network = net.busy
-            m.d.comb += self.weights_owed.eq(net.occupancy)
+            m.d.comb += [self.weights_owed.eq(net.occupancy), self.weights_drain.eq(net.drain)]
 
         # The slot travels beside the lanes to the accumulate stage.
         slot, slot_bank = i_slot, i_bank
@@ -1056,7 +1113,17 @@ class TileRasteriser(wiring.Component):
             + pend_valid
         m.d.comb += [self.pixels_owed.eq(tiles * (TILE * TILE) + Mux(d_active, TILE * TILE - pixel, 0)
                                          + norm.occupancy),
-                     self.stray.eq(setup.stray)]
+                     self.stray.eq(setup.stray | ~(eval_fsm.ongoing("IDLE") | eval_fsm.ongoing("RUN")
+                                                   | eval_fsm.ongoing("HOLD"))),
+                     self.unissued.eq(setup.unissued),
+                     self.partial.eq(setup.partial | (eval_fsm.ongoing("RUN") & ~cur.entry.last))]
+        read_0, pend_0, run_0 = self._phase_cycles()
+        m.d.comb += self.tile_left.eq(
+            Mux(setup.busy, setup.offer_in + run_0 + 1,
+                Mux(eval_fsm.ongoing("RUN"), run_0 - (st * bps + bs),
+                    Mux(eval_fsm.ongoing("HOLD"), pend_0 + 1,
+                        Mux(pend_valid, pend_0 - pend_wait,
+                            Mux(d_active, read_0 - pixel, norm.drain))))))
         # Pixels read out but not yet accepted on ``pixels`` (at most the normaliser's depth).
         in_flight = Signal(range(PixelNormaliser.LATENCY + 2))
         out = self.pixels.valid & self.pixels.ready
@@ -1222,7 +1289,12 @@ def rasteriser_properties(check, engine, max_tiles: int = 1, max_records: int = 
       is BUSY for fewer than :meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.job_cycles`
       of its tiles with every record counted and nothing skipped (the worst case over all record
       data), and a network job of up to ``max_features`` Gaussians for fewer than
-      :meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.network_cycles` + 1.
+      :meth:`~accelsmith.models.gaussian.hardware.RasteriserTiming.network_cycles` + 1. With
+      one tile of at most one record the bound is proved by induction over a ranking: the
+      cycles so far plus the cycles the job's work has left (``TileRasteriser.tile_left``, the
+      network's ``drain``; the design's own latencies) stay below the bound, beside the
+      accounting of ``results`` and the invariants the ranking rests on (no record after a
+      tile's last, the job's COUNT and bound as latched).
     """
     m, regs, core = check.m, engine.regs, engine.core
     busy = regs.status[0]
@@ -1240,7 +1312,8 @@ def rasteriser_properties(check, engine, max_tiles: int = 1, max_records: int = 
     # ``results`` and, with the network (whose c switches source with the mode), as the
     # invariants c's valid rule rests on, for ``streams``.
     accounting = "results" if check.proving("results") else \
-        "streams" if check.proving("streams") and core.network else None
+        "streams" if check.proving("streams") and core.network else \
+        "liveness" if check.proving("liveness") else None
     if accounting:
         count = Signal(32, name="f_count")       # latched at START
         tiles_in, items_in, items_out = (Signal(16, name=f"f_{n}") for n in ("tiles_in", "items_in", "items_out"))
@@ -1288,19 +1361,40 @@ def rasteriser_properties(check, engine, max_tiles: int = 1, max_records: int = 
         check.assume(engine.b.payload.count <= max_records)
         check.assume(regs.count <= Mux(mode, max_features, max_tiles))
         limit = Signal(16, name="f_cycle_limit")      # the job's bound, latched at its START
+        bounds = {n: timing.job_cycles([max_records] * n) for n in range(max_tiles + 1)}
+        if core.network:
+            bounds.update({n | 1 << 8: timing.network_cycles(n) + 1 for n in range(max_features + 1)})
         with m.If(start):
             with m.Switch(Cat(regs.count[:8], mode)):
-                for n in range(max_tiles + 1):
-                    with m.Case(n):
-                        m.d.sync += limit.eq(timing.job_cycles([max_records] * n))
-                for n in range(max_features + 1) if core.network else ():
-                    with m.Case(n | 1 << 8):
-                        m.d.sync += limit.eq(timing.network_cycles(n) + 1)
+                for key, bound in bounds.items():
+                    with m.Case(key):
+                        m.d.sync += limit.eq(bound)
         check.require("liveness", "a job whose streams keep flowing ends within the model's bound",
                       ~busy | (regs.cycles < limit))
-        # the network's jobs end within a default depth, a raster job's take about 300 cycles
-        check.cover("liveness", "the longest job of the mode ends at its bound",
-                    ended & (network == core.network) & (check.past(regs.cycles, "f_live_cycles") == limit - 1))
+        # A ranking that makes the bound provable by induction instead of a bounded check to
+        # the end of a ~310-cycle raster job: the cycles the job has left by where its work is,
+        # which the design's own latencies give; at its first cycle the job has as many left as
+        # the model's bound allows, and each cycle takes at least one off.
+        check.require("liveness", "a job's COUNT is within the bounds checked",
+                      ~busy | (count <= Mux(network, max_features, max_tiles)))
+        check.require("liveness", "a job's bound is the model's for its COUNT",
+                      ~busy | Cat(*((Cat(count[:8], network) == key) & (limit == bound)
+                                    for key, bound in bounds.items())).any())
+        check.require("liveness", "a job has a tile or feature to finish", ~busy | (engine.items_out != 0))
+        if max_tiles <= 1 and max_records <= 1:
+            # before the tile (a feature) is taken: the cycles from its take on, and the take
+            left = Mux(network, Mux(engine.items_in != 0, engine.items_in - 1 + SorterNetwork.LATENCY,
+                                    core.weights_drain),
+                       Mux(engine.items_in != 0, 1 + core.tile_span(max_records), core.tile_left))
+            check.require("liveness", "a tile holds no record after its last",
+                          ~core.partial & (core.unissued <= max_records))
+            check.require("liveness", "a job's cycles so far and the cycles its work has left are within its bound",
+                          ~busy | (regs.cycles + left < limit))
+        check.cover("liveness", "a job starts with its full bound ahead",
+                    busy & (regs.cycles == 0) & (network == core.network))
+        if core.network:
+            check.cover("liveness", "the longest network job ends at its bound",
+                        ended & network & (check.past(regs.cycles, "f_live_cycles") == limit - 1))
 
 
 def unit_properties(check, unit):

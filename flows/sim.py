@@ -27,9 +27,11 @@ CLOCK_NS = 10  # the testbenches' clock period
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
                   "-Wno-UNOPTFLAT", "-O2"]
 WAVES_WARN_MB = 200   # estimated waveform size above which --waves warns before the run
-# Waveform bytes per signal bit per random tile, rounded up from ws_4x4_int8 (200 tiles):
-# FST 0.58 (Icarus) and 0.78 (Verilator), VCD 9.4 (Verilator without the lz4 headers).
-BYTES_PER_BIT_TILE = {"fst": 1.0, "vcd": 10.0}
+# Waveform bytes per signal bit: (once, per random tile), rounded up from ws_4x4_int8: FST 0.58
+# (Icarus) and 0.78 (Verilator) per tile at 200 tiles; VCD (Verilator without the lz4 headers)
+# 1,880 at 200 tiles and 441 at 40, so about 81 once (the header and the first values) and 9.0
+# per tile.
+BYTES_PER_BIT = {"fst": (10.0, 1.0), "vcd": (100.0, 10.0)}
 
 
 def _dump_module(build_dir: Path, top: str) -> Path:
@@ -53,7 +55,8 @@ def signal_bits(verilog: str) -> int:
 
 def waves_estimate_mb(verilog: str, vectors: int, fmt: str) -> float:
     """Rough size of a full dump (``fmt`` 'fst' or 'vcd') of ``vectors`` random tiles."""
-    return signal_bits(verilog) * vectors * BYTES_PER_BIT_TILE[fmt] / 1e6
+    once, per_tile = BYTES_PER_BIT[fmt]
+    return signal_bits(verilog) * (once + vectors * per_tile) / 1e6
 
 
 @dataclass

@@ -816,7 +816,7 @@ class TileRasteriser(wiring.Component):
     For proofs (:func:`rasteriser_properties`), not ports: ``pixels_owed`` counts the pixels of
     the tiles taken that have not yet been accepted on ``pixels``, ``weights_owed`` the
     Gaussians in the network, ``stray`` is :class:`AxisSetup`'s or high while the evaluator's
-    state register holds no state (never), ``unissued`` is the set-up's, ``partial``
+    state register holds no state or its sub-tile index lies outside the tile (never), ``unissued`` is the set-up's, ``partial``
     is high while the set-up or the evaluator holds an entry that is not its tile's last (never
     with tiles of at most one record). ``tile_left``: with one
     tile of at most one record inside and the streams flowing, the cycles until its last pixel
@@ -1114,7 +1114,7 @@ class TileRasteriser(wiring.Component):
         m.d.comb += [self.pixels_owed.eq(tiles * (TILE * TILE) + Mux(d_active, TILE * TILE - pixel, 0)
                                          + norm.occupancy),
                      self.stray.eq(setup.stray | ~(eval_fsm.ongoing("IDLE") | eval_fsm.ongoing("RUN")
-                                                   | eval_fsm.ongoing("HOLD"))),
+                                                   | eval_fsm.ongoing("HOLD")) | (st >= n_sub)),
                      self.unissued.eq(setup.unissued),
                      self.partial.eq(setup.partial | (eval_fsm.ongoing("RUN") & ~cur.entry.last))]
         read_0, pend_0, run_0 = self._phase_cycles()

@@ -74,7 +74,8 @@ def _cmd_synth(args) -> int:
         return 0
     dont_use = DONT_USE if args.dont_use is None else tuple(filter(None, args.dont_use.split(",")))
     report = synthesize(config, args.target, args.workdir, args.liberty, args.clock_ns,
-                        args.no_dsp, args.seed, dont_use=dont_use)
+                        args.no_dsp, args.seed, dont_use=dont_use,
+                        keep_hierarchy=args.keep_hierarchy)
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
@@ -333,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by-module", action="store_true",
                    help="FPGA: instead of placing the design, map it without flattening and "
                         "report the cells of each submodule (where the area goes)")
+    p.add_argument("--keep-hierarchy", action="store_true",
+                   help="asic: map each submodule on its own instead of the flattened design "
+                        "(for designs whose flat mapping takes too long; no optimisation across "
+                        "modules)")
     p.add_argument("--workdir", default="build", help="build folder")
     p.set_defaults(func=_cmd_synth)
 

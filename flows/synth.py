@@ -166,16 +166,22 @@ def _yosys(script: str, workdir: Path, log_name: str, quiet: bool) -> str:
 def synthesize(config: Config, target: str, workdir: str | Path = "build", liberty: str | None = None,
                clock_ns: float | None = None, no_dsp: bool = False, seed: int = 1,
                quiet: bool = False, place: bool = True,
-               dont_use: tuple[str, ...] = DONT_USE) -> SynthReport:
+               dont_use: tuple[str, ...] = DONT_USE, keep_hierarchy: bool = False) -> SynthReport:
     """Synthesise the design of ``config`` for ``target``; see the module docstring.
 
     ``dont_use``: ASIC cells (glob patterns) kept out of the mapping; ``()`` allows every cell.
+    ``keep_hierarchy`` (asic): map each submodule on its own instead of the flattened design, so
+    ABC works on pieces (the flat mapping of a 16-lane rasteriser did not finish in an hour); no
+    logic is optimised across module boundaries, and the timing is still of the whole netlist.
 
     FPGA reports carry ``netlist_sha256``, the digest of Yosys's netlist: two runs with equal
     digests place and route alike (nextpnr is deterministic for a netlist, device and seed).
     ``place=False`` stops an FPGA run after Yosys (``fits`` and ``fmax_mhz`` are then None)."""
     if target not in TARGETS:
         raise tools.ToolError(f"unknown target '{target}'; allowed: {', '.join(TARGETS)}")
+    if keep_hierarchy and target != "asic":
+        raise tools.ToolError(f"keeping the hierarchy is for --target asic, not {target} (FPGA "
+                              "targets: --by-module maps without flattening)")
     if config.values.get("dsp") == "ecp5" and target != "ecp5-85f":
         raise tools.ToolError(f"{config.source}: dsp 'ecp5' instantiates ECP5 DSP blocks, which "
                               f"target {target} does not have: use dsp 'generic' or --target ecp5-85f")
@@ -183,14 +189,14 @@ def synthesize(config: Config, target: str, workdir: str | Path = "build", liber
     lib_src = find_liberty(liberty) if target == "asic" else None
     # Generic-gate counts never share a folder (or a report.json) with a Liberty run.
     folder = f"synth_{target}{'_generic' if target == 'asic' and lib_src is None else ''}" \
-             f"{'_nodsp' if no_dsp else ''}"
+             f"{'_nodsp' if no_dsp else ''}{'_hier' if keep_hierarchy else ''}"
     workdir = Path(workdir).resolve() / design.top / folder
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     if target == "asic" and lib_src is None:
         report = _asic_generic(design, workdir, quiet)
     elif target == "asic":
-        report = _asic(design, workdir, lib_src, clock_ns, quiet, dont_use)
+        report = _asic(design, workdir, lib_src, clock_ns, quiet, dont_use, keep_hierarchy)
     else:
         report = _fpga(design, target, workdir, clock_ns, no_dsp, seed, quiet, place)
     report.seconds = round(time.monotonic() - t0, 1)
@@ -222,7 +228,8 @@ def _asic_generic(design, workdir: Path, quiet) -> SynthReport:
     }, [GENERIC_NOTE], {"yosys": str(workdir / "asic_generic.log")})
 
 
-def _asic(design, workdir: Path, lib_src: Path, clock_ns, quiet, dont_use) -> SynthReport:
+def _asic(design, workdir: Path, lib_src: Path, clock_ns, quiet, dont_use,
+          keep_hierarchy=False) -> SynthReport:
     (workdir / "design.il").write_text(design.rtlil())
     top = design.top
     lib = _local_liberty(lib_src, workdir)
@@ -235,7 +242,7 @@ def _asic(design, workdir: Path, lib_src: Path, clock_ns, quiet, dont_use) -> Sy
     # added thousands of conb_1 cells to a 4x4 array).
     tie_map = f"hilomap -singleton -hicell {tie} HI -locell {tie} LO\n" if tie else ""
     excluded = "".join(f" -dont_use {pattern}" for pattern in dont_use)
-    _yosys(f"read_rtlil design.il\nsynth -flatten -top {top}\n"
+    _yosys(f"read_rtlil design.il\nsynth {'' if keep_hierarchy else '-flatten '}-top {top}\n"
            f"dfflibmap -liberty {lib.name}{excluded}\n"
            f"abc -liberty {lib.name}{excluded} -constr abc.constr -D {period_ns * 1000:.0f} "
            f"-script {ABC_SCRIPT}\n"
@@ -248,6 +255,9 @@ def _asic(design, workdir: Path, lib_src: Path, clock_ns, quiet, dont_use) -> Sy
              f"and sizing, no SAT sweeping); don't-use cells: {', '.join(dont_use) or 'none'}; "
              f"core ports are the design's own (no IO harness): 0 delay, driven by {inverter}, "
              f"{OUTPUT_LOAD_PF} pF on outputs; no placement, wires or clock tree"]
+    if keep_hierarchy:
+        notes.append("hierarchy kept: each submodule mapped on its own, no optimisation across "
+                     "module boundaries")
     logs = {"yosys": str(workdir / "asic.log")}
     cells = stat["num_cells_by_type"]
     figures["flip_flops"] = sum(n for c, n in cells.items() if "df" in c.split("__")[-1])

@@ -53,6 +53,27 @@ def test_asic_dont_use_list_is_overridable(sky130_liberty, tmp_path):
     assert any("don't-use cells: none" in n for n in free.notes)
 
 
+def test_asic_keeping_the_hierarchy_maps_the_same_design_module_by_module(sky130_liberty, tmp_path):
+    """Each submodule mapped on its own: the same cells in kind, an area near the flat one (no
+    optimisation across the core / register file boundary), its own folder and a note."""
+    from accelsmith.cli import main
+
+    flat = synthesize(SMALL, "asic", tmp_path, liberty=str(sky130_liberty), clock_ns=5, quiet=True)
+    kept = synthesize(SMALL, "asic", tmp_path, liberty=str(sky130_liberty), clock_ns=5, quiet=True,
+                      keep_hierarchy=True)
+    assert (tmp_path / kept.top / "synth_asic_hier" / "netlist.v").is_file()
+    netlist = (tmp_path / kept.top / "synth_asic_hier" / "netlist.v").read_text()
+    assert netlist.count("\nmodule ") >= 3          # the top, its core and its register file
+    assert 0.9 < kept.figures["area_um2"] / flat.figures["area_um2"] < 1.3
+    assert kept.figures["flip_flops"] == flat.figures["flip_flops"]
+    assert any("hierarchy kept" in n for n in kept.notes)
+    if tools.opensta() is not None:
+        assert 0.3 < kept.figures["critical_path_ns"] < 50
+    cfg = tmp_path / "os.yaml"
+    cfg.write_text("family: bitweight\narchitecture: systolic_os\nrows: 2\ncols: 2\na_bits: 4\nb_bits: 4\n")
+    assert main(["synth", str(cfg), "--target", "ecp5-85f", "--keep-hierarchy"]) == 1
+
+
 def test_asic_without_liberty_gives_counts_only(tmp_path, monkeypatch):
     monkeypatch.setenv("PDK_ROOT", str(tmp_path / "no_pdk"))
     # Hide PDKs under ~ without moving HOME: YoWASP keeps its compiled tools under ~/.cache.

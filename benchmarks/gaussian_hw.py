@@ -156,6 +156,12 @@ def synth_section(data: dict) -> list[str]:
                                        f"{fmax or '-'}", f"{fmax * 1e6 / cyc:.0f}" if fmax else "-"])
     for name, entry in data.get("by_module", {}).items():
         rows = [ModuleArea(**r) for r in entry["rows"]]
+        total = sum(r.cells["luts"] for r in rows)
+        placed = data.get("synth", {}).get(name)
+        packed = (f"nextpnr's packed count of the flattened design (the table above, "
+                  f"{placed['date']}) is {placed['figures']['luts']:,}, "
+                  f"{placed['figures']['luts'] / total:.2f} times this total. "
+                  if placed else "")
         lines += [f"## Where the LUTs go: {name}", "",
                   f"`accelsmith synth {entry['config']} --target ecp5-85f --by-module` on "
                   f"{entry['date']}: Yosys's ECP5 cells per submodule of the rasteriser (a row "
@@ -163,9 +169,7 @@ def synth_section(data: dict) -> list[str]:
                   "flattened and not placed. A carry cell counts as 2 LUTs; LUT RAMs are the sums' "
                   "memories; `(own logic)` is the rasteriser's outside its submodules (lane "
                   "operands, accumulators, read-out). These are Yosys's counts before packing: "
-                  "nextpnr's packed count of the flattened design (the table above) is about 30 % "
-                  "higher. Against the device's 83,640 they show what a variant that fits must "
-                  "shrink.", ""]
+                  f"{packed}Against the device's 83,640 they show where the area goes.", ""]
         lines += breakdown_table(rows) + [""]
     return lines
 

@@ -75,7 +75,7 @@ def _cmd_synth(args) -> int:
     dont_use = DONT_USE if args.dont_use is None else tuple(filter(None, args.dont_use.split(",")))
     report = synthesize(config, args.target, args.workdir, args.liberty, args.clock_ns,
                         args.no_dsp, args.seed, dont_use=dont_use,
-                        keep_hierarchy=args.keep_hierarchy)
+                        keep_hierarchy=args.keep_hierarchy, route_minutes=args.route_minutes)
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
@@ -188,14 +188,22 @@ def _target(text: str) -> str:
                                      + (f" Did you mean {hint!r}?" if hint else ""))
 
 
-def _period_ns(text: str) -> float:
+def _positive_number(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = None
     if value is None or not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"'{text}': a clock period in ns, a number above 0")
+        raise argparse.ArgumentTypeError(f"'{text}': {what}, a number above 0")
     return value
+
+
+def _period_ns(text: str) -> float:
+    return _positive_number(text, "a clock period in ns")
+
+
+def _minutes(text: str) -> float:
+    return _positive_number(text, "minutes")
 
 
 def _background(text: str):
@@ -334,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by-module", action="store_true",
                    help="FPGA: instead of placing the design, map it without flattening and "
                         "report the cells of each submodule (where the area goes)")
+    p.add_argument("--route-minutes", type=_minutes, metavar="MIN",
+                   help="FPGA: stop place and route after MIN minutes; a design that fits is then "
+                        "reported with its packed figures and no clock")
     p.add_argument("--keep-hierarchy", action="store_true",
                    help="asic: map each submodule on its own instead of the flattened design "
                         "(for designs whose flat mapping takes too long; no optimisation across "

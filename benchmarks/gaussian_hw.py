@@ -208,7 +208,7 @@ def fpga_section(data: dict) -> list[str]:
                                    f"{fmax or '-'}", f"{fmax * 1e6 / cyc:.1f}" if fmax else "-",
                                    f"{rep['seconds'] / 60:.0f}" if rep.get("seconds") else "-"])
     notes = sorted({n for rep in data["synth"].values() for n in rep.get("notes", [])
-                    if "does not fit" in n or "abc" in n})
+                    if "does not fit" in n or "abc" in n or "not finished" in n})
     return lines + [f"* {n}" for n in notes] + ([""] if notes else [])
 
 

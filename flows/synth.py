@@ -166,10 +166,14 @@ def _yosys(script: str, workdir: Path, log_name: str, quiet: bool) -> str:
 def synthesize(config: Config, target: str, workdir: str | Path = "build", liberty: str | None = None,
                clock_ns: float | None = None, no_dsp: bool = False, seed: int = 1,
                quiet: bool = False, place: bool = True,
-               dont_use: tuple[str, ...] = DONT_USE, keep_hierarchy: bool = False) -> SynthReport:
+               dont_use: tuple[str, ...] = DONT_USE, keep_hierarchy: bool = False,
+               route_minutes: float | None = None) -> SynthReport:
     """Synthesise the design of ``config`` for ``target``; see the module docstring.
 
     ``dont_use``: ASIC cells (glob patterns) kept out of the mapping; ``()`` allows every cell.
+    ``route_minutes`` (FPGA): a budget for nextpnr's place and route; a design that fits but is
+    not routed within it is reported with its packed figures and no clock (the WebAssembly
+    nextpnr takes hours on a device more than 90 % full).
     ``keep_hierarchy`` (asic): map each submodule on its own instead of the flattened design, so
     ABC works on pieces (the flat mapping of a 16-lane rasteriser did not finish in an hour); no
     logic is optimised across module boundaries, and the timing is still of the whole netlist.
@@ -198,7 +202,7 @@ def synthesize(config: Config, target: str, workdir: str | Path = "build", liber
     elif target == "asic":
         report = _asic(design, workdir, lib_src, clock_ns, quiet, dont_use, keep_hierarchy)
     else:
-        report = _fpga(design, target, workdir, clock_ns, no_dsp, seed, quiet, place)
+        report = _fpga(design, target, workdir, clock_ns, no_dsp, seed, quiet, place, route_minutes)
     report.seconds = round(time.monotonic() - t0, 1)
     (workdir / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     return report
@@ -409,7 +413,8 @@ def breakdown_table(rows: list[ModuleArea]) -> list[str]:
     return lines
 
 
-def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -> SynthReport:
+def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place,
+          route_minutes=None) -> SynthReport:
     from accelsmith.hdl.harness import ScanHarness
 
     spec = FPGA[target]
@@ -449,9 +454,15 @@ def _fpga(design, target, workdir: Path, clock_ns, no_dsp, seed, quiet, place) -
     if reason is None:
         _say(f"[synth] nextpnr-{spec['family']} place and route ...", quiet)
         try:
-            tools.run([*nextpnr, "--freq", f"{freq:g}", "--report", "pnr.json", "--seed", str(seed),
-                       "--timing-allow-fail"], workdir / "nextpnr.log", f"nextpnr-{spec['family']}",
-                      cwd=workdir)
+            with tools.time_limit(None if route_minutes is None else 60 * route_minutes):
+                tools.run([*nextpnr, "--freq", f"{freq:g}", "--report", "pnr.json", "--seed",
+                           str(seed), "--timing-allow-fail"], workdir / "nextpnr.log",
+                          f"nextpnr-{spec['family']}", cwd=workdir)
+        except tools.ToolTimeout as exc:
+            figures.update(fits=True, fmax_mhz=None)
+            notes.insert(0, f"fits {spec['device']} after packing; place and route not finished, "
+                            f"so no clock: {exc}")
+            return SynthReport(target, design.top, figures, notes, logs)
         except tools.ToolError:
             reason = _capacity_error((workdir / "nextpnr.log").read_text(errors="replace"))
             if reason is None:

@@ -26,6 +26,10 @@ class ToolError(RuntimeError):
     """An external tool is missing or failed; the message says which, and where its log is."""
 
 
+class ToolTimeout(ToolError):
+    """A tool was stopped when its :func:`time_limit` was spent."""
+
+
 def _scripts_dirs() -> list[Path]:
     dirs = [Path(sysconfig.get_path("scripts")), Path(sys.executable).parent]
     user = sysconfig.get_path("scripts", f"{os.name}_user")
@@ -211,7 +215,7 @@ def run(cmd: list[str], log: Path, what: str, cwd: Path | None = None,
             proc = subprocess.run(cmd, cwd=cwd, env=dict(os.environ, **(env or {})), stdout=fh,
                                   stderr=subprocess.STDOUT, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise ToolError(f"{what} stopped: time limit of {limit[1] / 60:g} min spent; "
+            raise ToolTimeout(f"{what} stopped: time limit of {limit[1] / 60:g} min spent; "
                             f"log: {log}") from None
     text = log.read_text(errors="replace")
     if proc.returncode != 0:

@@ -98,6 +98,16 @@ def test_ecp5(tmp_path):
     assert any("scan harness" in n for n in report.notes)
 
 
+def test_a_place_and_route_past_its_budget_reports_the_packed_design(tmp_path):
+    """The budget stops nextpnr (it loads the ECP5 database for longer than a second): the
+    design fits after packing, so the report gives the packed figures, no clock, and says why."""
+    report = synthesize(SMALL, "ecp5-85f", tmp_path, quiet=True, route_minutes=1 / 60)
+    f = report.figures
+    assert f["fits"] is True and f["fmax_mhz"] is None and f["luts_from"].startswith("nextpnr")
+    assert f["luts"] > 50 and f["dsps"] == 4
+    assert report.notes[0].startswith("fits LFE5U-85F") and "time limit" in report.notes[0]
+
+
 def test_the_breakdown_by_module_finds_where_the_cells_go(tmp_path, capsys):
     from accelsmith.cli import main
     from accelsmith.flows.synth import module_breakdown

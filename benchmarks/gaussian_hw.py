@@ -12,8 +12,8 @@ come from ``subtile_keep_fixed``, the NumPy form of the hardware's skipping test
         [--synth CONFIG=REPORT.json ...] [--by-module CONFIG ...]
 
 ``--synth`` adds the figures of ``accelsmith synth CONFIG --target ecp5-85f --json
-REPORT.json`` (slow: Yosys maps a whole rasteriser in about 17 minutes, nextpnr places and
-routes it in most of an hour) and the frame rate at the clock nextpnr achieved, or of ``--target
+REPORT.json`` (slow: Yosys maps a whole rasteriser in 5-10 minutes; the WebAssembly nextpnr
+takes hours to place and route it, which ``--route-minutes`` bounds) and the frame rate at the clock nextpnr achieved, or of ``--target
 asic`` (sky130 area and the clock OpenSTA allows). ``--by-module`` maps a config for the
 ECP5-85F without flattening and tabulates where its LUTs go (about 2 minutes). Hardware figures
 not given again are kept from the previous ``gaussian_hw.json``, with their dates.
@@ -198,7 +198,8 @@ def fpga_section(data: dict) -> list[str]:
     cams = list(data["cameras"].values())
     lines = _report_table(
         data["synth"], cams, "## On the ECP5-85F",
-        "`accelsmith synth CONFIG --target ecp5-85f --seed 1 --clock-ns 20 --json R.json` "
+        "`accelsmith synth CONFIG --target ecp5-85f --seed 1 --clock-ns 20 --json R.json` (with "
+        "`--route-minutes 1`: the packed design, no clock) "
         "(the rasteriser core behind the flow's scan harness; LUTs are nextpnr's "
         "TRELLIS_COMB cells after packing, of 83,640; 156 MULT18X18D, 208 DP16KD):",
         ["LUTs", "FFs", "DSPs", "BRAMs", "fits", "Fmax (MHz)", "FPS at Fmax (worst camera)",

@@ -298,11 +298,12 @@ class AxisSetup(wiring.Component):
     For proofs (:func:`rasteriser_properties`), not ports: ``tile_ends`` counts the tiles taken
     whose final beat has not left yet, ``stray`` is high while a stage holds a beat that is
     neither an entry nor a tile's final beat, while a tile's records are awaited with none to
-    come, a record is held outside a tile or the state register holds no state (never); ``unissued`` counts the records of the tile being taken not yet issued,
-    ``partial`` is high while a stage holds an entry that is not its tile's final beat (never
-    with tiles of at most one record); ``offer_in`` is the cycles until the last
-    beat inside is offered on ``terms`` (0 while it is, or with nothing inside) when records
-    arrive in every cycle and nothing stalls the pipeline, as with a tile of at most one record.
+    come, a record is held outside a tile or the state register holds no state (never);
+    ``unissued`` counts the records of the tile being taken not yet issued; ``partial`` is high
+    while a stage holds an entry that is not its tile's final beat (never with tiles of at most
+    one record); ``offer_in`` is the cycles until the last beat inside is offered on ``terms``
+    (0 while it is, or with nothing inside) when records arrive in every cycle and nothing
+    stalls the pipeline, as with a tile of at most one record.
     """
 
     def __init__(self, subtile: int = 0):
@@ -815,14 +816,14 @@ class TileRasteriser(wiring.Component):
 
     For proofs (:func:`rasteriser_properties`), not ports: ``pixels_owed`` counts the pixels of
     the tiles taken that have not yet been accepted on ``pixels``, ``weights_owed`` the
-    Gaussians in the network, ``stray`` is :class:`AxisSetup`'s or high while the evaluator's
-    state register holds no state or its sub-tile index lies outside the tile (never), ``unissued`` is the set-up's, ``partial``
-    is high while the set-up or the evaluator holds an entry that is not its tile's last (never
-    with tiles of at most one record). ``tile_left``: with one
-    tile of at most one record inside and the streams flowing, the cycles until its last pixel
-    is offered (0 while it is): by where its work is furthest back (the set-up, an entry's
-    blocks, the wait for its last writes, the read-out, the normaliser), each counted as if
-    nothing were skipped, so one cycle takes at least one off.
+    Gaussians in the network; ``stray`` is :class:`AxisSetup`'s or high while the evaluator's
+    state register holds no state or its sub-tile index lies outside the tile (never);
+    ``unissued`` is the set-up's; ``partial`` is high while the set-up or the evaluator holds an
+    entry that is not its tile's last (never with tiles of at most one record). ``tile_left``:
+    with one tile of at most one record inside and the streams flowing, the cycles until its
+    last pixel is offered (0 while it is), by where its work is furthest back (the set-up, an
+    entry's blocks, the wait for its last writes, the read-out, the normaliser), each counted
+    as if nothing were skipped, so one cycle takes at least one off.
     """
 
     def __init__(self, lanes: int = 16, blend: str = "coverage", subtile: int = 0,
